@@ -1,0 +1,290 @@
+/**
+ * `npm run bench:apns`: pushes/second of the APNs sender (src/wallets/apple/apns.ts) against the local
+ * APNs stand-in, with a bare node:http2 client as the reference. Prints figures; not a test.
+ *
+ * Setup: a fresh development certificate chain in a temp dir; the stand-in (test/support/apns-stand-in.ts,
+ * real HTTP/2 + TLS with client-certificate verification) runs in a CHILD process so the server does not
+ * share the client's core; 50,000 distinct tokens per run; one connection and the same concurrency for
+ * every client. Each client first sends a warm-up batch (connect + TLS) that is not timed. Rounds are
+ * interleaved so that neither client always runs on a warmer machine.
+ *
+ * Target (issue): >= 5,000 pushes/s for our sender. The ratio to the bare client shows what our
+ * bookkeeping (de-duplication, slot accounting, retries, chunks) costs.
+ *
+ * Environment: BENCH_TOKENS (50000), BENCH_CONCURRENCY (100), BENCH_ROUNDS (2), BENCH_NODE_APN=0 to skip
+ * the @parse/node-apn comparison row.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createApnsSender } from '../src/wallets/apple/apns.js';
+import { generateDevCertificates } from '../src/wallets/apple/certificates.js';
+
+const PASS_TYPE_IDENTIFIER = 'pass.dev.walletcards.bench';
+const TEAM_IDENTIFIER = 'BENCH12345';
+const TARGET_PER_SECOND = 5_000;
+
+interface StandInStats {
+  sessions: number;
+  answered: number;
+  maxOpenStreams: number;
+}
+
+type ChildMessage = { type: 'ready'; port: number } | ({ type: 'stats' } & StandInStats);
+
+// ---------------------------------------------------------------------------------------------------
+// Child process: the stand-in.
+// ---------------------------------------------------------------------------------------------------
+async function runStandInChild(dir: string, topic: string): Promise<void> {
+  const { startApnsStandIn } = await import('../test/support/apns-stand-in.js');
+  const read = (file: string) => readFileSync(path.join(dir, file), 'utf8');
+  const standIn = await startApnsStandIn({
+    keyPem: read('apns-server.key'),
+    certPem: read('apns-server.pem'),
+    caPem: read('root.pem') + read('wwdr.pem'),
+    expectedTopic: topic,
+    record: false, // measure the client, not an ever-growing array in the server
+  });
+  const send = (message: ChildMessage) => process.send?.(message);
+  send({ type: 'ready', port: standIn.port });
+  process.on('message', (message: string) => {
+    if (message === 'stats') {
+      send({ type: 'stats', sessions: standIn.sessions, answered: standIn.answered, maxOpenStreams: standIn.maxOpenStreams });
+    } else if (message === 'close') {
+      void standIn.close().then(() => process.exit(0));
+    }
+  });
+  // Never outlive the parent.
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Parent: the clients.
+// ---------------------------------------------------------------------------------------------------
+interface Measured {
+  delivered: number;
+  ms: number;
+}
+
+interface Client {
+  name: string;
+  push(tokens: string[]): Promise<number>; // returns how many got 200
+  close(): Promise<void>;
+}
+
+function envInt(name: string, fallback: number): number {
+  const value = process.env[name];
+  return value ? Number.parseInt(value, 10) : fallback;
+}
+
+async function measure(client: Client, tokens: string[]): Promise<Measured> {
+  const started = performance.now();
+  const delivered = await client.push(tokens);
+  return { delivered, ms: performance.now() - started };
+}
+
+function perSecond(m: Measured): number {
+  return Math.round((m.delivered / m.ms) * 1000);
+}
+
+/** The reference: a bare node:http2 client, one connection, `concurrency` requests in flight, no retries. */
+async function bareHttp2Client(port: number, pem: (f: string) => string, concurrency: number): Promise<Client> {
+  const session = http2.connect(`https://localhost:${port}`, {
+    cert: pem('signerCert.pem'),
+    key: pem('signerKey.pem'),
+    ca: pem('root.pem'),
+  });
+  await new Promise<void>((resolve, reject) => {
+    session.once('remoteSettings', () => resolve());
+    session.once('error', reject);
+  });
+  const expiration = String(Math.floor(Date.now() / 1000) + 86_400);
+  const one = (token: string) =>
+    new Promise<number>((resolve) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': `/3/device/${token}`,
+        'apns-topic': PASS_TYPE_IDENTIFIER,
+        'apns-priority': '10',
+        'apns-expiration': expiration,
+      });
+      let status = 0;
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', () => {});
+      stream.on('error', () => {});
+      stream.on('close', () => resolve(status));
+      stream.end('{}');
+    });
+  return {
+    name: 'bare node:http2',
+    async push(tokens) {
+      let next = 0;
+      let delivered = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < tokens.length) if ((await one(tokens[next++]!)) === 200) delivered++;
+        }),
+      );
+      return delivered;
+    },
+    async close() {
+      await new Promise<void>((resolve) => session.close(() => resolve()));
+    },
+  };
+}
+
+function ourSender(port: number, pem: (f: string) => string, concurrency: number, chunkSize?: number): Client {
+  const sender = createApnsSender({
+    certPem: pem('signerCert.pem'),
+    keyPem: pem('signerKey.pem'),
+    host: 'localhost',
+    port,
+    caPem: pem('root.pem'),
+    concurrency,
+    chunkSize,
+    logger: { warn: (o, m) => console.warn('warn', m, o), error: (o, m) => console.error('error', m, o) },
+  });
+  return {
+    name: chunkSize ? `walletcards sender (chunkSize ${chunkSize})` : 'walletcards sender (defaults)',
+    async push(tokens) {
+      const outcomes = await sender.push(tokens, PASS_TYPE_IDENTIFIER);
+      return outcomes.filter((o) => o.status === 200).length;
+    },
+    close: () => sender.close(),
+  };
+}
+
+/** @parse/node-apn 8.1.0 as the issue first proposed, for the record (see the header of apns.ts). */
+async function nodeApnClient(port: number, pem: (f: string) => string, chunk: number): Promise<Client | undefined> {
+  let apn: typeof import('@parse/node-apn');
+  try {
+    apn = (await import('@parse/node-apn')).default as unknown as typeof import('@parse/node-apn');
+  } catch {
+    return undefined;
+  }
+  // A non-Apple address makes node-apn assume the sandbox (our dev certificate has both OIDs).
+  const provider = new apn.Provider({
+    cert: pem('signerCert.pem'),
+    key: pem('signerKey.pem'),
+    address: 'localhost',
+    port,
+    ca: pem('root.pem'),
+    requestTimeout: 60_000,
+  } as ConstructorParameters<typeof apn.Provider>[0]);
+  const note = new apn.Notification();
+  note.topic = PASS_TYPE_IDENTIFIER;
+  note.priority = 10;
+  note.expiry = Math.floor(Date.now() / 1000) + 86_400;
+  // parse-community/node-apn#219: `{}` is sent with no body; this is the only way to get one.
+  (note as unknown as { rawPayload: unknown }).rawPayload = { aps: {} };
+  return {
+    name: `@parse/node-apn 8.1 (chunks of ${chunk})`,
+    async push(tokens) {
+      let delivered = 0;
+      for (let i = 0; i < tokens.length; i += chunk) {
+        delivered += (await provider.send(note, tokens.slice(i, i + chunk))).sent.length;
+      }
+      return delivered;
+    },
+    async close() {
+      provider.shutdown();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const tokensPerRun = envInt('BENCH_TOKENS', 50_000);
+  const concurrency = envInt('BENCH_CONCURRENCY', 100);
+  const rounds = envInt('BENCH_ROUNDS', 2);
+  const withNodeApn = process.env.BENCH_NODE_APN !== '0';
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'walletcards-bench-apns-'));
+  let child: ChildProcess | undefined;
+  try {
+    await generateDevCertificates(dir, { passTypeIdentifier: PASS_TYPE_IDENTIFIER, teamIdentifier: TEAM_IDENTIFIER });
+    const pem = (file: string) => readFileSync(path.join(dir, file), 'utf8');
+
+    // Same file, stand-in mode; execArgv is inherited, so the child runs under tsx like this process.
+    child = fork(fileURLToPath(import.meta.url), ['--stand-in', dir, PASS_TYPE_IDENTIFIER], { stdio: 'inherit' });
+    const messages = child;
+    const next = <T extends ChildMessage['type']>(type: T) =>
+      new Promise<Extract<ChildMessage, { type: T }>>((resolve, reject) => {
+        const onMessage = (m: ChildMessage) => {
+          if (m.type !== type) return;
+          messages.off('message', onMessage);
+          resolve(m as Extract<ChildMessage, { type: T }>);
+        };
+        messages.on('message', onMessage);
+        messages.once('exit', (code) => reject(new Error(`stand-in exited with ${code}`)));
+      });
+    const { port } = await next('ready');
+    const stats = async () => {
+      messages.send('stats');
+      return next('stats');
+    };
+
+    const clients: Client[] = [
+      ourSender(port, pem, concurrency),
+      await bareHttp2Client(port, pem, concurrency),
+      ourSender(port, pem, concurrency, tokensPerRun), // one chunk: what the chunk boundaries cost
+    ];
+    if (withNodeApn) {
+      const nodeApn = await nodeApnClient(port, pem, 1000);
+      if (nodeApn) clients.push(nodeApn);
+    }
+
+    const newTokens = (n: number) => Array.from({ length: n }, () => randomBytes(32).toString('hex'));
+    for (const client of clients) await client.push(newTokens(200)); // warm-up: connect, TLS, JIT
+
+    console.log(
+      `APNs push benchmark: ${tokensPerRun} distinct tokens per run, concurrency ${concurrency}, 1 connection per client, ` +
+        `stand-in in child process ${child.pid}, Node ${process.version}, ${rounds} round(s)\n`,
+    );
+    const results = new Map<string, Measured[]>(clients.map((c) => [c.name, []]));
+    let incomplete = false;
+    for (let round = 1; round <= rounds; round++) {
+      for (const client of round % 2 === 1 ? clients : [...clients].reverse()) {
+        const m = await measure(client, newTokens(tokensPerRun));
+        results.get(client.name)!.push(m);
+        if (m.delivered !== tokensPerRun) incomplete = true;
+        console.log(
+          `  round ${round}  ${client.name.padEnd(44)} ${String(perSecond(m)).padStart(7)} pushes/s  ` +
+            `(${m.delivered}/${tokensPerRun} delivered in ${Math.round(m.ms)} ms)`,
+        );
+      }
+    }
+    for (const client of clients) await client.close();
+    const server = await stats();
+
+    const best = (name: string) => Math.max(...results.get(name)!.map(perSecond));
+    const ours = best(clients[0]!.name);
+    const bare = best(clients[1]!.name);
+    console.log('\nBest of rounds:');
+    for (const client of clients) console.log(`  ${client.name.padEnd(44)} ${String(best(client.name)).padStart(7)} pushes/s`);
+    console.log(`\n  ratio walletcards sender / bare node:http2: ${(ours / bare).toFixed(2)}`);
+    console.log(
+      `  target >= ${TARGET_PER_SECOND} pushes/s: ${ours >= TARGET_PER_SECOND ? 'MET' : 'BELOW TARGET'} (${ours} pushes/s)`,
+    );
+    console.log(
+      `  stand-in: ${server.answered} requests answered, ${server.sessions} sessions (one per client), ` +
+        `max ${server.maxOpenStreams} streams open at once on one session`,
+    );
+    if (incomplete) {
+      console.error('\nSome pushes were not delivered: the figures above are not valid.');
+      process.exitCode = 1;
+    }
+  } finally {
+    child?.send('close');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--stand-in') {
+  await runStandInChild(process.argv[3]!, process.argv[4]!);
+} else {
+  await main();
+}

@@ -1,0 +1,161 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import type { DatabaseHandle } from './db/database.js';
+import { createAuthenticator } from './http/auth.js';
+import { registerErrorHandling } from './http/errors.js';
+import { JobQueue } from './jobs/queue.js';
+import { createMetrics } from './metrics.js';
+import { programRoutes } from './programs/routes.js';
+import { cardRoutes } from './cards/routes.js';
+import { loyaltyRoutes } from './loyalty/routes.js';
+import { publicCardRoutes } from './enrollment/public-routes.js';
+import { createCardChangeRecorder, startCardChangedWorker, type WalletAdapter } from './updates/card-changes.js';
+import type { AppContext } from './app-context.js';
+import type { AppleSigningMaterial } from './wallets/apple/certificates.js';
+import type { ApnsSender } from './wallets/apple/apns.js';
+import { PassService, type PassPackager } from './wallets/apple/pass-service.js';
+import { appleWebServiceRoutes } from './wallets/apple/webservice.js';
+import { createAppleUpdatesAdapter } from './wallets/apple/updates-adapter.js';
+
+/** The outside world, passed in so tests can build the app with fakes and local stand-ins. */
+export interface AppDeps {
+  config: Config;
+  database: DatabaseHandle;
+  /** The instance admin key (from ADMIN_KEY, or generated in development). */
+  adminKey: string;
+  clock?: () => Date;
+  apple: {
+    material: AppleSigningMaterial;
+    packager: PassPackager;
+    apns: ApnsSender;
+  };
+  /** A pino logger; none in tests unless given. */
+  logger?: FastifyBaseLogger;
+  /** Start the background workers with the app (default true; the bench turns them off). */
+  runWorkers?: boolean;
+  /** Seconds a wallet update waits so bursts coalesce (default: config). */
+  pollingIntervalSeconds?: number;
+}
+
+export type App = FastifyInstance & { ctx: AppContext };
+
+/**
+ * The composition root. Builds the whole service from its dependencies and never listens:
+ * `server.ts` adds the port, timeouts and signals; tests use `inject()` or `listen({port: 0})`.
+ */
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { config } = deps;
+  const db = deps.database.db;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    genReqId: () => crypto.randomUUID(),
+    // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
+    routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
+    bodyLimit: 256 * 1024,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // An empty body with Content-Type: application/json (Wallet's DELETE may send one) is no body,
+  // not a 400 (reference section 6).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      const error = Object.assign(new Error('The request body is not valid JSON'), {
+        statusCode: 400,
+        code: 'FST_ERR_CTP_INVALID_JSON_BODY',
+      });
+      done(error, undefined);
+    }
+  });
+
+  registerErrorHandling(app);
+  const metrics = createMetrics();
+  const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
+  const cardChanges = createCardChangeRecorder(jobs, { debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS });
+  const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
+  const ctx: AppContext = {
+    config,
+    db,
+    dbKind: deps.database.kind,
+    clock: deps.clock ?? (() => new Date()),
+    jobs,
+    cardChanges,
+    passes,
+    appleIdentity: {
+      passTypeIdentifier: deps.apple.material.passTypeIdentifier,
+      teamIdentifier: deps.apple.material.teamIdentifier,
+    },
+    links: { publicUrl: config.PUBLIC_URL, googleEnabled: false },
+    metrics,
+  };
+  app.decorate('ctx', ctx);
+
+  const adapters: WalletAdapter[] = [
+    createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, (stats) => {
+      metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
+      metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
+    }),
+  ];
+
+  app.addHook('onReady', async () => {
+    await jobs.start();
+    if (deps.runWorkers !== false) await startCardChangedWorker(jobs, adapters, app.log);
+  });
+  app.addHook('onClose', async () => {
+    // Let running jobs finish before the database goes away.
+    await jobs.stop();
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(rateLimit, { global: false });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'walletcards API', version: '1', description: 'Loyalty cards in Apple Wallet and Google Wallet' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const authenticate = createAuthenticator(db, deps.adminKey);
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (request) => {
+        request.principal = await authenticate(request);
+      });
+      await api.register(programRoutes, { ctx });
+      await api.register(cardRoutes, { ctx });
+      await api.register(loyaltyRoutes, { ctx });
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple' });
+  await app.register(publicCardRoutes, { ctx });
+
+  app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    try {
+      await db.selectFrom('program').select('id').limit(1).execute();
+      return { status: 'ok', database: ctx.dbKind };
+    } catch {
+      return reply.status(503).send({ status: 'unavailable' });
+    }
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  return app as unknown as App;
+}

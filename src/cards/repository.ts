@@ -1,0 +1,72 @@
+import type { Executor } from '../db/database.js';
+import type { CardRow } from '../db/schema.js';
+
+export function findCardInProgram(executor: Executor, programId: string, cardId: string) {
+  return executor.selectFrom('card').selectAll().where('id', '=', cardId).where('program_id', '=', programId).executeTakeFirst();
+}
+
+/** Locks the card row for the rest of the transaction: concurrent changes to one card serialize. */
+export function lockCardInProgram(executor: Executor, programId: string, cardId: string) {
+  return executor
+    .selectFrom('card')
+    .selectAll()
+    .where('id', '=', cardId)
+    .where('program_id', '=', programId)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+export function findCardByNumber(executor: Executor, programId: string, number: string) {
+  return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('number', '=', number).executeTakeFirst();
+}
+
+export function findCardByPhone(executor: Executor, programId: string, phone: string) {
+  return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('phone', '=', phone).executeTakeFirst();
+}
+
+export function findCardByReferralCode(executor: Executor, programId: string, code: string) {
+  return executor
+    .selectFrom('card')
+    .selectAll()
+    .where('program_id', '=', programId)
+    .where('referral_code', '=', code)
+    .executeTakeFirst();
+}
+
+export function findCardByPublicToken(executor: Executor, token: string) {
+  return executor.selectFrom('card').selectAll().where('public_token', '=', token).executeTakeFirst();
+}
+
+export function findCardByAppleSerial(executor: Executor, serial: string) {
+  return executor.selectFrom('card').selectAll().where('apple_serial', '=', serial).executeTakeFirst();
+}
+
+/** Cashier search: exact card number or phone, or a name prefix. */
+export function searchCards(executor: Executor, programId: string, q: { number?: string; phone?: string; namePrefix: string }, limit: number) {
+  return executor
+    .selectFrom('card')
+    .selectAll()
+    .where('program_id', '=', programId)
+    .where((eb) => {
+      const ors = [eb(eb.fn('lower', ['holder_name']), 'like', `${q.namePrefix.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`)];
+      if (q.number) ors.push(eb('number', '=', q.number));
+      if (q.phone) ors.push(eb('phone', '=', q.phone));
+      return eb.or(ors);
+    })
+    .orderBy('holder_name')
+    .limit(limit)
+    .execute();
+}
+
+export async function appleDeviceCounts(executor: Executor, serials: string[]): Promise<Map<string, number>> {
+  if (serials.length === 0) return new Map();
+  const rows = await executor
+    .selectFrom('apple_registration')
+    .select(['serial_number', (eb) => eb.fn.countAll<number>().as('devices')])
+    .where('serial_number', 'in', serials)
+    .groupBy('serial_number')
+    .execute();
+  return new Map(rows.map((r) => [r.serial_number, Number(r.devices)]));
+}
+
+export type { CardRow };

@@ -1,0 +1,67 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const CardSchema = Type.Object({
+  id: Type.String(),
+  programId: Type.String(),
+  number: Type.String({ description: 'Shown on the card and encoded in its barcode' }),
+  holder: Type.Object({
+    name: Type.String(),
+    phone: Type.String({ description: 'E.164; masked for keys that may not see personal data' }),
+    email: Nullable(Type.String()),
+    birthday: Nullable(Type.String({ format: 'date' })),
+  }),
+  consent: Type.Object({ marketing: Type.Boolean(), at: Nullable(Type.String()) }),
+  tier: Type.Object({ code: Type.String(), name: Type.Object({ ru: Type.String(), en: Type.String() }) }),
+  balance: Type.Integer(),
+  lifetimeSpend: Type.Integer({ description: 'Minor units' }),
+  referralCode: Type.String(),
+  referralUrl: Type.String(),
+  referredBy: Nullable(Type.String()),
+  staffId: Nullable(Type.String()),
+  source: Nullable(Type.String()),
+  externalId: Nullable(Type.String()),
+  status: Type.String(),
+  wallet: Type.Object({ appleDevices: Type.Integer(), googleSaved: Type.Boolean() }),
+  installUrl: Type.String({ description: 'Device-aware card page' }),
+  applePassUrl: Type.String(),
+  googleSaveUrl: Nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+export type CardDto = Static<typeof CardSchema>;
+
+export const IssueCardSchema = Type.Object(
+  {
+    holder: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 200 }),
+        phone: Type.String({ minLength: 5, maxLength: 32, description: 'Any common format; stored as E.164' }),
+        email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
+        birthday: Type.Optional(Type.String({ format: 'date' })),
+      },
+      { additionalProperties: false },
+    ),
+    consent: Type.Optional(Type.Boolean({ description: 'Marketing consent given by the holder' })),
+    referralCode: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    staffId: Type.Optional(Type.String({ format: 'uuid' })),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    externalId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type IssueCard = Static<typeof IssueCardSchema>;
+
+export const AdjustmentSchema = Type.Object(
+  {
+    points: Type.Integer({ minimum: -1_000_000_000, maximum: 1_000_000_000, description: 'Non-zero; negative removes points' }),
+    reason: Type.String({ minLength: 1, maxLength: 500 }),
+  },
+  { additionalProperties: false },
+);
+export const AdjustmentResultSchema = Type.Object({
+  cardId: Type.String(),
+  points: Type.Integer(),
+  balance: Type.Integer(),
+});

@@ -1,0 +1,111 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** An error with its own HTTP status and stable machine-readable code (spec: problem details). */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const notFound = (what: string, message = `${what[0].toUpperCase()}${what.slice(1)} not found`) =>
+  new AppError(404, `${what}_not_found`, message);
+export const unauthorized = (message = 'A valid API key is required') => new AppError(401, 'unauthorized', message);
+export const forbidden = (message = 'This key may not do that') => new AppError(403, 'forbidden', message);
+export const conflict = (code: string, message: string) => new AppError(409, code, message);
+export const unprocessable = (code: string, message: string, details?: Record<string, unknown>) =>
+  new AppError(422, code, message, details);
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  requestId: string;
+  [extra: string]: unknown;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function problem(
+  request: FastifyRequest,
+  status: number,
+  code: string,
+  detail: string,
+  extra?: Record<string, unknown>,
+): ProblemDetails {
+  return {
+    type: `urn:walletcards:problem:${code}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    requestId: String(request.id),
+    ...extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: ProblemDetails) {
+  return reply.status(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+/** Maps fastify's own errors (validation, body parsing, limits) to stable codes. */
+function fastifyErrorToProblem(error: FastifyError): { status: number; code: string; detail: string } | undefined {
+  if (error.validation) {
+    return { status: 400, code: 'validation_failed', detail: error.message };
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, code: 'body_too_large', detail: 'The request body is too large' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, code: 'unsupported_media_type', detail: error.message };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, code: 'invalid_json', detail: 'The request body is not valid JSON' };
+  }
+  if (error.statusCode === 429) return { status: 429, code: 'rate_limited', detail: error.message };
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return { status: error.statusCode, code: 'bad_request', detail: error.message };
+  }
+  return undefined;
+}
+
+/** The one error handler: every error leaves as RFC 9457 problem details. */
+export function registerErrorHandling(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+    if (error instanceof AppError) {
+      return sendProblem(reply, problem(request, error.status, error.code, error.message, error.details));
+    }
+    const mapped = fastifyErrorToProblem(error as FastifyError);
+    if (mapped) {
+      if (mapped.status === 429 && reply.getHeader('retry-after') === undefined) reply.header('retry-after', '60');
+      return sendProblem(reply, problem(request, mapped.status, mapped.code, mapped.detail));
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, problem(request, 500, 'internal_error', 'Something went wrong on our side'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(request, 404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

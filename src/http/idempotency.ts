@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import type { Db, Executor } from '../db/database.js';
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { AppError } from './errors.js';
+
+export interface StoredResponse<T = unknown> {
+  status: number;
+  body: T;
+  replayed: boolean;
+}
+
+/** JSON with object keys sorted, so the same body in another key order hashes the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+export function requestFingerprint(operation: string, body: unknown): string {
+  return createHash('sha256').update(operation).update('\n').update(canonicalJson(body)).digest('hex');
+}
+
+const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+export function parseIdempotencyKey(header: unknown): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(header)) {
+    throw new AppError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1–255 visible ASCII characters');
+  }
+  return header;
+}
+
+/**
+ * Runs `work` in one transaction together with the Idempotency-Key record, so the change, the jobs
+ * it enqueues and the stored response commit or roll back together.
+ *
+ * The record is inserted first: a concurrent retry with the same key blocks on the unique key
+ * until this transaction ends, then replays the committed response. A failed attempt rolls back
+ * its record too, so it can be retried.
+ */
+export async function runIdempotent<T>(
+  db: Db,
+  options: { scope: string; key: string | undefined; operation: string; body: unknown },
+  work: (trx: Transaction<Database>) => Promise<{ status: number; body: T }>,
+): Promise<StoredResponse<T>> {
+  const { scope, key } = options;
+  if (key === undefined) return db.transaction().execute(async (trx) => ({ ...(await work(trx)), replayed: false }));
+  const fingerprint = requestFingerprint(options.operation, options.body);
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const claimed = await trx
+        .insertInto('idempotency_record')
+        .values({ scope, key, request_hash: fingerprint, status_code: null, response: null })
+        .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+        .returning('key')
+        .executeTakeFirst();
+      if (!claimed) return replay<T>(trx, scope, key, fingerprint);
+      const result = await work(trx);
+      await trx
+        .updateTable('idempotency_record')
+        .set({ status_code: result.status, response: JSON.stringify(result.body) })
+        .where('scope', '=', scope)
+        .where('key', '=', key)
+        .execute();
+      return { ...result, replayed: false };
+    });
+  } catch (error) {
+    // A refusal by the rules (422 insufficient points, 409 duplicate receipt, 404 …) is the
+    // request's answer too: it changed nothing (its transaction rolled back), and a retry with
+    // the same key must get the same answer instead of running again later against a changed
+    // balance. Stored in its own transaction, first writer wins.
+    if (error instanceof AppError && error.status >= 400 && error.status < 500 && error.code !== 'idempotency_key_reused') {
+      await db
+        .insertInto('idempotency_record')
+        .values({
+          scope,
+          key,
+          request_hash: fingerprint,
+          status_code: error.status,
+          response: JSON.stringify({ [STORED_ERROR]: { code: error.code, message: error.message, details: error.details ?? null } }),
+        })
+        .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+        .execute();
+    }
+    throw error;
+  }
+}
+
+const STORED_ERROR = '__error';
+
+async function replay<T>(executor: Executor, scope: string, key: string, fingerprint: string): Promise<StoredResponse<T>> {
+  const previous = await executor
+    .selectFrom('idempotency_record')
+    .select(['request_hash', 'status_code', 'response'])
+    .where('scope', '=', scope)
+    .where('key', '=', key)
+    .executeTakeFirstOrThrow();
+  if (previous.request_hash !== fingerprint) {
+    throw new AppError(422, 'idempotency_key_reused', 'This Idempotency-Key was already used with a different request');
+  }
+  const stored = previous.response as Record<string, any> | null;
+  if (stored && typeof stored === 'object' && STORED_ERROR in stored) {
+    const { code, message, details } = stored[STORED_ERROR];
+    throw new AppError(previous.status_code ?? 422, code, message, { ...(details ?? {}), replayed: true });
+  }
+  return { status: previous.status_code ?? 200, body: previous.response as T, replayed: true };
+}

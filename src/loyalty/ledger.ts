@@ -1,0 +1,81 @@
+import { sql } from 'kysely';
+import type { Executor } from '../db/database.js';
+import type { LedgerKind } from '../db/schema.js';
+import { AppError } from '../http/errors.js';
+import { cardChangedColumns, type CardChangeRecorder } from '../updates/card-changes.js';
+
+export interface LedgerPosting {
+  programId: string;
+  cardId: string;
+  kind: LedgerKind;
+  points: number;
+  actor: string;
+  purchaseId?: string | null;
+  idempotencyKey?: string | null;
+  reason?: string | null;
+}
+
+export interface CardBalanceChange {
+  /** Extra card columns changed in the same statement (spend, tier). */
+  lifetimeSpendDelta?: number;
+  tier?: string;
+}
+
+/**
+ * Appends ledger entries and moves the card's cached balance by their sum, in the caller's
+ * transaction, then enqueues the wallet update in that same transaction. The balance can never go
+ * negative: the database's CHECK constraint refuses it even if a caller's own check was wrong.
+ * Callers that read the balance first must hold the card row lock (`lockCard`).
+ */
+export async function postToLedger(
+  trx: Executor,
+  cardChanges: CardChangeRecorder,
+  postings: LedgerPosting[],
+  cardChange: CardBalanceChange = {},
+): Promise<{ balance: number; tier: string; lifetimeSpend: number }> {
+  const nonZero = postings.filter((p) => p.points !== 0);
+  if (nonZero.length === 0 && cardChange.lifetimeSpendDelta === undefined && cardChange.tier === undefined) {
+    throw new Error('postToLedger needs at least one change');
+  }
+  const cardId = postings[0].cardId;
+  if (postings.some((p) => p.cardId !== cardId)) throw new Error('postToLedger posts to one card at a time');
+  if (nonZero.length > 0) {
+    await trx
+      .insertInto('ledger_entry')
+      .values(
+        nonZero.map((p) => ({
+          program_id: p.programId,
+          card_id: p.cardId,
+          kind: p.kind,
+          points: p.points,
+          purchase_id: p.purchaseId ?? null,
+          idempotency_key: p.idempotencyKey ?? null,
+          actor: p.actor,
+          reason: p.reason ?? null,
+        })),
+      )
+      .execute();
+  }
+  const delta = nonZero.reduce((sum, p) => sum + p.points, 0);
+  let updated;
+  try {
+    updated = await trx
+      .updateTable('card')
+      .set({
+        balance: sql<number>`balance + ${delta}`,
+        lifetime_spend: sql<number>`lifetime_spend + ${cardChange.lifetimeSpendDelta ?? 0}`,
+        ...(cardChange.tier !== undefined ? { tier: cardChange.tier } : {}),
+        ...cardChangedColumns(),
+      })
+      .where('id', '=', cardId)
+      .returning(['balance', 'tier', 'lifetime_spend'])
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    if ((error as { constraint?: string }).constraint === 'card_balance_not_negative' || /card_balance_not_negative/.test(String(error))) {
+      throw new AppError(422, 'insufficient_points', 'The card does not have enough points');
+    }
+    throw error;
+  }
+  await cardChanges.enqueue(trx, [cardId]);
+  return { balance: updated.balance, tier: updated.tier, lifetimeSpend: updated.lifetime_spend };
+}

@@ -1,0 +1,147 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { sql } from 'kysely';
+import type { AppContext } from '../app-context.js';
+import { requireProgramRole } from '../http/auth.js';
+import { notFound } from '../http/errors.js';
+import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
+import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
+import { findCardInProgram } from '../cards/repository.js';
+import { recordPurchase, refundPurchase } from './purchases.js';
+import { HistorySchema, PurchaseRequestSchema, PurchaseResultSchema, RefundResultSchema } from './schemas.js';
+
+export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  const { db } = ctx;
+
+  app.post(
+    '/cards/:cardId/purchases',
+    {
+      schema: {
+        tags: ['pos'],
+        summary: 'Record a purchase: accrue points, optionally pay part of the check with points',
+        description:
+          'Redemption above the balance (insufficient_points) or above the cap (redemption_cap_exceeded) answers 422 and changes nothing. ' +
+          'Send an Idempotency-Key: a retry with the same key and body replays the first response.',
+        params: Type.Object({ cardId: Uuid }),
+        headers: IdempotencyHeaders,
+        body: PurchaseRequestSchema,
+        response: { 201: PurchaseResultSchema, ...problemResponses(409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { programId, actor } = requireProgramRole(request, ['admin', 'pos']);
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
+      const { cardId } = request.params;
+      const result = await runIdempotent(db, { scope: programId, key, operation: `purchase:${cardId}`, body: request.body }, async (trx) => ({
+        status: 201,
+        body: await recordPurchase(trx, ctx.cardChanges, {
+          programId,
+          cardId,
+          amount: request.body.amount,
+          redeemPoints: request.body.redeemPoints ?? 0,
+          storeId: request.body.storeId,
+          receiptId: request.body.receiptId,
+          actor,
+          idempotencyKey: key,
+        }),
+      }));
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(201).send(result.body);
+    },
+  );
+
+  app.post(
+    '/purchases/:purchaseId/refund',
+    {
+      schema: {
+        tags: ['pos'],
+        summary: 'Refund a purchase: give back redeemed points, take back accrued points',
+        params: Type.Object({ purchaseId: Uuid }),
+        headers: IdempotencyHeaders,
+        response: { 200: RefundResultSchema, ...problemResponses(409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { programId, actor } = requireProgramRole(request, ['admin', 'pos']);
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
+      const { purchaseId } = request.params;
+      const result = await runIdempotent(db, { scope: programId, key, operation: `refund:${purchaseId}`, body: null }, async (trx) => ({
+        status: 200,
+        body: await refundPurchase(trx, ctx.cardChanges, { programId, purchaseId, actor, idempotencyKey: key }),
+      }));
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(200).send(result.body);
+    },
+  );
+
+  app.get(
+    '/cards/:cardId/history',
+    {
+      schema: {
+        tags: ['pos'],
+        summary: 'Purchases, ledger and statistics of a card',
+        params: Type.Object({ cardId: Uuid }),
+        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }),
+        response: { 200: HistorySchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, ['admin', 'pos', 'marketer']);
+      const card = await findCardInProgram(db, programId, request.params.cardId);
+      if (!card) throw notFound('card');
+      const limit = request.query.limit ?? 50;
+      const [purchases, ledger, stats, ledgerSum] = await Promise.all([
+        db.selectFrom('purchase').selectAll().where('card_id', '=', card.id).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute(),
+        db.selectFrom('ledger_entry').selectAll().where('card_id', '=', card.id).orderBy('id', 'desc').limit(limit).execute(),
+        db
+          .selectFrom('purchase')
+          .select([
+            sql<number>`count(*)::int`.as('visits'),
+            sql<number>`coalesce(sum(amount), 0)::bigint`.as('total'),
+            sql<Date | null>`min(created_at)`.as('first'),
+            sql<Date | null>`max(created_at)`.as('last'),
+          ])
+          .where('card_id', '=', card.id)
+          .where('status', '=', 'completed')
+          .executeTakeFirstOrThrow(),
+        db.selectFrom('ledger_entry').select(sql<number>`coalesce(sum(points), 0)::bigint`.as('sum')).where('card_id', '=', card.id).executeTakeFirstOrThrow(),
+      ]);
+      const visits = Number(stats.visits);
+      const total = Number(stats.total);
+      return {
+        cardId: card.id,
+        balance: card.balance,
+        ledgerSum: Number(ledgerSum.sum),
+        purchases: purchases.map((p) => ({
+          id: p.id,
+          amount: p.amount,
+          redeemed: p.redeemed,
+          accrued: p.accrued,
+          payable: p.payable,
+          storeId: p.store_id,
+          receiptId: p.receipt_id,
+          status: p.status,
+          createdAt: p.created_at.toISOString(),
+          refundedAt: p.refunded_at?.toISOString() ?? null,
+        })),
+        ledger: ledger.map((e) => ({
+          id: Number(e.id),
+          kind: e.kind,
+          points: e.points,
+          purchaseId: e.purchase_id,
+          reason: e.reason,
+          actor: e.actor,
+          createdAt: e.created_at.toISOString(),
+        })),
+        stats: {
+          visits,
+          totalSpend: total,
+          averageCheck: visits > 0 ? Math.round(total / visits) : 0,
+          firstPurchaseAt: stats.first ? new Date(stats.first).toISOString() : null,
+          lastPurchaseAt: stats.last ? new Date(stats.last).toISOString() : null,
+          segment: null,
+        },
+      };
+    },
+  );
+};

@@ -1,0 +1,178 @@
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { hashApiKey, newApiKey, requireInstance, requireProgramAdmin } from '../http/auth.js';
+import { AppError, notFound } from '../http/errors.js';
+import { problemResponses, Uuid } from '../http/schemas.js';
+import type { AppContext } from '../app-context.js';
+import { listPrograms } from './repository.js';
+import { CreateKeySchema, CreateProgramSchema, KeySchema, ProgramSchema, UpdateProgramSchema } from './schemas.js';
+import { createProgram, getProgramOr404, programDto, touchAllCards, updateProgram } from './service.js';
+
+const ProgramParams = Type.Object({ programId: Uuid });
+const IMAGE_NAMES = ['icon', 'logo', 'strip'] as const;
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const MAX_IMAGE_BYTES = 1024 * 1024;
+
+export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  const { db } = ctx;
+  const dto = (row: Parameters<typeof programDto>[0]) => programDto(row, ctx.appleIdentity);
+
+  app.post(
+    '/programs',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Create a loyalty program (instance admin key)',
+        body: CreateProgramSchema,
+        response: { 201: ProgramSchema, ...problemResponses(409) },
+      },
+    },
+    async (request, reply) => {
+      requireInstance(request);
+      const row = await createProgram(db, request.body);
+      return reply.status(201).send(dto(row));
+    },
+  );
+
+  app.get(
+    '/programs',
+    { schema: { tags: ['admin'], summary: 'List programs', response: { 200: Type.Array(ProgramSchema), ...problemResponses() } } },
+    async (request) => {
+      requireInstance(request);
+      return (await listPrograms(db)).map(dto);
+    },
+  );
+
+  app.get(
+    '/programs/:programId',
+    { schema: { tags: ['admin'], params: ProgramParams, response: { 200: ProgramSchema, ...problemResponses() } } },
+    async (request) => {
+      requireProgramAdmin(request, request.params.programId);
+      return dto(await getProgramOr404(db, request.params.programId));
+    },
+  );
+
+  app.patch(
+    '/programs/:programId',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Change settings, design, texts, locations or rules; every card pass is updated',
+        params: ProgramParams,
+        body: UpdateProgramSchema,
+        response: { 200: ProgramSchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      requireProgramAdmin(request, request.params.programId);
+      return dto(await updateProgram(db, ctx.cardChanges, request.params.programId, request.body));
+    },
+  );
+
+  app.post(
+    '/programs/:programId/keys',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Create a program key; the key is shown only in this response',
+        params: ProgramParams,
+        body: CreateKeySchema,
+        response: { 201: Type.Object({ id: Type.String(), role: Type.String(), name: Type.String(), key: Type.String() }), ...problemResponses() },
+      },
+    },
+    async (request, reply) => {
+      const { programId } = request.params;
+      requireProgramAdmin(request, programId);
+      await getProgramOr404(db, programId);
+      const key = newApiKey(request.body.role);
+      const row = await db
+        .insertInto('api_key')
+        .values({ program_id: programId, role: request.body.role, name: request.body.name, key_hash: hashApiKey(key) })
+        .returning(['id', 'role', 'name'])
+        .executeTakeFirstOrThrow();
+      return reply.status(201).send({ ...row, key });
+    },
+  );
+
+  app.get(
+    '/programs/:programId/keys',
+    { schema: { tags: ['admin'], params: ProgramParams, response: { 200: Type.Array(KeySchema), ...problemResponses() } } },
+    async (request) => {
+      requireProgramAdmin(request, request.params.programId);
+      const rows = await db.selectFrom('api_key').selectAll().where('program_id', '=', request.params.programId).orderBy('created_at').execute();
+      return rows.map((r) => ({
+        id: r.id,
+        role: r.role,
+        name: r.name,
+        createdAt: r.created_at.toISOString(),
+        lastUsedAt: r.last_used_at?.toISOString() ?? null,
+        revokedAt: r.revoked_at?.toISOString() ?? null,
+      }));
+    },
+  );
+
+  app.delete(
+    '/programs/:programId/keys/:keyId',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Revoke a program key',
+        params: Type.Object({ programId: Uuid, keyId: Uuid }),
+        response: { 204: Type.Null(), ...problemResponses() },
+      },
+    },
+    async (request, reply) => {
+      const { programId, keyId } = request.params;
+      requireProgramAdmin(request, programId);
+      const result = await db
+        .updateTable('api_key')
+        .set({ revoked_at: new Date() })
+        .where('id', '=', keyId)
+        .where('program_id', '=', programId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (result.numUpdatedRows === 0n) {
+        const exists = await db.selectFrom('api_key').select('id').where('id', '=', keyId).where('program_id', '=', programId).executeTakeFirst();
+        if (!exists) throw notFound('key');
+      }
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.register(async (plain) => {
+    const images = plain.withTypeProvider<TypeBoxTypeProvider>();
+    // Images arrive as raw PNG bytes.
+    images.addContentTypeParser('image/png', { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES }, (_req, body, done) => done(null, body));
+    images.put(
+      '/programs/:programId/images/:name',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Upload a pass image (PNG): icon, logo or strip; every card pass is updated',
+          params: Type.Object({ programId: Uuid, name: Type.Union(IMAGE_NAMES.map((n) => Type.Literal(n))) }),
+          response: { 204: Type.Null(), ...problemResponses(413, 415) },
+        },
+      },
+      async (request, reply) => {
+        const { programId, name } = request.params;
+        requireProgramAdmin(request, programId);
+        const body = request.body as Buffer | undefined;
+        if (!Buffer.isBuffer(body) || !body.subarray(0, 8).equals(PNG_SIGNATURE)) {
+          throw new AppError(415, 'png_required', 'Send the image as Content-Type: image/png with PNG bytes');
+        }
+        await db.transaction().execute(async (trx) => {
+          await getProgramOr404(trx, programId);
+          await trx
+            .insertInto('program_image')
+            .values({ program_id: programId, name: `${name}.png`, png: body })
+            .onConflict((oc) => oc.columns(['program_id', 'name']).doUpdateSet({ png: body, updated_at: new Date() }))
+            .execute();
+          await trx.updateTable('program').set({ updated_at: new Date() }).where('id', '=', programId).execute();
+          await touchAllCards(trx, ctx.cardChanges, programId);
+        });
+        ctx.passes.forgetProgramImages(programId);
+        return reply.status(204).send(null);
+      },
+    );
+  });
+};

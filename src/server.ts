@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { seedDemoProgram } from './demo.js';
+import { createAppleRuntime } from './wallets/apple/runtime.js';
+
+/**
+ * The thin entry: configuration, logging, the real dependencies, timeouts, listen and graceful
+ * shutdown. Everything else is in `buildApp`.
+ */
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = pino({
+    level: config.LOG_LEVEL,
+    // Secrets never reach logs, even when a request carries them.
+    redact: ['req.headers.authorization', 'req.headers.cookie', '*.apple_auth_token', '*.key_hash'],
+  });
+
+  const adminKey = config.ADMIN_KEY ?? developmentAdminKey(config, logger);
+  const apple = await createAppleRuntime(config, logger);
+
+  const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const applied = await migrateToLatest(database.db);
+  if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+  logger.info({ database: database.kind === 'embedded' ? `embedded (${path.resolve(config.DATA_DIR)})` : 'postgres' }, 'database ready');
+  logger.info('Google Wallet is not configured: running Apple Wallet only');
+
+  const app = await buildApp({ config, database, adminKey, apple, logger });
+  app.server.requestTimeout = 30_000;
+  app.server.headersTimeout = 15_000;
+  app.server.keepAliveTimeout = 65_000;
+  await app.ready();
+
+  if (config.DEMO_PROGRAM) {
+    const demo = await seedDemoProgram(app);
+    if (demo) {
+      logger.info(
+        { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
+        'demo program created (keys are shown only now)',
+      );
+    }
+  }
+  await app.listen({ port: config.PORT, host: config.HOST });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing requests and jobs');
+    const force = setTimeout(() => {
+      logger.error('graceful shutdown timed out');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    try {
+      // close() stops accepting, waits for in-flight requests, then runs onClose (job workers).
+      await app.close();
+      await apple.apns.close();
+      await database.close();
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** Development only: a generated admin key, kept in DATA_DIR so restarts keep it, printed once. */
+function developmentAdminKey(config: Config, logger: pino.Logger): string {
+  const file = path.resolve(config.DATA_DIR, 'admin.key');
+  if (existsSync(file)) {
+    logger.info({ file }, 'using the development admin key stored in DATA_DIR');
+    return readFileSync(file, 'utf8').trim();
+  }
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  const key = `wc_instance_${randomBytes(32).toString('base64url')}`;
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  // Printed to the terminal once, not through the logger (logs are shipped elsewhere in production).
+  console.log(`\n  Development admin key (saved in ${file}):\n    ${key}\n`);
+  return key;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

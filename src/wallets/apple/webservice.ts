@@ -1,0 +1,187 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
+import type { AppContext } from '../../app-context.js';
+import type { CardRow } from '../../db/schema.js';
+import { findCardByAppleSerial } from '../../cards/repository.js';
+import { findProgram } from '../../programs/repository.js';
+
+/**
+ * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
+ * the checklist in section 7). Mounted under `{PUBLIC_URL}/apple`, the pass's `webServiceURL`;
+ * devices append `/v1/...`.
+ */
+
+// Identifiers travel in URL paths; anything outside this shape is bad input (400), never a 500.
+const Identifier = Type.String({ pattern: '^[A-Za-z0-9._-]{1,200}$' });
+const DeviceParams = Type.Object({ deviceLibraryIdentifier: Identifier, passTypeIdentifier: Identifier });
+const RegistrationParams = Type.Object({ deviceLibraryIdentifier: Identifier, passTypeIdentifier: Identifier, serialNumber: Identifier });
+const PassParams = Type.Object({ passTypeIdentifier: Identifier, serialNumber: Identifier });
+
+const MAX_LOG_LINES = 100;
+const MAX_LOG_LINE_LENGTH = 4096;
+const LOGGED_LINE_LENGTH = 512;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    applePassCard?: CardRow;
+  }
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Update tags are decimal strings of a bigint sequence; anything else counts as "no tag" (reference 1.3). */
+export function parseUpdateTag(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  const { db, passes } = ctx;
+  const passTypeIdentifier = passes.passTypeIdentifier;
+
+  /**
+   * `Authorization: ApplePass <authenticationToken>` must match the token of exactly this pass.
+   * Unknown serials and foreign pass types get the same 401 as a wrong token, so the endpoint is
+   * no oracle for which serials exist (reference 1.2). Compared in constant time over digests.
+   */
+  async function authenticatePass(request: FastifyRequest, reply: FastifyReply) {
+    const params = request.params as { passTypeIdentifier?: string; serialNumber?: string };
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
+    const card =
+      match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber
+        ? await findCardByAppleSerial(db, params.serialNumber)
+        : undefined;
+    if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
+      return reply.status(401).send();
+    }
+    request.applePassCard = card;
+  }
+
+  // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").
+  app.post(
+    '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber',
+    {
+      bodyLimit: 4096,
+      preValidation: authenticatePass,
+      schema: {
+        tags: ['apple'],
+        params: RegistrationParams,
+        body: Type.Object({ pushToken: Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9]+$' }) }),
+      },
+    },
+    async (request, reply) => {
+      const { deviceLibraryIdentifier, serialNumber } = request.params;
+      const row = await db
+        .insertInto('apple_registration')
+        .values({
+          device_library_identifier: deviceLibraryIdentifier,
+          pass_type_identifier: passTypeIdentifier,
+          serial_number: serialNumber,
+          push_token: request.body.pushToken,
+        })
+        .onConflict((oc) =>
+          oc.columns(['device_library_identifier', 'pass_type_identifier', 'serial_number']).doUpdateSet({
+            push_token: (eb) => eb.ref('excluded.push_token'),
+            updated_at: new Date(),
+          }),
+        )
+        // xmax is 0 only for a freshly inserted row: 201 new, 200 already registered.
+        .returning(sql<boolean>`(xmax = 0)`.as('inserted'))
+        .executeTakeFirstOrThrow();
+      return reply.status(row.inserted ? 201 : 200).send();
+    },
+  );
+
+  // Unregister: 200 even when already gone. There is no device table: a device exists only
+  // through its registrations, so one with none left is gone with its last row.
+  app.delete(
+    '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber',
+    { preValidation: authenticatePass, schema: { tags: ['apple'], params: RegistrationParams } },
+    async (request, reply) => {
+      const { deviceLibraryIdentifier, serialNumber } = request.params;
+      await db
+        .deleteFrom('apple_registration')
+        .where('device_library_identifier', '=', deviceLibraryIdentifier)
+        .where('pass_type_identifier', '=', passTypeIdentifier)
+        .where('serial_number', '=', serialNumber)
+        .execute();
+      return reply.status(200).send();
+    },
+  );
+
+  // Serials of this device's passes changed since the tag; no Authorization (reference 1.2: "List").
+  app.get(
+    '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier',
+    {
+      schema: {
+        tags: ['apple'],
+        params: DeviceParams,
+        querystring: Type.Object({ passesUpdatedSince: Type.Optional(Type.String({ maxLength: 100 })) }),
+      },
+    },
+    async (request, reply) => {
+      const { deviceLibraryIdentifier } = request.params;
+      if (request.params.passTypeIdentifier !== passTypeIdentifier) return reply.status(204).send();
+      const since = parseUpdateTag(request.query.passesUpdatedSince);
+      let query = db
+        .selectFrom('apple_registration as r')
+        .innerJoin('card as c', 'c.apple_serial', 'r.serial_number')
+        .select(['c.apple_serial', 'c.update_tag'])
+        .where('r.device_library_identifier', '=', deviceLibraryIdentifier)
+        .where('r.pass_type_identifier', '=', passTypeIdentifier);
+      if (since !== undefined) query = query.where('c.update_tag', '>', since);
+      const rows = await query.execute();
+      if (rows.length === 0) return reply.status(204).send();
+      const lastUpdated = Math.max(...rows.map((r) => r.update_tag));
+      // lastUpdated must be a string: a JSON number stopped updates (reference 1.3, Forums 694992).
+      return reply
+        .header('cache-control', 'no-cache')
+        .send({ serialNumbers: rows.map((r) => r.apple_serial), lastUpdated: String(lastUpdated) });
+    },
+  );
+
+  // The current pass. HEAD is answered by Fastify from this GET route (Wallet sends HEAD too).
+  app.get(
+    '/v1/passes/:passTypeIdentifier/:serialNumber',
+    { preValidation: authenticatePass, schema: { tags: ['apple'], params: PassParams } },
+    async (request, reply) => {
+      const card = request.applePassCard!;
+      // Last-Modified comes from the stored update time, whole seconds (reference 1.3); the
+      // update path keeps it strictly increasing per change.
+      const lastModified = Math.floor(card.updated_at.getTime() / 1000) * 1000;
+      reply.header('last-modified', new Date(lastModified).toUTCString()).header('cache-control', 'no-cache');
+      const since = request.headers['if-modified-since'];
+      const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
+      if (!Number.isNaN(sinceMs) && lastModified <= sinceMs) return reply.status(304).send();
+      const program = await findProgram(db, card.program_id);
+      if (!program) return reply.status(401).send();
+      const pass = await passes.passFor(card, program);
+      return reply.type('application/vnd.apple.pkpass').send(pass);
+    },
+  );
+
+  // Device error reports: unauthenticated, bounded, rate-limited, always 200 (reference 1.2, 6).
+  app.post(
+    '/v1/log',
+    {
+      bodyLimit: 64 * 1024,
+      config: { rateLimit: { max: 60, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['apple'],
+        body: Type.Object({
+          logs: Type.Array(Type.String({ maxLength: MAX_LOG_LINE_LENGTH }), { maxItems: MAX_LOG_LINES }),
+        }),
+      },
+    },
+    async (request, reply) => {
+      for (const line of request.body.logs) {
+        request.log.warn({ appleDeviceLog: line.slice(0, LOGGED_LINE_LENGTH) }, 'Apple Wallet device log');
+      }
+      return reply.status(200).send();
+    },
+  );
+};

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildApp, type App, type AppDeps } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { createApnsSender, type ApnsSender } from '../../src/wallets/apple/apns.js';
+import { loadAppleCertificates, type AppleSigningMaterial } from '../../src/wallets/apple/certificates.js';
+import { createPassPackager, loadDefaultImages } from '../../src/wallets/apple/pass/build-pkpass.js';
+import { PassSigner } from '../../src/wallets/apple/pass/signer.js';
+import { DEFAULT_PASS_IMAGES_DIR } from '../../src/wallets/apple/runtime.js';
+import { startApnsStandIn, type ApnsStandIn } from './apns-stand-in.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { getTestCertificates } from './test-certificates.js';
+
+export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+export const TEST_PUBLIC_URL = 'https://wallet.test';
+
+export interface TestApp {
+  app: App;
+  database: TestDatabase;
+  apnsStandIn: ApnsStandIn;
+  apns: ApnsSender;
+  material: AppleSigningMaterial;
+  certDir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole service as production wires it — real database (embedded or PostgreSQL), real pass
+ * signer, real APNs client over HTTP/2 TLS — pointed at a local APNs stand-in.
+ */
+export async function startTestApp(
+  options: { env?: Record<string, string>; runWorkers?: boolean; /** Fastify logger options (default: none). */ logger?: AppDeps['logger'] } = {},
+): Promise<TestApp> {
+  const certs = await getTestCertificates();
+  const file = (name: string) => readFileSync(path.join(certs.dir, name), 'utf8');
+  const apnsStandIn = await startApnsStandIn({
+    keyPem: file('apns-server.key'),
+    certPem: file('apns-server.pem'),
+    caPem: file('root.pem') + file('wwdr.pem'),
+    expectedTopic: certs.passTypeIdentifier,
+  });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    ADMIN_KEY: TEST_ADMIN_KEY,
+    PUBLIC_URL: TEST_PUBLIC_URL,
+    PASS_UPDATE_DEBOUNCE_SECONDS: '0',
+    APPLE_CERT_DIR: certs.dir,
+    APNS_HOST: '127.0.0.1',
+    APNS_PORT: String(apnsStandIn.port),
+    ...options.env,
+  });
+  const material = loadAppleCertificates(certs.dir);
+  const apns = createApnsSender({
+    certPem: material.signerCertPem,
+    keyPem: material.signerKeyPem,
+    host: config.APNS_HOST,
+    port: config.APNS_PORT,
+    caPem: file('root.pem'),
+    retryBaseDelayMs: 10,
+  });
+  const packager = createPassPackager({ signer: new PassSigner(material), defaultImages: loadDefaultImages(DEFAULT_PASS_IMAGES_DIR) });
+  const database = await createTestDatabase();
+  const app = await buildApp({
+    config,
+    database: database.handle,
+    adminKey: TEST_ADMIN_KEY,
+    apple: { material, packager, apns },
+    runWorkers: options.runWorkers,
+    logger: options.logger,
+    pollingIntervalSeconds: 0.5,
+  });
+  await app.ready();
+  return {
+    app,
+    database,
+    apnsStandIn,
+    apns,
+    material,
+    certDir: certs.dir,
+    async close() {
+      await app.close();
+      await apns.close();
+      await apnsStandIn.close();
+      await database.drop();
+    },
+  };
+}
+
+export const adminHeaders = { authorization: `Bearer ${TEST_ADMIN_KEY}` };
+
+/** Creates a program and a key of each role through the API. */
+export async function createProgramWithKeys(app: App, slug: string, body: Record<string, unknown> = {}) {
+  const created = await app.inject({ method: 'POST', url: '/api/v1/programs', headers: adminHeaders, payload: { slug, name: `Program ${slug}`, ...body } });
+  if (created.statusCode !== 201) throw new Error(`program create failed: ${created.statusCode} ${created.body}`);
+  const program = created.json();
+  const keys: Record<'admin' | 'marketer' | 'pos', string> = { admin: '', marketer: '', pos: '' };
+  for (const role of ['admin', 'marketer', 'pos'] as const) {
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/v1/programs/${program.id}/keys`,
+      headers: adminHeaders,
+      payload: { role, name: `${role} key` },
+    });
+    if (res.statusCode !== 201) throw new Error(`key create failed: ${res.statusCode} ${res.body}`);
+    keys[role] = res.json().key;
+  }
+  const as = (role: 'admin' | 'marketer' | 'pos') => ({ authorization: `Bearer ${keys[role]}` });
+  return { program, keys, as };
+}
+
+/** Polls until `check` returns a truthy value (background jobs run on their own schedule). */
+export async function waitFor<T>(check: () => T | Promise<T>, options: { timeoutMs?: number; what?: string } = {}): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? 'condition'}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
+import { migrateToLatest } from '../../src/db/migrate.js';
+
+/** Which database this run tests: real PostgreSQL when DATABASE_URL is set, else the embedded one. */
+export const TEST_DATABASE_KIND: 'postgres' | 'embedded' = process.env.DATABASE_URL ? 'postgres' : 'embedded';
+
+export interface TestDatabase {
+  handle: DatabaseHandle;
+  /** Closes the connection and drops the database. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, migrated database for one test file: a new PostgreSQL database (created from
+ * DATABASE_URL's server, dropped afterwards) or a new in-memory embedded database.
+ */
+export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
+  const baseUrl = process.env.DATABASE_URL;
+  if (!baseUrl) {
+    const handle = openDatabase({});
+    await migrateToLatest(handle.db);
+    return { handle, drop: () => handle.close() };
+  }
+  const name = `wc_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  const handle = openDatabase({ databaseUrl: url.toString(), poolSize: options.poolSize });
+  await migrateToLatest(handle.db);
+  return {
+    handle,
+    async drop() {
+      await handle.close();
+      const client = new pg.Client({ connectionString: baseUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+/**
+ * Skips a test when the environment lacks what it needs, saying why. CI sets CI=true and must
+ * never skip: there the missing requirement is an error instead.
+ */
+export function requirePostgres(): { skip: boolean; reason: string } {
+  if (TEST_DATABASE_KIND === 'postgres') return { skip: false, reason: '' };
+  if (process.env.REQUIRE_POSTGRES === '1') throw new Error('REQUIRE_POSTGRES=1 but DATABASE_URL is not set');
+  return { skip: true, reason: 'needs real PostgreSQL: set DATABASE_URL' };
+}

@@ -1,0 +1,376 @@
+/**
+ * The APNs sender against the local stand-in, over real HTTP/2 + TLS with client-certificate
+ * authentication (reference section 8.3). Protocol rules: reference section 2.
+ */
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  classifyPushOutcome,
+  createApnsSender,
+  type ApnsSender,
+  type ApnsSenderOptions,
+  type PushOutcome,
+} from '../../src/wallets/apple/apns.js';
+import { startApnsStandIn, type ApnsStandIn, type ApnsStandInOptions } from '../support/apns-stand-in.js';
+import { getTestCertificates } from '../support/test-certificates.js';
+
+let pem: (file: string) => string;
+let topic: string;
+
+beforeAll(async () => {
+  const certs = await getTestCertificates();
+  pem = (file) => readFileSync(path.join(certs.dir, file), 'utf8');
+  topic = certs.passTypeIdentifier;
+});
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function token(): string {
+  return randomBytes(32).toString('hex');
+}
+
+async function standIn(extra: Partial<ApnsStandInOptions> = {}): Promise<ApnsStandIn> {
+  const s = await startApnsStandIn({
+    keyPem: pem('apns-server.key'),
+    certPem: pem('apns-server.pem'),
+    caPem: pem('root.pem') + pem('wwdr.pem'),
+    expectedTopic: topic,
+    ...extra,
+  });
+  cleanups.push(() => s.close());
+  return s;
+}
+
+interface Logged {
+  level: 'warn' | 'error';
+  obj: object;
+  msg?: string;
+}
+
+function sender(s: ApnsStandIn, extra: Partial<ApnsSenderOptions> = {}): { apns: ApnsSender; logs: Logged[] } {
+  const logs: Logged[] = [];
+  const apns = createApnsSender({
+    certPem: pem('signerCert.pem'),
+    keyPem: pem('signerKey.pem'),
+    host: 'localhost',
+    port: s.port,
+    caPem: pem('root.pem'),
+    retryBaseDelayMs: 5,
+    logger: {
+      warn: (obj, msg) => logs.push({ level: 'warn', obj, msg }),
+      error: (obj, msg) => logs.push({ level: 'error', obj, msg }),
+    },
+    ...extra,
+  });
+  cleanups.push(() => apns.close());
+  return { apns, logs };
+}
+
+describe('classifyPushOutcome (reference section 2 table)', () => {
+  const t = 'a'.repeat(64);
+  it.each<[PushOutcome, string]>([
+    [{ token: t, status: 200 }, 'delivered'],
+    [{ token: t, status: 410, reason: 'Unregistered', timestamp: 1 }, 'unregistered'],
+    [{ token: t, status: 410, reason: 'ExpiredToken' }, 'unregistered'],
+    [{ token: t, status: 400, reason: 'BadDeviceToken' }, 'bad-token'],
+    [{ token: t, status: 400, reason: 'DeviceTokenNotForTopic' }, 'config-error'],
+    [{ token: t, status: 400, reason: 'BadTopic' }, 'config-error'],
+    [{ token: t, status: 400, reason: 'MissingTopic' }, 'config-error'],
+    [{ token: t, status: 400, reason: 'TopicDisallowed' }, 'config-error'],
+    [{ token: t, status: 403, reason: 'BadCertificate' }, 'auth-error'],
+    [{ token: t, status: 403, reason: 'BadCertificateEnvironment' }, 'auth-error'],
+    [{ token: t, status: 403, reason: 'Forbidden' }, 'auth-error'],
+    [{ token: t, status: 429, reason: 'TooManyRequests' }, 'retry-exhausted'],
+    [{ token: t, status: 500, reason: 'InternalServerError' }, 'retry-exhausted'],
+    [{ token: t, status: 503, reason: 'ServiceUnavailable' }, 'retry-exhausted'],
+    [{ token: t, status: 400, reason: 'IdleTimeout' }, 'retry-exhausted'],
+    [{ token: t, status: 0, reason: 'Timeout' }, 'retry-exhausted'],
+    [{ token: t, status: 0, reason: 'ConnectionError' }, 'retry-exhausted'],
+    [{ token: t, status: 400, reason: 'PayloadEmpty' }, 'client-error'],
+    [{ token: t, status: 400, reason: 'BadExpirationDate' }, 'client-error'],
+    [{ token: t, status: 404, reason: 'BadPath' }, 'client-error'],
+    [{ token: t, status: 405, reason: 'MethodNotAllowed' }, 'client-error'],
+    [{ token: t, status: 413, reason: 'PayloadTooLarge' }, 'client-error'],
+  ])('%o → %s', (outcome, expected) => {
+    expect(classifyPushOutcome(outcome)).toBe(expected);
+  });
+});
+
+describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
+  it('POSTs {} to /3/device/<token> with topic, priority 10 and a 24 h expiration, authenticated by the pass certificate', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    const t = token();
+    const before = Math.floor(Date.now() / 1000);
+    const [outcome] = await apns.push([t], topic);
+    const after = Math.floor(Date.now() / 1000);
+
+    expect(outcome).toMatchObject({ token: t, status: 200 });
+    expect(outcome!.apnsId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(classifyPushOutcome(outcome!)).toBe('delivered');
+    expect(s.received).toHaveLength(1);
+    const push = s.received[0]!;
+    expect(push).toMatchObject({
+      method: 'POST',
+      path: `/3/device/${t}`,
+      token: t,
+      topic,
+      priority: '10',
+      pushType: undefined,
+      clientCertSubjectUid: topic,
+    });
+    // Apple: "an empty JSON dictionary for the payload": exactly these two bytes, not {"aps":{}}.
+    expect(push.body).toBe('{}');
+    const expiration = Number(push.expiration);
+    expect(expiration).toBeGreaterThanOrEqual(before + 86_400);
+    expect(expiration).toBeLessThanOrEqual(after + 86_400);
+  });
+
+  it('reuses one connection for many pushes and calls', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { concurrency: 20, chunkSize: 50 });
+    const first = await apns.push(Array.from({ length: 300 }, token), topic);
+    const second = await apns.push(Array.from({ length: 10 }, token), topic);
+    expect([...first, ...second].every((o) => o.status === 200)).toBe(true);
+    expect(s.received).toHaveLength(310);
+    expect(s.sessions).toBe(1);
+  });
+
+  it('opens a new connection after GOAWAY', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    expect((await apns.push([token(), token()], topic)).map((o) => o.status)).toEqual([200, 200]);
+    expect(s.sessions).toBe(1);
+
+    s.goawayAll();
+    const after = await apns.push([token(), token(), token()], topic);
+    expect(after.map((o) => o.status)).toEqual([200, 200, 200]);
+    expect(s.sessions).toBe(2);
+  });
+
+  it('loses no push when GOAWAY arrives in the middle of a batch', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { concurrency: 50 });
+    let seen = 0;
+    s.setResponder(() => {
+      if (++seen === 100) s.goawayAll();
+      return undefined;
+    });
+    const tokens = Array.from({ length: 1000 }, token);
+    const outcomes = await apns.push(tokens, topic);
+    expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    expect(new Set(s.received.filter((p) => p.status === 200).map((p) => p.token)).size).toBe(1000);
+    // Streams the server accepted before its GOAWAY are still answered on the old connection, so nothing
+    // is sent twice (@parse/node-apn destroys the session instead and loses them); the rest is retried.
+    expect(s.received).toHaveLength(1000);
+    expect(s.sessions).toBe(2);
+  });
+
+  it('reports 410 Unregistered with its timestamp as "unregistered"', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    const dead = token();
+    const alive = token();
+    s.deadTokens.set(dead, 1_700_000_000_123);
+    const outcomes = await apns.push([dead, alive], topic);
+    expect(outcomes[0]).toMatchObject({ token: dead, status: 410, reason: 'Unregistered', timestamp: 1_700_000_000_123 });
+    expect(classifyPushOutcome(outcomes[0]!)).toBe('unregistered');
+    expect(outcomes[1]).toMatchObject({ token: alive, status: 200 });
+    // 410 is final: no retry.
+    expect(s.received.filter((p) => p.token === dead)).toHaveLength(1);
+  });
+
+  it('reports BadDeviceToken as "bad-token" without retrying', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    const [outcome] = await apns.push(['not-a-token'], topic);
+    expect(outcome).toMatchObject({ token: 'not-a-token', status: 400, reason: 'BadDeviceToken' });
+    expect(classifyPushOutcome(outcome!)).toBe('bad-token');
+    expect(s.received).toHaveLength(1);
+  });
+
+  it('reports a topic that is not the certificate\'s as "config-error" and logs it as an error', async () => {
+    const s = await standIn();
+    const { apns, logs } = sender(s);
+    const [outcome] = await apns.push([token()], 'pass.com.example.other');
+    expect(outcome).toMatchObject({ status: 400, reason: 'DeviceTokenNotForTopic' });
+    expect(classifyPushOutcome(outcome!)).toBe('config-error');
+    expect(logs.some((l) => l.level === 'error' && (l.obj as { reason?: string }).reason === 'DeviceTokenNotForTopic')).toBe(true);
+  });
+
+  it('reports 403 as "auth-error", logs an error once per reason, and does not retry', async () => {
+    const s = await standIn({ respond: () => ({ status: 403, reason: 'BadCertificateEnvironment' }) });
+    const { apns, logs } = sender(s);
+    const tokens = [token(), token(), token()];
+    const outcomes = await apns.push(tokens, topic);
+    expect(outcomes.map((o) => [o.status, o.reason, classifyPushOutcome(o)])).toEqual(
+      tokens.map(() => [403, 'BadCertificateEnvironment', 'auth-error']),
+    );
+    expect(s.received).toHaveLength(3);
+    const errors = logs.filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.obj).toMatchObject({ status: 403, reason: 'BadCertificateEnvironment', count: 3 });
+    // Never a full token in logs: only a short prefix.
+    const logged = JSON.stringify(logs);
+    for (const t of tokens) {
+      expect(logged).not.toContain(t);
+    }
+    expect(logged).toContain(tokens[0]!.slice(0, 8));
+  });
+
+  it('retries 429 and delivers', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    const t = token();
+    let calls = 0;
+    s.setResponder(() => (++calls === 1 ? { status: 429, reason: 'TooManyRequests' } : undefined));
+    const [outcome] = await apns.push([t], topic);
+    expect(outcome).toMatchObject({ token: t, status: 200 });
+    expect(s.received.map((p) => p.status)).toEqual([429, 200]);
+  });
+
+  it('gives up on a 500 that never ends after maxRetries retries, on the same connection', async () => {
+    const s = await standIn({ respond: () => ({ status: 500, reason: 'InternalServerError' }) });
+    const { apns, logs } = sender(s, { maxRetries: 2 });
+    const [outcome] = await apns.push([token()], topic);
+    expect(outcome).toMatchObject({ status: 500, reason: 'InternalServerError' });
+    expect(classifyPushOutcome(outcome!)).toBe('retry-exhausted');
+    expect(s.received).toHaveLength(3); // first attempt + 2 retries
+    expect(s.sessions).toBe(1);
+    expect(logs.some((l) => l.level === 'warn' && (l.obj as { status?: number }).status === 500)).toBe(true);
+  });
+
+  it('retries 503 on a new connection', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    let calls = 0;
+    s.setResponder(() => (++calls === 1 ? { status: 503, reason: 'ServiceUnavailable' } : undefined));
+    const [outcome] = await apns.push([token()], topic);
+    expect(outcome).toMatchObject({ status: 200 });
+    expect(s.received.map((p) => [p.status, p.session])).toEqual([
+      [503, 1],
+      [200, 2],
+    ]);
+  });
+
+  it('pushes each distinct token once per call', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    const a = token();
+    const b = token();
+    const outcomes = await apns.push([a, b, a, a, b], topic);
+    expect(outcomes.map((o) => o.token)).toEqual([a, b]);
+    expect(s.received.map((p) => p.token).sort()).toEqual([a, b].sort());
+  });
+
+  it('never has more than `concurrency` requests in flight', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { concurrency: 3 });
+    let open = 0;
+    let maxOpen = 0;
+    s.setResponder(async () => {
+      open += 1;
+      maxOpen = Math.max(maxOpen, open);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      open -= 1;
+      return undefined;
+    });
+    const outcomes = await apns.push(Array.from({ length: 30 }, token), topic);
+    expect(outcomes.every((o) => o.status === 200)).toBe(true);
+    expect(maxOpen).toBe(3);
+    expect(s.maxOpenStreams).toBe(3);
+  });
+
+  it('respects the server\'s MAX_CONCURRENT_STREAMS and does not count waiting for a stream against the timeout', async () => {
+    // 60 pushes, 2 streams at a time, 50 ms per answer: about 1.5 s in total. A client that started the
+    // 1 s timeout when a push was queued (node:http2 queues above the server's limit silently) would time
+    // out the later pushes; the timeout must start when the push gets a stream, where it is 20x one answer.
+    const s = await standIn({ maxConcurrentStreams: 2 });
+    const { apns } = sender(s, { concurrency: 50, requestTimeoutMs: 1_000, maxRetries: 0 });
+    s.setResponder(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return undefined;
+    });
+    const outcomes = await apns.push(Array.from({ length: 60 }, token), topic);
+    expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    expect(s.maxOpenStreams).toBe(2);
+    expect(s.sessions).toBe(1);
+  });
+
+  it('times out a request that is never answered, retries it, and still returns', async () => {
+    const s = await standIn();
+    const { apns, logs } = sender(s, { requestTimeoutMs: 200, maxRetries: 1 });
+    const stuck = token();
+    const fine = token();
+    s.setResponder((t) => (t === stuck ? new Promise(() => {}) : undefined));
+    const outcomes = await apns.push([stuck, fine], topic);
+    expect(outcomes[0]).toEqual({ token: stuck, status: 0, reason: 'Timeout' });
+    expect(classifyPushOutcome(outcomes[0]!)).toBe('retry-exhausted');
+    expect(outcomes[1]).toMatchObject({ token: fine, status: 200 });
+    expect(s.received.filter((p) => p.token === stuck)).toHaveLength(2);
+    // The connection itself still answers PING, so it is kept.
+    expect(s.sessions).toBe(1);
+    expect(logs.some((l) => l.level === 'warn' && (l.obj as { reason?: string }).reason === 'Timeout')).toBe(true);
+  });
+
+  it('returns connection failures as outcomes when the server rejects the client certificate', async () => {
+    const s = await standIn();
+    // A complete chain from another test root: the stand-in does not trust it.
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { generateDevCertificates } = await import('../../src/wallets/apple/certificates.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'apns-rogue-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    await generateDevCertificates(dir, { passTypeIdentifier: topic, teamIdentifier: 'ROGUE12345' });
+    const { apns, logs } = sender(s, {
+      certPem: readFileSync(path.join(dir, 'signerCert.pem'), 'utf8'),
+      keyPem: readFileSync(path.join(dir, 'signerKey.pem'), 'utf8'),
+      maxRetries: 1,
+    });
+    const [outcome] = await apns.push([token()], topic);
+    expect(outcome).toMatchObject({ status: 0, reason: 'ConnectionError' });
+    expect(classifyPushOutcome(outcome!)).toBe('retry-exhausted');
+    expect(s.received).toHaveLength(0);
+    expect(s.sessions).toBe(0);
+    expect(logs.some((l) => l.level === 'error' && l.msg === 'APNs connection failed')).toBe(true);
+  });
+
+  it('fails at creation for a key that does not match or a wrong passphrase, without echoing the key', async () => {
+    const create = (keyPem: string, passphrase?: string) => () =>
+      createApnsSender({ certPem: pem('signerCert.pem'), keyPem, passphrase, host: 'localhost', port: 1 });
+    const messageOf = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'no error';
+    };
+    const mismatched = messageOf(create(pem('wwdr.key')));
+    expect(mismatched).toMatch(/APNs client certificate or key unusable/);
+    expect(mismatched).not.toContain(pem('wwdr.key').split('\n')[1]!);
+
+    const encrypted = createPrivateKey(pem('signerKey.pem'))
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'right-passphrase' })
+      .toString();
+    expect(messageOf(create(encrypted, 'wrong-passphrase'))).toMatch(/APNs client certificate or key unusable/);
+
+    // The right passphrase works end to end.
+    const s = await standIn();
+    const { apns } = sender(s, { keyPem: encrypted, passphrase: 'right-passphrase' });
+    expect((await apns.push([token()], topic))[0]).toMatchObject({ status: 200 });
+  });
+
+  it('rejects pushes after close()', async () => {
+    const s = await standIn();
+    const { apns } = sender(s);
+    await apns.push([token()], topic);
+    await apns.close();
+    await expect(apns.push([token()], topic)).rejects.toThrow(/closed/);
+  });
+});
