@@ -11,7 +11,7 @@
  * Target (issue): >= 5,000 pushes/s for our sender. The ratio to the bare client shows what our
  * bookkeeping (de-duplication, slot accounting, retries, chunks) costs.
  *
- * Environment: BENCH_TOKENS (50000), BENCH_CONCURRENCY (100), BENCH_ROUNDS (2), BENCH_NODE_APN=0 to skip
+ * Environment: BENCH_TOKENS (50000), BENCH_CONCURRENCY (100), BENCH_ROUNDS (3), BENCH_NODE_APN=0 to skip
  * the @parse/node-apn comparison row.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -174,7 +174,7 @@ async function nodeApnClient(port: number, pem: (f: string) => string, chunk: nu
     port,
     ca: pem('root.pem'),
     requestTimeout: 60_000,
-  } as ConstructorParameters<typeof apn.Provider>[0]);
+  } as unknown as ConstructorParameters<typeof apn.Provider>[0]);
   const note = new apn.Notification();
   note.topic = PASS_TYPE_IDENTIFIER;
   note.priority = 10;
@@ -199,7 +199,7 @@ async function nodeApnClient(port: number, pem: (f: string) => string, chunk: nu
 async function main(): Promise<void> {
   const tokensPerRun = envInt('BENCH_TOKENS', 50_000);
   const concurrency = envInt('BENCH_CONCURRENCY', 100);
-  const rounds = envInt('BENCH_ROUNDS', 2);
+  const rounds = envInt('BENCH_ROUNDS', 3);
   const withNodeApn = process.env.BENCH_NODE_APN !== '0';
 
   const dir = mkdtempSync(path.join(tmpdir(), 'walletcards-bench-apns-'));

@@ -56,6 +56,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
     routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
+    // Fastify's default Ajv options strip properties a schema does not declare
+    // (removeAdditional: true), so `additionalProperties: false` silently dropped a misspelt
+    // field and answered 201. Unknown fields must be a 400 problem instead (spec: validation).
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // An empty body with Content-Type: application/json (Wallet's DELETE may send one) is no body,

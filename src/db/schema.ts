@@ -50,6 +50,8 @@ export interface StaffMemberTable {
   name: string;
   role: 'owner' | 'marketer' | 'cashier';
   created_at: Timestamp;
+  /** Soft delete: cards keep their enrolling staff member for the leaderboard. */
+  deleted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface CardTable {
@@ -62,6 +64,8 @@ export interface CardTable {
   birthday: ColumnType<Date | null, string | null | undefined, string | null>;
   consent: Generated<boolean>;
   consent_at: Date | null;
+  /** The consent_text version the holder agreed to (public join form); null via the API. */
+  consent_version: ColumnType<string | null, string | null | undefined, string | null>;
   tier: string;
   balance: Generated<number>;
   lifetime_spend: Generated<number>;
@@ -138,6 +142,38 @@ export interface AppleRegistrationTable {
   updated_at: Timestamp;
 }
 
+export interface ConsentTextTable {
+  version: string;
+  program_id: string;
+  language: 'ru' | 'en';
+  body: string;
+  created_at: Timestamp;
+}
+
+export interface JoinViewTable {
+  id: Generated<number>;
+  program_id: string;
+  /** Local day in the program's time zone (YYYY-MM-DD on insert). */
+  day: ColumnType<Date, string, string>;
+  visitor_hash: string;
+  source: string | null;
+  staff_id: string | null;
+  referrer_card_id: string | null;
+  created_at: Timestamp;
+}
+
+export type WalletKind = 'apple' | 'google';
+export type WalletEventKind = 'installed' | 'removed';
+
+export interface WalletEventTable {
+  id: Generated<number>;
+  program_id: string;
+  card_id: string;
+  wallet: WalletKind;
+  kind: WalletEventKind;
+  created_at: Timestamp;
+}
+
 export interface Database {
   program: ProgramTable;
   program_image: ProgramImageTable;
@@ -148,6 +184,9 @@ export interface Database {
   ledger_entry: LedgerEntryTable;
   idempotency_record: IdempotencyRecordTable;
   apple_registration: AppleRegistrationTable;
+  consent_text: ConsentTextTable;
+  join_view: JoinViewTable;
+  wallet_event: WalletEventTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

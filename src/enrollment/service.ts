@@ -67,6 +67,7 @@ export async function issueCard(
   }
 
   const bonuses = inviter ? referralBonuses(rules, 'enrollment') : null;
+  // The referral reasons below are how recordPurchase sees that the bonuses were already paid.
   const postings = [];
   if (rules.welcomeBonus > 0) {
     postings.push({ programId: program.id, cardId: card.id, kind: 'welcome' as const, points: rules.welcomeBonus, actor });

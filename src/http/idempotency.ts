@@ -41,8 +41,9 @@ export function parseIdempotencyKey(header: unknown): string | undefined {
  * it enqueues and the stored response commit or roll back together.
  *
  * The record is inserted first: a concurrent retry with the same key blocks on the unique key
- * until this transaction ends, then replays the committed response. A failed attempt rolls back
- * its record too, so it can be retried.
+ * until this transaction ends, then replays the committed response. A refusal (4xx) rolls the
+ * change back and is then stored on its own, so a retry replays the refusal as well; a server
+ * error (5xx) stores nothing, so the request can be retried.
  */
 export async function runIdempotent<T>(
   db: Db,

@@ -85,8 +85,13 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     { ...base, kind: 'accrual', points: quote.accrued },
   ];
 
-  // Referral bonuses granted at the invitee's first purchase (program setting), once.
-  const referral = isFirstPurchase && card.referred_by ? referralBonuses(rules, 'first_purchase') : null;
+  // Referral bonuses granted at the invitee's first purchase (program setting), once. A card that
+  // enrolled while the program granted them at enrollment already got them: switching the
+  // setting to first_purchase afterwards must not pay the same invitation a second time.
+  const referral =
+    isFirstPurchase && card.referred_by && !(await referralGrantedAtEnrollment(trx, card))
+      ? referralBonuses(rules, 'first_purchase')
+      : null;
   if (referral && referral.invitee > 0) postings.push({ ...base, kind: 'referral', points: referral.invitee, reason: 'referral: first purchase' });
 
   const after = await postToLedger(trx, cardChanges, postings, {
@@ -111,6 +116,26 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     tier: after.tier,
     tierChanged: quote.tierChanged,
   };
+}
+
+/**
+ * Whether the enrollment of `card` already paid its referral bonuses (to the invitee, or to the
+ * inviter when the invitee bonus was 0). Matches the entries issueCard posts at enrollment.
+ */
+async function referralGrantedAtEnrollment(trx: Trx, card: { id: string; number: string; referred_by: string | null }) {
+  const entry = await trx
+    .selectFrom('ledger_entry')
+    .select('id')
+    .where('kind', '=', 'referral')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('card_id', '=', card.id), eb('reason', 'like', 'invited by %')]),
+        ...(card.referred_by ? [eb.and([eb('card_id', '=', card.referred_by), eb('reason', '=', `invited ${card.number}`)])] : []),
+      ]),
+    )
+    .limit(1)
+    .executeTakeFirst();
+  return entry !== undefined;
 }
 
 /**

@@ -86,7 +86,9 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       },
     },
     async (request) => {
-      const { programId } = requireProgramRole(request, ['admin', 'pos', 'marketer']);
+      // Spec: card history is a Cards and POS endpoint (program `pos` or `admin` key); a marketer
+      // key gets aggregates through /stats and /segments, not one holder's purchases and ledger.
+      const { programId } = requireProgramRole(request, ['admin', 'pos']);
       const card = await findCardInProgram(db, programId, request.params.cardId);
       if (!card) throw notFound('card');
       const limit = request.query.limit ?? 50;

@@ -9,7 +9,9 @@ import { CreateKeySchema, CreateProgramSchema, KeySchema, ProgramSchema, UpdateP
 import { createProgram, getProgramOr404, programDto, touchAllCards, updateProgram } from './service.js';
 
 const ProgramParams = Type.Object({ programId: Uuid });
-const IMAGE_NAMES = ['icon', 'logo', 'strip'] as const;
+// Each image at 1x, @2x and @3x (Apple: pass images need every resolution; an uploaded family
+// replaces the default one as a whole, see mergeImages).
+const IMAGE_NAMES = ['icon', 'logo', 'strip'].flatMap((name) => [name, `${name}@2x`, `${name}@3x`]);
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const MAX_IMAGE_BYTES = 1024 * 1024;
 
@@ -148,7 +150,7 @@ export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       {
         schema: {
           tags: ['admin'],
-          summary: 'Upload a pass image (PNG): icon, logo or strip; every card pass is updated',
+          summary: 'Upload a pass image (PNG): icon, logo or strip, at 1x, @2x or @3x; every card pass is updated',
           params: Type.Object({ programId: Uuid, name: Type.Union(IMAGE_NAMES.map((n) => Type.Literal(n))) }),
           response: { 204: Type.Null(), ...problemResponses(413, 415) },
         },

@@ -21,12 +21,24 @@
  *   410    `Unregistered`           token is in `deadTokens`; body carries `timestamp` (ms since epoch)
  *   200                             empty body
  *
- * Usage:
- *   const standIn = await startApnsStandIn({ keyPem, certPem, caPem: root + wwdr, expectedTopic });
- *   // client: host 'localhost' (or 127.0.0.1), port standIn.port, trust apns-server.pem's root (root.pem)
- *   standIn.deadTokens.set(token, Date.now());
- *   standIn.setResponder((token) => (token === t ? { status: 403, reason: 'BadCertificate' } : undefined));
+ * Observability: `received` (every request, in arrival order, with the status it got and which session
+ * carried it), `sessions` (connections that passed the TLS check), `rejectedConnections` (handshakes that
+ * failed), `answered`, `maxOpenStreams` (largest number of concurrent streams on one session).
+ * `goawayAll()` sends GOAWAY like APNs does before closing a connection.
+ *
+ * Usage with the certificates of test/support/test-certificates.ts:
+ *   const { dir, passTypeIdentifier } = await getTestCertificates();
+ *   const pem = (f: string) => readFileSync(path.join(dir, f), 'utf8');
+ *   const standIn = await startApnsStandIn({
+ *     keyPem: pem('apns-server.key'), certPem: pem('apns-server.pem'),
+ *     caPem: pem('root.pem') + pem('wwdr.pem'), expectedTopic: passTypeIdentifier,
+ *   });
+ *   const sender = createApnsSender({ certPem: pem('signerCert.pem'), keyPem: pem('signerKey.pem'),
+ *     host: 'localhost', port: standIn.port, caPem: pem('root.pem') });   // src/wallets/apple/apns.ts
+ *   standIn.deadTokens.set(token, Date.now());                             // → 410 Unregistered
+ *   standIn.setResponder((t) => (t === token ? { status: 403, reason: 'BadCertificate' } : undefined));
  *   …
+ *   await sender.close();
  *   await standIn.close();
  */
 import { randomUUID } from 'node:crypto';
@@ -91,6 +103,8 @@ export interface ApnsStandIn {
   setResponder(fn: StandInResponder | undefined): void;
   /** HTTP/2 sessions (= TLS connections with a verified client) opened so far. */
   readonly sessions: number;
+  /** TLS handshakes that failed, e.g. a client certificate that does not chain to `caPem`. */
+  readonly rejectedConnections: number;
   /** Requests answered so far (also counted when `record` is false). */
   readonly answered: number;
   /** Largest number of streams that were open at once on any one session. */
@@ -120,6 +134,7 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
   let sessions = 0;
   let answered = 0;
   let maxOpenStreams = 0;
+  let rejectedConnections = 0;
 
   const server = http2.createSecureServer({
     key: opts.keyPem,
@@ -133,7 +148,9 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
   });
 
   // A failed handshake (e.g. an untrusted client certificate) is the client's problem, not a crash.
-  server.on('tlsClientError', () => {});
+  server.on('tlsClientError', () => {
+    rejectedConnections += 1;
+  });
   server.on('sessionError', () => {});
 
   server.on('session', (session: ServerHttp2Session) => {
@@ -239,6 +256,9 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
     },
     get sessions() {
       return sessions;
+    },
+    get rejectedConnections() {
+      return rejectedConnections;
     },
     get answered() {
       return answered;

@@ -6,7 +6,7 @@ import { createApnsSender, type ApnsSender } from '../../src/wallets/apple/apns.
 import { loadAppleCertificates, type AppleSigningMaterial } from '../../src/wallets/apple/certificates.js';
 import { createPassPackager, loadDefaultImages } from '../../src/wallets/apple/pass/build-pkpass.js';
 import { PassSigner } from '../../src/wallets/apple/pass/signer.js';
-import { DEFAULT_PASS_IMAGES_DIR } from '../../src/wallets/apple/runtime.js';
+import { DEFAULT_PASS_IMAGES_DIR } from '../../src/wallets/apple/pass/build-pkpass.js';
 import { startApnsStandIn, type ApnsStandIn } from './apns-stand-in.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { getTestCertificates } from './test-certificates.js';
@@ -29,7 +29,7 @@ export interface TestApp {
  * signer, real APNs client over HTTP/2 TLS — pointed at a local APNs stand-in.
  */
 export async function startTestApp(
-  options: { env?: Record<string, string>; runWorkers?: boolean; /** Fastify logger options (default: none). */ logger?: AppDeps['logger'] } = {},
+  options: { env?: Record<string, string>; runWorkers?: boolean; /** A pino logger for the app (default: none). */ logger?: AppDeps['logger'] } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
   const file = (name: string) => readFileSync(path.join(certs.dir, name), 'utf8');

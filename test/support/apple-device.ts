@@ -39,7 +39,7 @@ export async function issueCard(t: TestApp, as: RoleHeaders): Promise<IssuedCard
 }
 
 /** Adds (or removes) points through the admin API; each call is a new operation. */
-export async function adjust(t: TestApp, as: RoleHeaders, cardId: string, points: number, idempotencyKey = randomUUID()) {
+export async function adjust(t: TestApp, as: RoleHeaders, cardId: string, points: number, idempotencyKey: string = randomUUID()) {
   return t.app.inject({
     method: 'POST',
     url: `/api/v1/cards/${cardId}/adjustments`,

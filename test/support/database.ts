@@ -38,6 +38,14 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
       await handle.close();
       const client = new pg.Client({ connectionString: baseUrl });
       await client.connect();
+      // pg-pool's end() resolves before its clients have finished disconnecting; a FORCE drop
+      // then terminates them mid-goodbye and the FATAL 57P01 surfaces as an unhandled error that
+      // fails the run. Wait (bounded) for the backends to go first; FORCE stays the fallback.
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+        if (rows[0].n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await client.end();
     },

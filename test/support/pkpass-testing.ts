@@ -3,11 +3,11 @@
  * way the reference does (section 8.2), parse pass.strings independently of the builder.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import type { StoreCardPassInput } from '../../src/wallets/apple/pass/types.js';
+import { createTestTempDir } from './temp-dirs.js';
 
 export function unzipPkpass(pkpass: Buffer): Record<string, Buffer> {
   const entries = unzipSync(new Uint8Array(pkpass.buffer, pkpass.byteOffset, pkpass.byteLength));
@@ -16,15 +16,9 @@ export function unzipPkpass(pkpass: Buffer): Record<string, Buffer> {
   return files;
 }
 
-const temporaryDirs: string[] = [];
-process.once('exit', () => {
-  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/** Writes the files into a fresh temp folder (removed at process exit) and returns its path. */
-export function writeFilesToTempDir(files: Record<string, Buffer>, prefix = 'walletcards-pkpass-'): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  temporaryDirs.push(dir);
+/** Writes the files into a fresh temp folder (see temp-dirs.ts for cleanup) and returns its path. */
+export function writeFilesToTempDir(files: Record<string, Buffer>): string {
+  const dir = createTestTempDir('walletcards-pkpass-test');
   for (const [name, data] of Object.entries(files)) {
     const filePath = path.join(dir, name);
     mkdirSync(path.dirname(filePath), { recursive: true });
@@ -128,7 +122,7 @@ export function parsePassStrings(data: Buffer): Record<string, string> {
     position++;
   };
 
-  const table: Record<string, string> = {};
+  const table: Record<string, string> = Object.create(null) as Record<string, string>; // "__proto__" is a valid key
   for (;;) {
     skipWhitespaceAndComments();
     if (position >= text.length) return table;

@@ -7,10 +7,8 @@
  * wwdr.pem/wwdr.key, signerCert.pem/signerKey.pem (Pass Type ID certificate, unencrypted key) and
  * apns-server.pem/apns-server.key (TLS for a local APNs stand-in, CN=localhost, signed by root.pem).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { generateDevCertificates } from '../../src/wallets/apple/certificates.js';
+import { createTestTempDir } from './temp-dirs.js';
 
 export interface TestCertificates {
   dir: string;
@@ -25,8 +23,7 @@ let cached: Promise<TestCertificates> | undefined;
 
 export function getTestCertificates(): Promise<TestCertificates> {
   cached ??= (async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'walletcards-test-certs-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const dir = createTestTempDir('walletcards-test-certs');
     await generateDevCertificates(dir, {
       passTypeIdentifier: TEST_PASS_TYPE_IDENTIFIER,
       teamIdentifier: TEST_TEAM_IDENTIFIER,

@@ -283,7 +283,7 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
     const outcomes = await apns.push(Array.from({ length: 30 }, token), topic);
     expect(outcomes.every((o) => o.status === 200)).toBe(true);
     expect(maxOpen).toBe(3);
-    expect(s.maxOpenStreams).toBe(3);
+    expect(s.maxOpenStreams).toBeLessThanOrEqual(3);
   });
 
   it('respects the server\'s MAX_CONCURRENT_STREAMS and does not count waiting for a stream against the timeout', async () => {
@@ -298,7 +298,7 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
     });
     const outcomes = await apns.push(Array.from({ length: 60 }, token), topic);
     expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
-    expect(s.maxOpenStreams).toBe(2);
+    expect(s.maxOpenStreams).toBeLessThanOrEqual(2);
     expect(s.sessions).toBe(1);
   });
 
@@ -330,13 +330,20 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
     const { apns, logs } = sender(s, {
       certPem: readFileSync(path.join(dir, 'signerCert.pem'), 'utf8'),
       keyPem: readFileSync(path.join(dir, 'signerKey.pem'), 'utf8'),
-      maxRetries: 1,
+      concurrency: 50,
+      maxRetries: 2,
+      retryBaseDelayMs: 50,
     });
-    const [outcome] = await apns.push([token()], topic);
-    expect(outcome).toMatchObject({ status: 0, reason: 'ConnectionError' });
-    expect(classifyPushOutcome(outcome!)).toBe('retry-exhausted');
+    const outcomes = await apns.push(Array.from({ length: 300 }, token), topic);
+    expect(outcomes).toHaveLength(300);
+    expect(outcomes.every((o) => o.status === 0 && o.reason === 'ConnectionError')).toBe(true);
+    expect(classifyPushOutcome(outcomes[0]!)).toBe('retry-exhausted');
     expect(s.received).toHaveLength(0);
     expect(s.sessions).toBe(0);
+    // Connection attempts are shared by all waiting pushes and stop after maxRetries + 1 failures in a
+    // row (not 300 tokens x 3 attempts); one more may start while the last failure is being reported.
+    expect(s.rejectedConnections).toBeGreaterThanOrEqual(3);
+    expect(s.rejectedConnections).toBeLessThanOrEqual(4);
     expect(logs.some((l) => l.level === 'error' && l.msg === 'APNs connection failed')).toBe(true);
   });
 

@@ -230,6 +230,11 @@ describe('checkAppleCertificates', () => {
     expect(() => checkAppleCertificates({ ...material, signerKey: otherKey }, expected(), new Date())).toThrow(AppleCertificateError);
   });
 
+  it('throws when wwdr.pem is not the intermediate that issued the signer', () => {
+    const notTheIssuer = new X509Certificate(readFileSync(path.join(certificates.dir, 'root.pem'))).raw;
+    expect(() => checkAppleCertificates({ ...material, wwdrCertDer: notTheIssuer }, expected(), new Date())).toThrow(/did not issue/);
+  });
+
   it('warns 30 days before a short-lived signer expires, and throws once it has expired', async () => {
     const dir = scratchDir();
     await generateDevCertificates(dir, { ...expected(), signerValidityDays: 20 });

@@ -3,6 +3,7 @@
  * (/work/shared/reference/apple-wallet.md, section 7), checked on real packages with OpenSSL
  * (section 8.2) and an independent pass.strings parser.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -234,9 +235,20 @@ describe('images', () => {
     const customLogo = Buffer.from(defaultImages['icon.png']!); // any valid PNG, different content from logo.png
     const { files } = await buildFiles({ images: { 'logo.png': customLogo } });
     expect(files['logo.png']!.equals(customLogo)).toBe(true);
-    expect(files['logo@2x.png']!.equals(defaultImages['logo@2x.png']!)).toBe(true);
     const manifest = JSON.parse(files['manifest.json']!.toString('utf8')) as Record<string, string>;
     expect(manifest['logo.png']).toBe(sha1Hex(customLogo));
+  });
+
+  it('an uploaded image replaces its whole default family, so Retina devices never show the default brand', async () => {
+    const customLogo = Buffer.from(defaultImages['icon.png']!);
+    const customLogo2x = Buffer.from(defaultImages['icon@2x.png']!);
+    const { files } = await buildFiles({ images: { 'logo.png': customLogo, 'logo@2x.png': customLogo2x } });
+    expect(files['logo@2x.png']!.equals(customLogo2x)).toBe(true);
+    expect(files['logo@3x.png']).toBeUndefined(); // the default @3x would win on a 3x screen
+    // Other families keep their defaults.
+    for (const name of ['icon.png', 'icon@2x.png', 'icon@3x.png', 'strip.png', 'strip@2x.png', 'strip@3x.png']) {
+      expect(files[name]!.equals(defaultImages[name]!), name).toBe(true);
+    }
   });
 
   it('rejects non-PNG uploads and names outside the store-card image set (e.g. paths into .lproj)', async () => {
@@ -411,6 +423,14 @@ describe('package', () => {
     const { pkpass, files } = await buildFiles();
     expect(pkpass.subarray(0, 4).toString('latin1')).toBe('PK\u0003\u0004');
     expect(Object.keys(files)).toContain('manifest.json');
+  });
+
+  it('passes unzip -t (every CRC-32 right) with stored entries', async () => {
+    const { pkpass } = await buildFiles();
+    const dir = writeFilesToTempDir({ 'card.pkpass': pkpass });
+    const tested = spawnSync('unzip', ['-t', path.join(dir, 'card.pkpass')], { encoding: 'utf8' });
+    expect(tested.stdout).toContain('No errors detected');
+    expect(tested.status).toBe(0);
   });
 
   it('declares the download content type application/vnd.apple.pkpass', () => {

@@ -7,10 +7,12 @@
  * "Communicating with APNs" / "Handling notification responses from APNs" (status codes and reasons).
  *
  * Why not @parse/node-apn (the issue asked for it "unless it cannot reach 5,000 pushes/s or gets in the
- * way"). Measured on this 2-core machine, loopback, stand-in in a child process, 50,000 distinct tokens,
- * one connection:
- *   - speed is not the problem: node-apn 13,400 pushes/s (Provider.send in chunks of 1,000) and 9,350/s
- *     (one send() per token, 100 at a time), raw node:http2 15,000-16,000/s.
+ * way"). Measured on the 2-core dev machine, loopback, stand-in in a child process, 50,000 distinct
+ * tokens, one connection, 100 in flight:
+ *   - speed is not the problem. `npm run bench:apns`, best of 3 rounds (the machine is shared; single
+ *     rounds vary up to 2x): bare node:http2 19,000 pushes/s, this sender 14,900/s (ratio 0.78),
+ *     node-apn 9,600/s with Provider.send in chunks of 1,000 (13,400/s in an earlier run) and 9,350/s
+ *     with one send() per token.
  *   - GOAWAY is: APNs closes connections with GOAWAY (parse-community/node-apn#140, PR #202 still open).
  *     With the same stand-in sending GOAWAY after 500 of 3,000 in-flight pushes, a plain node:http2
  *     client got all 3,000 answered (the server still answers streams up to its last-stream-id), while
@@ -382,7 +384,7 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
       }
       let status = 0;
       let apnsId: string | undefined;
-      let body = '';
+      let body: Buffer[] | undefined; // 200 answers have no body: allocate only for errors
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
@@ -395,9 +397,8 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         const id = h['apns-id'];
         if (typeof id === 'string') apnsId = id;
       });
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        body += chunk;
+      stream.on('data', (chunk: Buffer) => {
+        (body ??= []).push(chunk);
       });
       stream.on('error', () => {}); // decided on 'close' below
       stream.on('close', () => {
@@ -411,7 +412,7 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         const outcome: PushOutcome = { token, status };
         if (apnsId) outcome.apnsId = apnsId;
         if (body) {
-          const parsed = parseBody(body);
+          const parsed = parseBody(Buffer.concat(body).toString('utf8'));
           if (parsed.reason !== undefined) outcome.reason = parsed.reason;
           if (parsed.timestamp !== undefined) outcome.timestamp = parsed.timestamp;
         }
@@ -433,6 +434,10 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         const reason = error instanceof TransportError ? error.reason : CONNECTION_ERROR;
         outcome = { token, status: 0, reason };
         if (reason === CLOSED) return outcome;
+        // Breaker: once the connection itself has failed more than maxRetries times in a row, APNs is
+        // unreachable (or rejects our certificate) for everyone; the rest of the batch fails fast instead of
+        // each token sleeping through its own backoff (50,000 tokens would otherwise take many minutes).
+        if (reason === CONNECTION_ERROR && connectFailures > maxRetries) return outcome;
       }
       if (!isRetryable(outcome) || attempt >= maxRetries) return outcome;
       // 503 ServiceUnavailable/Shutdown and IdleTimeout: this connection is done; use a new one (reference section 2).

@@ -13,9 +13,8 @@
  *   └─ apns-server.pem  CN=localhost                     (TLS for a local APNs stand-in, section 8.3)
  */
 import { X509Certificate, createPrivateKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
@@ -401,7 +400,7 @@ export function loadAppleCertificates(dir: string, passphrase?: string): AppleSi
 }
 
 /**
- * Startup check (reference section 7, "Operations"): key matches, certificate UID/OU match the
+ * Startup check (reference section 7, "Operations"): key matches, WWDR issued the signer, certificate UID/OU match the
  * configured pass type ID and team ID (else Wallet refuses the pass: "The passTypeIdentifier or
  * teamIdentifier provided may not match your certificate"), nothing expired. Returns warnings for
  * certificates that expire within {@link CERTIFICATE_EXPIRY_WARNING_DAYS} days.
@@ -413,6 +412,16 @@ export function checkAppleCertificates(
 ): { warnings: string[] } {
   const signerCertificate = new X509Certificate(material.signerCertDer);
   if (!signerCertificate.checkPrivateKey(material.signerKey)) throw keyMismatchError();
+
+  // A wrong intermediate is a classic "pass could not be opened" cause (e.g. the expired pre-G4
+  // WWDR instead of G4; reference sections 4 and 6): the signer must be issued and signed by it.
+  const wwdrCertificate = new X509Certificate(material.wwdrCertDer);
+  if (!signerCertificate.checkIssued(wwdrCertificate) || !signerCertificate.verify(wwdrCertificate.publicKey)) {
+    throw new AppleCertificateError(
+      `wwdr.pem (${wwdrCertificate.subject.replace(/\n/g, ', ')}) did not issue signerCert.pem ` +
+        `(issuer: ${signerCertificate.issuer.replace(/\n/g, ', ')}). Use Apple's WWDR G4 intermediate certificate.`,
+    );
+  }
 
   if (expected.passTypeIdentifier !== undefined && expected.passTypeIdentifier !== material.passTypeIdentifier) {
     throw new AppleCertificateError(

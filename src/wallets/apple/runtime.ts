@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../../config.js';
 import { createApnsSender, type ApnsSender } from './apns.js';
 import {
@@ -9,11 +8,12 @@ import {
   loadAppleCertificates,
   type AppleSigningMaterial,
 } from './certificates.js';
-import { createPassPackager, loadDefaultImages } from './pass/build-pkpass.js';
+import { createPassPackager, DEFAULT_PASS_IMAGES_DIR, loadDefaultImages } from './pass/build-pkpass.js';
+
+export { DEFAULT_PASS_IMAGES_DIR };
 import { PassSigner } from './pass/signer.js';
 import type { PassPackager } from './pass-service.js';
 
-export const DEFAULT_PASS_IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../passes/default');
 
 export interface AppleRuntime {
   material: AppleSigningMaterial;

@@ -59,6 +59,9 @@ export async function applyOutcomes(
   logger: AppleAdapterLogger,
 ): Promise<PushStats> {
   const stats: PushStats = { attempted: outcomes.length, delivered: 0, failed: 0, registrationsRemoved: 0 };
+  // One log line per kind of failure with a count, not one per token: a bad certificate fails a
+  // whole 50,000-token batch.
+  const failures = new Map<string, { count: number; example: string; status: number; reason?: string }>();
   for (const outcome of outcomes) {
     const disposition = classifyPushOutcome(outcome);
     if (disposition === 'delivered') {
@@ -66,7 +69,10 @@ export async function applyOutcomes(
       continue;
     }
     stats.failed++;
-    const token = `${outcome.token.slice(0, 8)}…`;
+    const summaryKey = `${disposition}:${outcome.status}:${outcome.reason ?? ''}`;
+    const summary = failures.get(summaryKey) ?? { count: 0, example: `${outcome.token.slice(0, 8)}…`, status: outcome.status, reason: outcome.reason };
+    summary.count++;
+    failures.set(summaryKey, summary);
     if (disposition === 'unregistered') {
       // Only registrations older than APNs' timestamp: a device that re-registered after the
       // token became invalid has a new, valid registration (the re-registration race).
@@ -84,12 +90,16 @@ export async function applyOutcomes(
         .where('pass_type_identifier', '=', passTypeIdentifier)
         .executeTakeFirst();
       stats.registrationsRemoved += Number(result.numDeletedRows);
-      logger.warn({ token, reason: outcome.reason }, 'APNs rejected a device token; registrations removed');
-    } else if (disposition === 'auth-error' || disposition === 'config-error') {
-      // Certificate or topic problems are ours, not the device's: keep every registration.
-      logger.error({ token, status: outcome.status, reason: outcome.reason }, 'APNs refused the push: check the Pass Type ID certificate and topic');
+    }
+  }
+  for (const [key, summary] of failures) {
+    const disposition = key.split(':')[0];
+    const entry = { disposition, status: summary.status, reason: summary.reason, count: summary.count, exampleToken: summary.example };
+    if (disposition === 'auth-error' || disposition === 'config-error') {
+      // Certificate or topic problems are ours, not the devices': every registration is kept.
+      logger.error(entry, 'APNs refused pushes: check the Pass Type ID certificate and topic');
     } else {
-      logger.warn({ token, status: outcome.status, reason: outcome.reason, disposition }, 'APNs push failed');
+      logger.warn(entry, 'APNs pushes failed');
     }
   }
   if (stats.registrationsRemoved > 0) logger.info({ removed: stats.registrationsRemoved }, 'removed dead Apple registrations');

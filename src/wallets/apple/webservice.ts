@@ -7,6 +7,7 @@ import type { AppContext } from '../../app-context.js';
 import type { CardRow } from '../../db/schema.js';
 import { findCardByAppleSerial } from '../../cards/repository.js';
 import { findProgram } from '../../programs/repository.js';
+import { AppError } from '../../http/errors.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -61,12 +62,25 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
     request.applePassCard = card;
   }
 
+  /**
+   * Fastify's validator coerces types (`coerceTypes: 'array'`), so without this `{"pushToken": true}`,
+   * `12345` or `["abc"]` passed the schema and were stored as "true", "12345", "abc" with a 201
+   * (checklist "Register": an invalid pushToken is a 400). Runs after authenticatePass, on the raw
+   * body, before the schema can coerce it.
+   */
+  async function requireStringPushToken(request: FastifyRequest) {
+    const body = request.body as { pushToken?: unknown } | null | undefined;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body) && 'pushToken' in body && typeof body.pushToken !== 'string') {
+      throw new AppError(400, 'validation_failed', 'body/pushToken must be string');
+    }
+  }
+
   // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").
   app.post(
     '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber',
     {
       bodyLimit: 4096,
-      preValidation: authenticatePass,
+      preValidation: [authenticatePass, requireStringPushToken],
       schema: {
         tags: ['apple'],
         params: RegistrationParams,
@@ -120,7 +134,10 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
       schema: {
         tags: ['apple'],
         params: DeviceParams,
-        querystring: Type.Object({ passesUpdatedSince: Type.Optional(Type.String({ maxLength: 100 })) }),
+        // No maxLength: an over-long tag is garbage like any other and means "no tag" (reference 1.3;
+        // parseUpdateTag bounds what counts as a tag). With a limit here, a long tag got a 400 while
+        // "abc" got the full list. Node's header size limit bounds the URL anyway.
+        querystring: Type.Object({ passesUpdatedSince: Type.Optional(Type.String()) }),
       },
     },
     async (request, reply) => {

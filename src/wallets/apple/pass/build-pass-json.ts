@@ -157,14 +157,18 @@ class LocalizationTable {
   }
 
   table(language: PassLanguage): Record<string, string> {
-    const table: Record<string, string> = {};
+    // Null prototype: keys are programme texts, and a text such as "__proto__" must stay a plain key.
+    const table: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const [key, text] of this.texts) table[key] = text[language];
     return table;
   }
 }
 
+const PASS_STRINGS_SPECIAL_CHARACTER = /[\\"\u0000-\u001f]/;
+
 /** Escapes a pass.strings (old-style property list) string: `\`, `"`, newlines and other control characters. */
 export function escapePassStringsValue(text: string): string {
+  if (!PASS_STRINGS_SPECIAL_CHARACTER.test(text)) return text; // the common case: nothing to escape
   return text.replace(/[\\"\u0000-\u001f]/g, (character) => {
     switch (character) {
       case '\\':

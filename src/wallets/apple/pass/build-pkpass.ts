@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { zipSync, type Zippable } from 'fflate';
 import { buildStoreCardPassJson, PassInputError } from './build-pass-json.js';
 import type { PassSigner } from './signer.js';
+import { crc32Of, writeStoredZip, type StoredZipEntry } from './stored-zip.js';
 import { PASS_LANGUAGES, type StoreCardPassInput } from './types.js';
 
 /** `passes/default` of this repository (src/wallets/apple/pass → four levels up). */
@@ -28,7 +28,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 const STORE_CARD_IMAGE_NAME = /^(icon|logo|strip)(@[23]x)?\.png$/;
 
 export interface PassPackagerOptions {
-  signer: PassSigner;
+  /** A {@link PassSigner}, or anything with the same `sign` (e.g. a proxy to a worker pool). */
+  signer: Pick<PassSigner, 'sign'>;
   /** File name → PNG bytes, e.g. from {@link loadDefaultImages}. Must contain icon.png. */
   defaultImages: Record<string, Buffer>;
 }
@@ -60,66 +61,86 @@ function assertPassImage(name: string, data: Buffer): void {
   }
 }
 
-/** ZIP (DOS) timestamps cannot go below 1980; clamp so that odd signing times still zip. */
-function zipTimestamp(date: Date): Date {
-  const minimum = Date.UTC(1980, 0, 2);
-  return date.getTime() < minimum ? new Date(minimum) : date;
+/** `logo@2x.png` → `logo`. */
+function imageFamily(name: string): string {
+  return STORE_CARD_IMAGE_NAME.exec(name)![1]!;
+}
+
+/**
+ * Program images override the defaults by name, and an uploaded image replaces its whole family:
+ * when a programme uploads any `logo*.png`, no default `logo*.png` remains. Otherwise a programme
+ * that uploads only `logo.png` would still show the default `logo@2x.png`/`logo@3x.png` on every
+ * Retina device (Wallet picks the file matching the screen scale), i.e. the wrong brand.
+ */
+export function mergeImages(defaultImages: Record<string, Buffer>, programImages: Record<string, Buffer>): Record<string, Buffer> {
+  const uploadedFamilies = new Set<string>();
+  for (const [name, data] of Object.entries(programImages)) {
+    assertPassImage(name, data);
+    uploadedFamilies.add(imageFamily(name));
+  }
+  const images: Record<string, Buffer> = {};
+  for (const [name, data] of Object.entries(defaultImages)) {
+    if (!uploadedFamilies.has(imageFamily(name))) images[name] = data;
+  }
+  return Object.assign(images, programImages);
+}
+
+interface ImageChecksums {
+  sha1: string;
+  crc32: number;
 }
 
 export function createPassPackager(options: PassPackagerOptions): PassPackager {
   const { signer } = options;
-  // Image SHA-1s are computed once per Buffer: default images never change and program images are
-  // expected to be cached Buffers too. Keyed by identity (WeakMap), so a Buffer must not be mutated
-  // after it was packaged once; a new upload arrives as a new Buffer.
-  const imageDigests = new WeakMap<Buffer, string>();
-  const digestOfImage = (data: Buffer): string => {
-    let digest = imageDigests.get(data);
-    if (digest === undefined) {
-      digest = sha1Hex(data);
-      imageDigests.set(data, digest);
+  // Image SHA-1 (manifest) and CRC-32 (zip) are computed once per Buffer: default images never
+  // change and program images are expected to be cached Buffers too. Keyed by identity (WeakMap),
+  // so a Buffer must not be mutated after it was packaged once; a new upload arrives as a new Buffer.
+  const imageChecksums = new WeakMap<Buffer, ImageChecksums>();
+  const checksumsOfImage = (data: Buffer): ImageChecksums => {
+    let checksums = imageChecksums.get(data);
+    if (checksums === undefined) {
+      checksums = { sha1: sha1Hex(data), crc32: crc32Of(data) };
+      imageChecksums.set(data, checksums);
     }
-    return digest;
+    return checksums;
   };
 
   for (const [name, data] of Object.entries(options.defaultImages)) {
     assertPassImage(name, data);
-    digestOfImage(data);
+    checksumsOfImage(data);
   }
 
   return {
     async build(input, signingTime = new Date()) {
       const { passJson, passStrings } = buildStoreCardPassJson(input);
 
-      const images: Record<string, Buffer> = { ...options.defaultImages };
-      for (const [name, data] of Object.entries(input.images ?? {})) {
-        assertPassImage(name, data);
-        images[name] = data; // program images override defaults by name
-      }
+      const images = mergeImages(options.defaultImages, input.images ?? {});
       if (!images['icon.png']) {
         throw new PassInputError('icon.png is required in every pass (Apple: Pass Design – Icon).');
       }
 
       // manifest.json: every file except manifest.json and signature, with its SHA-1 (reference section 4).
-      const files: Record<string, Uint8Array> = { 'pass.json': Buffer.from(JSON.stringify(passJson), 'utf8') };
-      const manifest: Record<string, string> = { 'pass.json': sha1Hex(files['pass.json']!) };
+      const passJsonBytes = Buffer.from(JSON.stringify(passJson), 'utf8');
+      const entries: StoredZipEntry[] = [{ name: 'pass.json', data: passJsonBytes }];
+      const manifest: Record<string, string> = { 'pass.json': sha1Hex(passJsonBytes) };
       for (const language of PASS_LANGUAGES) {
         const stringsPath = `${language}.lproj/pass.strings`;
-        files[stringsPath] = passStrings[language];
+        entries.push({ name: stringsPath, data: passStrings[language] });
         manifest[stringsPath] = sha1Hex(passStrings[language]);
       }
       for (const name of Object.keys(images).sort()) {
-        files[name] = images[name]!;
-        manifest[name] = digestOfImage(images[name]!);
+        const checksums = checksumsOfImage(images[name]!);
+        entries.push({ name, data: images[name]!, crc32: checksums.crc32 });
+        manifest[name] = checksums.sha1;
       }
 
       const manifestBytes = Buffer.from(JSON.stringify(manifest), 'utf8');
       const signature = await signer.sign(manifestBytes, signingTime);
+      entries.push({ name: 'manifest.json', data: manifestBytes }, { name: 'signature', data: signature });
 
-      const zippable: Zippable = { ...files, 'manifest.json': manifestBytes, signature };
-      // Stored (level 0): Wallet accepts uncompressed entries (reference section 4); PNGs are already
+      // Stored entries: Wallet accepts uncompressed entries (reference section 4); PNGs are already
       // deflated and the rest is a few kilobytes, so compressing would only cost CPU.
-      const zip = zipSync(zippable, { level: 0, mtime: zipTimestamp(signingTime) });
-      return Buffer.from(zip.buffer, zip.byteOffset, zip.byteLength);
+      return writeStoredZip(entries, signingTime);
     },
   };
 }
