@@ -13,13 +13,27 @@ import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
 import { loyaltyRoutes } from './loyalty/routes.js';
 import { publicCardRoutes } from './enrollment/public-routes.js';
-import { createCardChangeRecorder, startCardChangedWorker, type WalletAdapter } from './updates/card-changes.js';
+import { publicPageRoutes } from './enrollment/join-routes.js';
+import { staffRoutes } from './enrollment/staff-routes.js';
+import { statsRoutes } from './enrollment/stats-routes.js';
+import { createWebhooks, webhookRoutes, type WebhookSettings } from './webhooks/index.js';
+import { cabinetRoutes } from './cabinet/routes.js';
+import { cabinetApiRoutes } from './cabinet/api-routes.js';
+import type { AuthSettings } from './cabinet/auth.js';
+import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
+import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
+import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
 import type { AppContext } from './app-context.js';
 import type { AppleSigningMaterial } from './wallets/apple/certificates.js';
 import type { ApnsSender } from './wallets/apple/apns.js';
 import { PassService, type PassPackager } from './wallets/apple/pass-service.js';
 import { appleWebServiceRoutes } from './wallets/apple/webservice.js';
 import { createAppleUpdatesAdapter } from './wallets/apple/updates-adapter.js';
+import type { GoogleWalletClient } from './wallets/google/client.js';
+import type { GoogleWalletSettings } from './wallets/google/config.js';
+import type { CallbackVerifier } from './wallets/google/callback.js';
+import { googleWalletRoutes } from './wallets/google/routes.js';
+import { GoogleWalletService } from './wallets/google/service.js';
 
 /** The outside world, passed in so tests can build the app with fakes and local stand-ins. */
 export interface AppDeps {
@@ -35,10 +49,22 @@ export interface AppDeps {
   };
   /** A pino logger; none in tests unless given. */
   logger?: FastifyBaseLogger;
+  /** Google Wallet; absent = Apple only. */
+  google?: {
+    client: GoogleWalletClient;
+    settings: GoogleWalletSettings;
+    verifier: CallbackVerifier;
+  };
   /** Start the background workers with the app (default true; the bench turns them off). */
   runWorkers?: boolean;
   /** Seconds a wallet update waits so bursts coalesce (default: config). */
   pollingIntervalSeconds?: number;
+  /** Join-form bot timing and rate limit (defaults in enrollment/guard.ts; tests shorten them). */
+  joinForm?: Partial<JoinFormSettings>;
+  /** Webhook retry delays, disable span and timeout (defaults in webhooks/delivery.ts; tests shorten them). */
+  webhooks?: Partial<WebhookSettings>;
+  /** Cabinet sessions, sign-in links and sign-in limits (defaults in cabinet/auth.ts; tests shorten them). */
+  cabinet?: Partial<AuthSettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -82,7 +108,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerErrorHandling(app);
   const metrics = createMetrics();
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
-  const cardChanges = createCardChangeRecorder(jobs, { debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS });
+  const wallets = deps.google ? ['apple', 'google'] : ['apple'];
+  const cardChanges = createCardChangeRecorder(jobs, { debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS, wallets });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
   const ctx: AppContext = {
     config,
@@ -96,25 +123,52 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       passTypeIdentifier: deps.apple.material.passTypeIdentifier,
       teamIdentifier: deps.apple.material.teamIdentifier,
     },
-    links: { publicUrl: config.PUBLIC_URL, googleEnabled: false },
+    links: { publicUrl: config.PUBLIC_URL, googleEnabled: Boolean(deps.google) },
     metrics,
   };
   app.decorate('ctx', ctx);
 
+  const google = deps.google
+    ? new GoogleWalletService(db, deps.google.client, deps.google.settings, config.PUBLIC_URL, app.log, ctx.clock, (stats) => {
+        metrics.googleUpdates.inc({ outcome: 'updated' }, stats.objectsUpdated);
+        metrics.googleUpdates.inc({ outcome: 'notified' }, stats.notificationsSent);
+        metrics.googleUpdates.inc({ outcome: 'downgraded' }, stats.notificationsDowngraded);
+      })
+    : undefined;
   const adapters: WalletAdapter[] = [
     createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, (stats) => {
       metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
       metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
     }),
   ];
+  if (google) adapters.push(google.adapter());
+
+  const webhooks = createWebhooks({ config, db, jobs, logger: app.log, registry: metrics.registry, overrides: deps.webhooks });
+  const campaignModule = createCampaignModule({
+    config,
+    db,
+    jobs,
+    cardChanges,
+    clock: ctx.clock,
+    wallets,
+    passTypeIdentifier: deps.apple.material.passTypeIdentifier,
+    google,
+    logger: app.log,
+  });
+  app.decorate('campaigns', campaignModule.campaigns);
+  app.decorate('automations', campaignModule.automations);
 
   app.addHook('onReady', async () => {
     await jobs.start();
-    if (deps.runWorkers !== false) await startCardChangedWorker(jobs, adapters, app.log);
+    if (deps.runWorkers !== false) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+    await campaignModule.start(deps.runWorkers !== false);
+    await webhooks.start(deps.runWorkers !== false);
   });
   app.addHook('onClose', async () => {
     // Let running jobs finish before the database goes away.
     await jobs.stop();
+    webhooks.close();
+    await campaignModule.close();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
@@ -142,11 +196,24 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       await api.register(programRoutes, { ctx });
       await api.register(cardRoutes, { ctx });
       await api.register(loyaltyRoutes, { ctx });
+      await api.register(staffRoutes, { ctx });
+      await api.register(statsRoutes, { ctx });
+      await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
+      await api.register(cabinetApiRoutes, { ctx });
+      await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
     },
     { prefix: '/api/v1' },
   );
-  await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple' });
+  await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple', passFetches: campaignModule.passFetches });
+  await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
   await app.register(publicCardRoutes, { ctx });
+  await app.register(publicPageRoutes, {
+    ctx,
+    joinForm: { ...DEFAULT_JOIN_FORM_SETTINGS, ...deps.joinForm },
+    keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
+  });
+
+  await app.register(cabinetRoutes, { ctx, csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'), auth: deps.cabinet, campaigns: campaignModule.campaigns });
 
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {

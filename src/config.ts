@@ -26,14 +26,33 @@ export const ConfigSchema = Type.Object({
   GOOGLE_SERVICE_ACCOUNT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   GOOGLE_WALLET_API_URL: Type.String({ default: 'https://walletobjects.googleapis.com/walletobjects/v1' }),
   GOOGLE_TOKEN_URL: Type.String({ default: 'https://oauth2.googleapis.com/token' }),
+  /** Where Google's callback signing keys are published, and the sender id they sign as (reference 4). */
+  GOOGLE_ISSUER_KEYS_URL: Type.String({ default: 'https://pay.google.com/gp/m/issuer/keys' }),
+  GOOGLE_CALLBACK_SENDER_ID: Type.String({ minLength: 1, default: 'GooglePayPasses' }),
+  GOOGLE_SAVE_URL_PREFIX: Type.String({ default: 'https://pay.google.com/gp/v/save/' }),
+  /** Comma-separated domains allowed to host the JavaScript save button; empty for plain links. */
+  GOOGLE_ORIGINS: Type.String({ default: '' }),
+  /** Google's published limit is 20 requests per second per project. */
+  GOOGLE_REQUESTS_PER_SECOND: Type.Number({ minimum: 0.1, maximum: 1000, default: 20 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
   /** Seconds a card change waits before its wallet update runs, so bursts coalesce into one push. */
   PASS_UPDATE_DEBOUNCE_SECONDS: Type.Integer({ minimum: 0, maximum: 600, default: 2 }),
+  /** Recipients per campaign chunk (one transaction, one job). */
+  CAMPAIGN_CHUNK_SIZE: Type.Integer({ minimum: 10, maximum: 10_000, default: 1000 }),
+  /**
+   * Apple devices per second a campaign may reach: each pushed device fetches its updated pass, which
+   * the service signs. Default from `npm run bench:campaign` on 2 cores (README, Campaigns).
+   */
+  CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 1500 }),
+  /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
+  CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   /** Whether `npm start` seeds the demo program when the database has no program yet. */
   DEMO_PROGRAM: Type.Boolean({ default: true }),
+  /** Let webhooks reach private, link-local and other non-public addresses (an instance whose receivers are on its own network). */
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
@@ -68,6 +87,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (Boolean(config.GOOGLE_ISSUER_ID) !== Boolean(config.GOOGLE_SERVICE_ACCOUNT_FILE)) {
     problems.push('GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE: set both to enable Google Wallet, or neither');
+  }
+  if (config.GOOGLE_ISSUER_ID && !config.PUBLIC_URL.startsWith('https://')) {
+    problems.push('PUBLIC_URL: must be https:// when Google Wallet is enabled (Google downloads the logo and calls back over HTTPS)');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   config.PUBLIC_URL = config.PUBLIC_URL.replace(/\/+$/, '');

@@ -3,6 +3,7 @@ import { hashApiKey, newApiKey } from './http/auth.js';
 import { cardUrls } from './cards/dto.js';
 import { issueCard } from './enrollment/service.js';
 import { createProgram } from './programs/service.js';
+import { createSignInLink } from './cabinet/auth.js';
 
 /**
  * A demo program for a fresh installation: only when the database has no program yet, so it never
@@ -45,5 +46,15 @@ export async function seedDemoProgram(app: App) {
     .transaction()
     .execute((trx) => issueCard(trx, cardChanges, program, { holder: { name: 'Анна Демо', phone: '+79160000000' }, consent: true, source: 'demo' }, 'demo'));
   const urls = cardUrls(config.PUBLIC_URL, card);
-  return { slug: program.slug, posKey, adminKey, cardUrl: urls.installUrl, passUrl: urls.applePassUrl };
+  // The cabinet's first owner: a one-time sign-in link (a week), printed with the keys.
+  const owner = await db.insertInto('staff_member').values({ program_id: program.id, name: 'Владелец Демо', role: 'owner' }).returning('id').executeTakeFirstOrThrow();
+  const ownerLink = await createSignInLink(db, {
+    staffId: owner.id,
+    programId: program.id,
+    createdBy: 'demo',
+    ttlMs: 7 * 24 * 60 * 60 * 1000,
+    now: app.ctx.clock(),
+    publicUrl: config.PUBLIC_URL,
+  });
+  return { slug: program.slug, posKey, adminKey, cardUrl: urls.installUrl, passUrl: urls.applePassUrl, ownerSignInUrl: ownerLink.url };
 }

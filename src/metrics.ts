@@ -19,6 +19,12 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    googleUpdates: new Counter({
+      name: 'google_wallet_updates_total',
+      help: 'Google Wallet object updates and notifications by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     passesSigned: new Counter({ name: 'apple_passes_signed_total', help: 'Signed .pkpass builds', registers: [registry] }),
   };
 }

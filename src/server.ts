@@ -8,6 +8,7 @@ import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { seedDemoProgram } from './demo.js';
 import { createAppleRuntime } from './wallets/apple/runtime.js';
+import { createGoogleRuntime } from './wallets/google/runtime.js';
 
 /**
  * The thin entry: configuration, logging, the real dependencies, timeouts, listen and graceful
@@ -37,9 +38,11 @@ async function main() {
   const applied = await migrateToLatest(database.db);
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
   logger.info({ database: database.kind === 'embedded' ? `embedded (${path.resolve(config.DATA_DIR)})` : 'postgres' }, 'database ready');
-  logger.info('Google Wallet is not configured: running Apple Wallet only');
+  const google = createGoogleRuntime(config, logger);
+  if (google) logger.info({ issuerId: google.settings.issuerId }, 'Google Wallet enabled');
+  else logger.info('Google Wallet is not configured (GOOGLE_ISSUER_ID, GOOGLE_SERVICE_ACCOUNT_FILE): running Apple Wallet only');
 
-  const app = await buildApp({ config, database, adminKey, apple, logger });
+  const app = await buildApp({ config, database, adminKey, apple, google, logger });
   app.server.requestTimeout = 30_000;
   app.server.headersTimeout = 15_000;
   app.server.keepAliveTimeout = 65_000;
@@ -52,6 +55,8 @@ async function main() {
         { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
         'demo program created (keys are shown only now)',
       );
+      // Printed to the terminal (not the log): a one-time link that signs the demo owner in to /app.
+      console.log(`\n  Demo owner sign-in link for the cabinet (one-time, valid 7 days):\n    ${demo.ownerSignInUrl}\n`);
     }
   }
   await app.listen({ port: config.PORT, host: config.HOST });

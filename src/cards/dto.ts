@@ -30,7 +30,7 @@ export function cardDto(
   card: CardRow,
   program: ProgramRow,
   links: CardLinks,
-  options: { revealPersonalData: boolean; appleDevices: number },
+  options: { revealPersonalData: boolean; appleDevices: number; googleSaved?: boolean },
 ): CardDto {
   const rules = program.rules as LoyaltyRules;
   const tier = rules.tiers.find((t) => t.code === card.tier);
@@ -57,7 +57,7 @@ export function cardDto(
     source: card.source,
     externalId: card.external_id,
     status: card.status,
-    wallet: { appleDevices: options.appleDevices, googleSaved: false },
+    wallet: { appleDevices: options.appleDevices, googleSaved: options.googleSaved ?? false },
     installUrl: urls.installUrl,
     applePassUrl: urls.applePassUrl,
     googleSaveUrl: links.googleEnabled ? urls.googleSaveUrl : null,

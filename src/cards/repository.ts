@@ -41,6 +41,16 @@ export function findCardByAppleSerial(executor: Executor, serial: string) {
   return executor.selectFrom('card').selectAll().where('apple_serial', '=', serial).executeTakeFirst();
 }
 
+/**
+ * What the PassKit web service needs to authenticate a request and answer 304: three columns,
+ * not the whole row (devices poll far more often than passes change; see bench:passes section 2).
+ */
+export function findApplePassAuth(executor: Executor, serial: string) {
+  return executor.selectFrom('card').select(['id', 'apple_auth_token', 'updated_at']).where('apple_serial', '=', serial).executeTakeFirst();
+}
+
+export type ApplePassAuth = Pick<CardRow, 'id' | 'apple_auth_token' | 'updated_at'>;
+
 /** Cashier search: exact card number or phone, or a name prefix. */
 export function searchCards(executor: Executor, programId: string, q: { number?: string; phone?: string; namePrefix: string }, limit: number) {
   return executor
@@ -67,6 +77,13 @@ export async function appleDeviceCounts(executor: Executor, serials: string[]): 
     .groupBy('serial_number')
     .execute();
   return new Map(rows.map((r) => [r.serial_number, Number(r.devices)]));
+}
+
+/** Cards whose Google Wallet object is currently saved by its holder (save/delete callbacks). */
+export async function googleSavedCards(executor: Executor, cardIds: string[]): Promise<Set<string>> {
+  if (cardIds.length === 0) return new Set();
+  const rows = await executor.selectFrom('google_object').select('card_id').where('card_id', 'in', cardIds).where('saved', '=', true).execute();
+  return new Set(rows.map((r) => r.card_id));
 }
 
 export type { CardRow };

@@ -11,7 +11,7 @@ import { normalizeScannedValue } from '../loyalty/card-number.js';
 import { postToLedger } from '../loyalty/ledger.js';
 import { getProgramOr404 } from '../programs/service.js';
 import { cardDto } from './dto.js';
-import { appleDeviceCounts, findCardByNumber, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
+import { appleDeviceCounts, findCardByNumber, googleSavedCards, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
 import { AdjustmentResultSchema, AdjustmentSchema, CardSchema, IssueCardSchema } from './schemas.js';
 
 const CardParams = Type.Object({ cardId: Uuid });
@@ -21,8 +21,13 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
 
   async function present(cards: CardRow[], program: ProgramRow, role: string) {
     const devices = await appleDeviceCounts(db, cards.map((c) => c.apple_serial));
+    const googleSaved = ctx.links.googleEnabled ? await googleSavedCards(db, cards.map((c) => c.id)) : new Set<string>();
     return cards.map((card) =>
-      cardDto(card, program, ctx.links, { revealPersonalData: role === 'admin', appleDevices: devices.get(card.apple_serial) ?? 0 }),
+      cardDto(card, program, ctx.links, {
+        revealPersonalData: role === 'admin',
+        appleDevices: devices.get(card.apple_serial) ?? 0,
+        googleSaved: googleSaved.has(card.id),
+      }),
     );
   }
 

@@ -22,6 +22,10 @@ export interface ProgramTable {
   texts: Json<Record<string, unknown>>;
   locations: Json<unknown[]>;
   rules: Json<Record<string, unknown>>;
+  /** RFM segment thresholds (campaigns/segments.ts); '{}' = defaults. */
+  segments: ColumnType<Record<string, unknown>, string | undefined, string>;
+  /** Automation switches and texts (campaigns/automations.ts); '{}' = all off. */
+  automations: ColumnType<Record<string, unknown>, string | undefined, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -52,6 +56,40 @@ export interface StaffMemberTable {
   created_at: Timestamp;
   /** Soft delete: cards keep their enrolling staff member for the leaderboard. */
   deleted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Cabinet sign-in (lower-cased; unique among active staff of the instance). */
+  email: ColumnType<string | null, string | null | undefined, string | null>;
+  /** argon2id (PHC string); null = no password, sign-in links only. */
+  password_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  password_changed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  last_sign_in_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface StaffSessionTable {
+  token_hash: string;
+  staff_id: string;
+  program_id: string;
+  csrf_token: string;
+  created_at: Timestamp;
+  last_seen_at: Timestamp;
+  expires_at: Date;
+  method: 'password' | 'link';
+  user_agent: string | null;
+}
+
+export interface StaffSignInLinkTable {
+  token_hash: string;
+  staff_id: string;
+  program_id: string;
+  created_by: string;
+  created_at: Timestamp;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export interface SignInFailureTable {
+  id: Generated<number>;
+  subject: string;
+  at: Timestamp;
 }
 
 export interface CardTable {
@@ -174,6 +212,159 @@ export interface WalletEventTable {
   created_at: Timestamp;
 }
 
+export interface GoogleClassTable {
+  class_id: string;
+  program_id: string;
+  tier_code: string;
+  content_hash: string;
+  updated_at: Timestamp;
+}
+
+export interface GoogleObjectTable {
+  card_id: string;
+  program_id: string;
+  object_id: string;
+  class_id: string;
+  published_balance: number;
+  published_tier: string;
+  content_hash: string;
+  saved: Generated<boolean>;
+  saved_changed_at: Date | null;
+  /** Hash of the promo last announced with a message (null = none yet). */
+  published_promo_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface GoogleNotificationTable {
+  id: Generated<number>;
+  object_id: string;
+  kind: 'update' | 'message';
+  sent_at: Timestamp;
+}
+
+export interface GoogleCallbackNonceTable {
+  nonce: string;
+  event_type: string;
+  object_id: string;
+  received_at: Timestamp;
+}
+
+export interface WebhookEndpointTable {
+  id: Generated<string>;
+  program_id: string;
+  url: string;
+  events: string[];
+  /** The signing key; shown once by the API, never selected for its responses. */
+  secret: string;
+  enabled: Generated<boolean>;
+  disabled_at: Date | null;
+  disabled_reason: string | null;
+  failing_since: Date | null;
+  consecutive_failures: Generated<number>;
+  last_success_at: Date | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookEventTable {
+  id: string;
+  program_id: string;
+  type: string;
+  data: Json<unknown>;
+  created_at: Timestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveryTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_id: string;
+  status: Generated<WebhookDeliveryStatus>;
+  attempts: Generated<number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  last_attempt_at: Date | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Timestamp;
+}
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'sending' | 'sent' | 'cancelled';
+
+export interface CampaignTable {
+  id: Generated<string>;
+  program_id: string;
+  name: string;
+  message: Json<Localized>;
+  audience: Json<Record<string, unknown>>;
+  bonus_points: Generated<number>;
+  ledger_kind: ColumnType<'campaign_bonus' | 'birthday' | 'expiry', 'campaign_bonus' | 'birthday' | 'expiry' | undefined, never>;
+  effect: ColumnType<'promo' | 'expire', 'promo' | 'expire' | undefined, never>;
+  requires_consent: Generated<boolean>;
+  automation: string | null;
+  status: CampaignStatus;
+  scheduled_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  cancelled_at: Date | null;
+  materialized: Generated<boolean>;
+  targeted: Generated<number>;
+  processed: Generated<number>;
+  skipped: Generated<number>;
+  next_chunk: Generated<number>;
+  cursor_card_id: string | null;
+  not_before: Date | null;
+  progress_at: Date | null;
+  google_classes: ColumnType<unknown[], string | undefined, string>;
+  created_by: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CampaignRecipientTable {
+  campaign_id: string;
+  card_id: string;
+  status: Generated<'pending' | 'processed' | 'skipped' | 'cancelled'>;
+  params: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
+  processed_at: Date | null;
+  update_tag: number | null;
+  apple_published_at: Date | null;
+  apple_pushes_accepted: number | null;
+  apple_pushes_failed: number | null;
+  google_published_at: Date | null;
+  google_updated: boolean | null;
+  google_notified: boolean | null;
+  google_downgraded: boolean | null;
+}
+
+export interface ApplePassFetchTable {
+  card_id: string;
+  update_tag: number;
+  fetches: number;
+  first_at: Timestamp;
+  last_at: Timestamp;
+}
+
+export interface AutomationDeliveryTable {
+  card_id: string;
+  automation: string;
+  occasion: string;
+  program_id: string;
+  campaign_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface CardTierChangeTable {
+  id: Generated<number>;
+  program_id: string;
+  card_id: string;
+  from_tier: string;
+  to_tier: string;
+  changed_at: Timestamp;
+}
+
 export interface Database {
   program: ProgramTable;
   program_image: ProgramImageTable;
@@ -187,6 +378,21 @@ export interface Database {
   consent_text: ConsentTextTable;
   join_view: JoinViewTable;
   wallet_event: WalletEventTable;
+  google_class: GoogleClassTable;
+  google_object: GoogleObjectTable;
+  google_notification: GoogleNotificationTable;
+  google_callback_nonce: GoogleCallbackNonceTable;
+  webhook_endpoint: WebhookEndpointTable;
+  webhook_event: WebhookEventTable;
+  webhook_delivery: WebhookDeliveryTable;
+  campaign: CampaignTable;
+  campaign_recipient: CampaignRecipientTable;
+  apple_pass_fetch: ApplePassFetchTable;
+  automation_delivery: AutomationDeliveryTable;
+  card_tier_change: CardTierChangeTable;
+  staff_session: StaffSessionTable;
+  staff_sign_in_link: StaffSignInLinkTable;
+  sign_in_failure: SignInFailureTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

@@ -1,7 +1,8 @@
 import { createHmac } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Db, Executor } from '../db/database.js';
-import type { CardRow, Database, WalletEventKind, WalletKind } from '../db/schema.js';
+import type { Database, WalletEventKind, WalletKind } from '../db/schema.js';
+import { emitEvent } from '../webhooks/events.js';
 
 /**
  * The install funnel: join-page views, and wallet installs/removals. Cards issued come from the
@@ -21,6 +22,7 @@ export interface WalletEvent {
  * Records that a card was installed into or removed from a wallet. Apple events come from the
  * PassKit web service (first device registered / last one gone, see `trackAppleRegistrations`);
  * the Google save/delete callback calls this directly, in its own transaction if it has one.
+ * Emits the `card.installed` / `card.removed` webhook event with it.
  */
 export async function recordWalletEvent(executor: Executor, event: WalletEvent): Promise<void> {
   await executor
@@ -33,6 +35,11 @@ export async function recordWalletEvent(executor: Executor, event: WalletEvent):
       ...(event.at ? { created_at: event.at } : {}),
     })
     .execute();
+  await emitEvent(executor, {
+    programId: event.programId,
+    type: event.kind === 'installed' ? 'card.installed' : 'card.removed',
+    data: { cardId: event.cardId, wallet: event.wallet },
+  });
 }
 
 function countAppleRegistrations(executor: Executor, passTypeIdentifier: string, serialNumber: string) {
@@ -53,18 +60,17 @@ function countAppleRegistrations(executor: Executor, passTypeIdentifier: string,
  */
 export async function trackAppleRegistrations<T>(
   db: Db,
-  card: Pick<CardRow, 'id' | 'program_id' | 'apple_serial'>,
-  passTypeIdentifier: string,
+  pass: { cardId: string; passTypeIdentifier: string; serialNumber: string },
   at: Date,
   change: (trx: Transaction<Database>) => Promise<T>,
 ): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await trx.selectFrom('card').select('id').where('id', '=', card.id).forUpdate().execute();
-    const before = await countAppleRegistrations(trx, passTypeIdentifier, card.apple_serial);
+    const card = await trx.selectFrom('card').select(['id', 'program_id']).where('id', '=', pass.cardId).forUpdate().executeTakeFirst();
+    const before = await countAppleRegistrations(trx, pass.passTypeIdentifier, pass.serialNumber);
     const result = await change(trx);
-    const after = await countAppleRegistrations(trx, passTypeIdentifier, card.apple_serial);
+    const after = await countAppleRegistrations(trx, pass.passTypeIdentifier, pass.serialNumber);
     const kind: WalletEventKind | undefined = before === 0 && after > 0 ? 'installed' : before > 0 && after === 0 ? 'removed' : undefined;
-    if (kind) await recordWalletEvent(trx, { programId: card.program_id, cardId: card.id, wallet: 'apple', kind, at });
+    if (kind && card) await recordWalletEvent(trx, { programId: card.program_id, cardId: card.id, wallet: 'apple', kind, at });
     return result;
   });
 }

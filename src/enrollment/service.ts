@@ -8,6 +8,7 @@ import { postToLedger } from '../loyalty/ledger.js';
 import { referralBonuses, tierFor, type LoyaltyRules } from '../loyalty/rules.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import type { IssueCard } from '../cards/schemas.js';
+import { emitEvent } from '../webhooks/events.js';
 
 // A national number ("8 916 123-45-67") is read in the country of the program's currency.
 const COUNTRY_BY_CURRENCY: Record<string, CountryCode> = { RUB: 'RU', KZT: 'KZ', BYN: 'BY', UZS: 'UZ', USD: 'US', GBP: 'GB' };
@@ -54,6 +55,7 @@ export async function issueCard(
       .select('id')
       .where('id', '=', input.staffId)
       .where('program_id', '=', program.id)
+      .where('deleted_at', 'is', null)
       .executeTakeFirst();
     if (!staff) throw unprocessable('staff_not_found', 'No staff member with this id in the program');
   }
@@ -87,6 +89,21 @@ export async function issueCard(
     ]);
   }
   const fresh = await trx.selectFrom('card').selectAll().where('id', '=', current.id).executeTakeFirstOrThrow();
+  await emitEvent(trx, {
+    programId: program.id,
+    type: 'card.issued',
+    data: {
+      cardId: fresh.id,
+      number: fresh.number,
+      tier: fresh.tier,
+      balance: fresh.balance,
+      referredBy: fresh.referred_by,
+      staffId: fresh.staff_id,
+      source: fresh.source,
+      externalId: fresh.external_id,
+      createdAt: new Date(fresh.created_at).toISOString(),
+    },
+  });
   return { card: fresh, created: true };
 }
 

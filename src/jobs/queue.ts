@@ -2,6 +2,29 @@ import PgBoss from 'pg-boss';
 import type { Db, Executor } from '../db/database.js';
 import { sqlExecutor } from '../db/database.js';
 
+/** The Postgres schema pg-boss keeps its tables in. */
+export const JOB_SCHEMA = 'pgboss';
+
+// pg-boss builds its job insert from the schema name alone, so an instance that is never started
+// and never connects can write a job through any executor passed as `db`.
+const jobWriter = new PgBoss({
+  db: {
+    executeSql: async () => {
+      throw new Error('jobWriter has no connection of its own; pass the executor');
+    },
+  },
+  schema: JOB_SCHEMA,
+} as PgBoss.ConstructorOptions);
+
+/**
+ * Sends a job inside `executor`'s transaction without a JobQueue at hand, for code that only has
+ * the transaction (webhooks' `emitEvent`). Same effect as `JobQueue.send`. Returns null when the
+ * queue does not exist (yet) or a stately/singleton queue coalesced the job.
+ */
+export function sendJobIn(executor: Executor, name: string, data: object, options: PgBoss.SendOptions = {}): Promise<string | null> {
+  return jobWriter.send(name, data, { ...options, db: sqlExecutor(executor) } as PgBoss.SendOptions);
+}
+
 export interface QueueLogger {
   error(obj: object, msg?: string): void;
 }
@@ -20,7 +43,7 @@ export class JobQueue {
   ) {
     this.boss = new PgBoss({
       db: sqlExecutor(db),
-      schema: 'pgboss',
+      schema: JOB_SCHEMA,
       // Maintenance and monitoring are cheap; keep the defaults but never crash on their errors.
     } as PgBoss.ConstructorOptions);
     this.boss.on('error', (error) => options.logger?.error({ err: error }, 'job queue error'));
@@ -40,8 +63,33 @@ export class JobQueue {
     return this.boss.send(name, data, { ...options, db: sqlExecutor(executor) } as PgBoss.SendOptions);
   }
 
-  work<T extends object>(name: string, options: PgBoss.WorkOptions, handler: PgBoss.WorkHandler<T>) {
-    return this.boss.work<T>(name, { pollingIntervalSeconds: this.options.pollingIntervalSeconds ?? 0.5, ...options }, handler);
+  /**
+   * Sends many jobs with one statement inside `executor`'s transaction. Same coalescing as `send`
+   * (a stately queue's singletonKey conflict skips the job), one round trip instead of one per job.
+   */
+  async insert(executor: Executor, jobs: PgBoss.JobInsert[]): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.boss.insert(jobs, { db: sqlExecutor(executor) } as PgBoss.InsertOptions);
+  }
+
+  /**
+   * Starts a worker. pg-boss waits the polling interval after every fetch; when a fetch returned a
+   * full batch there is likely more waiting, so the next fetch starts at once and a deep queue drains
+   * at the speed of its handler rather than one batch per interval.
+   */
+  async work<T extends object>(name: string, options: PgBoss.WorkOptions, handler: PgBoss.WorkHandler<T>): Promise<string> {
+    const batchSize = options.batchSize ?? 1;
+    let workerId: string | undefined;
+    workerId = await this.boss.work<T>(
+      name,
+      { pollingIntervalSeconds: this.options.pollingIntervalSeconds ?? 0.5, ...options },
+      async (jobs) => {
+        const result = await handler(jobs);
+        if (jobs.length >= batchSize && workerId) this.boss.notifyWorker(workerId);
+        return result;
+      },
+    );
+    return workerId;
   }
 
   async stop() {

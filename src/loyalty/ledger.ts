@@ -3,6 +3,7 @@ import type { Executor } from '../db/database.js';
 import type { LedgerKind } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import { cardChangedColumns, type CardChangeRecorder } from '../updates/card-changes.js';
+import { emitEvent } from '../webhooks/events.js';
 
 export interface LedgerPosting {
   programId: string;
@@ -26,6 +27,7 @@ export interface CardBalanceChange {
  * transaction, then enqueues the wallet update in that same transaction. The balance can never go
  * negative: the database's CHECK constraint refuses it even if a caller's own check was wrong.
  * Callers that read the balance first must hold the card row lock (`lockCard`).
+ * Emits the `balance.changed` and `tier.changed` webhook events in the same transaction.
  */
 export async function postToLedger(
   trx: Executor,
@@ -57,6 +59,9 @@ export async function postToLedger(
       .execute();
   }
   const delta = nonZero.reduce((sum, p) => sum + p.points, 0);
+  // The tier before, for tier.changed (read only when the caller changes the tier).
+  const tierBefore =
+    cardChange.tier !== undefined ? (await trx.selectFrom('card').select('tier').where('id', '=', cardId).executeTakeFirst())?.tier : undefined;
   let updated;
   try {
     updated = await trx
@@ -68,7 +73,7 @@ export async function postToLedger(
         ...cardChangedColumns(),
       })
       .where('id', '=', cardId)
-      .returning(['balance', 'tier', 'lifetime_spend'])
+      .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id'])
       .executeTakeFirstOrThrow();
   } catch (error) {
     if ((error as { constraint?: string }).constraint === 'card_balance_not_negative' || /card_balance_not_negative/.test(String(error))) {
@@ -77,5 +82,24 @@ export async function postToLedger(
     throw error;
   }
   await cardChanges.enqueue(trx, [cardId]);
+  const programId = updated.program_id;
+  if (delta !== 0) {
+    await emitEvent(trx, {
+      programId,
+      type: 'balance.changed',
+      data: {
+        cardId,
+        number: updated.number,
+        oldBalance: updated.balance - delta,
+        newBalance: updated.balance,
+        delta,
+        entries: nonZero.map((p) => ({ kind: p.kind, points: p.points, reason: p.reason ?? null })),
+        purchaseId: nonZero.find((p) => p.purchaseId)?.purchaseId ?? null,
+      },
+    });
+  }
+  if (tierBefore !== undefined && tierBefore !== updated.tier) {
+    await emitEvent(trx, { programId, type: 'tier.changed', data: { cardId, number: updated.number, oldTier: tierBefore, newTier: updated.tier } });
+  }
   return { balance: updated.balance, tier: updated.tier, lifetimeSpend: updated.lifetime_spend };
 }

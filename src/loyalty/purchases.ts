@@ -6,6 +6,7 @@ import { getProgramOr404 } from '../programs/service.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import { postToLedger, type LedgerPosting } from './ledger.js';
 import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type LoyaltyRules } from './rules.js';
+import { emitEvent } from '../webhooks/events.js';
 
 type Trx = Transaction<Database>;
 
@@ -106,6 +107,23 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
       ]);
     }
   }
+  await emitEvent(trx, {
+    programId: command.programId,
+    type: 'purchase.created',
+    data: {
+      purchaseId: purchase.id,
+      cardId: card.id,
+      amount: quote.amount,
+      redeemed: quote.redeemed,
+      accrued: quote.accrued,
+      payable: quote.payable,
+      storeId: command.storeId ?? null,
+      receiptId: command.receiptId ?? null,
+      balance: after.balance,
+      tier: after.tier,
+      tierChanged: quote.tierChanged,
+    },
+  });
   return {
     purchaseId: purchase.id,
     amount: quote.amount,
@@ -186,6 +204,20 @@ export async function refundPurchase(
     ],
     { lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend, tier: quote.tierChanged ? quote.tierAfter : undefined },
   );
+  await emitEvent(trx, {
+    programId: command.programId,
+    type: 'purchase.refunded',
+    data: {
+      purchaseId: purchase.id,
+      cardId: card.id,
+      pointsReturned: quote.pointsReturned,
+      pointsReversed: quote.pointsReversed,
+      shortfall: quote.shortfall,
+      balance: after.balance,
+      tier: after.tier,
+      tierChanged: quote.tierChanged,
+    },
+  });
   return {
     purchaseId: purchase.id,
     status: 'refunded' as const,

@@ -8,6 +8,7 @@ import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
 import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import { findCardInProgram } from '../cards/repository.js';
 import { recordPurchase, refundPurchase } from './purchases.js';
+import { segmentOfCard } from '../campaigns/segments.js';
 import { HistorySchema, PurchaseRequestSchema, PurchaseResultSchema, RefundResultSchema } from './schemas.js';
 
 export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
@@ -141,7 +142,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
           averageCheck: visits > 0 ? Math.round(total / visits) : 0,
           firstPurchaseAt: stats.first ? new Date(stats.first).toISOString() : null,
           lastPurchaseAt: stats.last ? new Date(stats.last).toISOString() : null,
-          segment: null,
+          segment: await segmentOfCard(db, programId, card.id, ctx.clock()),
         },
       };
     },

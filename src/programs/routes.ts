@@ -1,19 +1,16 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { hashApiKey, newApiKey, requireInstance, requireProgramAdmin } from '../http/auth.js';
-import { AppError, notFound } from '../http/errors.js';
+import { requireInstance, requireProgramAdmin } from '../http/auth.js';
+import { AppError } from '../http/errors.js';
 import { problemResponses, Uuid } from '../http/schemas.js';
 import type { AppContext } from '../app-context.js';
 import { listPrograms } from './repository.js';
 import { CreateKeySchema, CreateProgramSchema, KeySchema, ProgramSchema, UpdateProgramSchema } from './schemas.js';
-import { createProgram, getProgramOr404, programDto, touchAllCards, updateProgram } from './service.js';
+import { createProgram, getProgramOr404, programDto, updateProgram } from './service.js';
+import { IMAGE_NAMES, isPng, MAX_IMAGE_BYTES, saveProgramImage } from './images.js';
+import { createProgramKey, listProgramKeys, revokeProgramKey } from './keys.js';
 
 const ProgramParams = Type.Object({ programId: Uuid });
-// Each image at 1x, @2x and @3x (Apple: pass images need every resolution; an uploaded family
-// replaces the default one as a whole, see mergeImages).
-const IMAGE_NAMES = ['icon', 'logo', 'strip'].flatMap((name) => [name, `${name}@2x`, `${name}@3x`]);
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const MAX_IMAGE_BYTES = 1024 * 1024;
 
 export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   const { db } = ctx;
@@ -86,13 +83,7 @@ export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const { programId } = request.params;
       requireProgramAdmin(request, programId);
       await getProgramOr404(db, programId);
-      const key = newApiKey(request.body.role);
-      const row = await db
-        .insertInto('api_key')
-        .values({ program_id: programId, role: request.body.role, name: request.body.name, key_hash: hashApiKey(key) })
-        .returning(['id', 'role', 'name'])
-        .executeTakeFirstOrThrow();
-      return reply.status(201).send({ ...row, key });
+      return reply.status(201).send(await createProgramKey(db, programId, request.body));
     },
   );
 
@@ -101,7 +92,7 @@ export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
     { schema: { tags: ['admin'], params: ProgramParams, response: { 200: Type.Array(KeySchema), ...problemResponses() } } },
     async (request) => {
       requireProgramAdmin(request, request.params.programId);
-      const rows = await db.selectFrom('api_key').selectAll().where('program_id', '=', request.params.programId).orderBy('created_at').execute();
+      const rows = await listProgramKeys(db, request.params.programId);
       return rows.map((r) => ({
         id: r.id,
         role: r.role,
@@ -126,17 +117,7 @@ export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
     async (request, reply) => {
       const { programId, keyId } = request.params;
       requireProgramAdmin(request, programId);
-      const result = await db
-        .updateTable('api_key')
-        .set({ revoked_at: new Date() })
-        .where('id', '=', keyId)
-        .where('program_id', '=', programId)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (result.numUpdatedRows === 0n) {
-        const exists = await db.selectFrom('api_key').select('id').where('id', '=', keyId).where('program_id', '=', programId).executeTakeFirst();
-        if (!exists) throw notFound('key');
-      }
+      await revokeProgramKey(db, programId, keyId);
       return reply.status(204).send(null);
     },
   );
@@ -159,20 +140,8 @@ export const programRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         const { programId, name } = request.params;
         requireProgramAdmin(request, programId);
         const body = request.body as Buffer | undefined;
-        if (!Buffer.isBuffer(body) || !body.subarray(0, 8).equals(PNG_SIGNATURE)) {
-          throw new AppError(415, 'png_required', 'Send the image as Content-Type: image/png with PNG bytes');
-        }
-        await db.transaction().execute(async (trx) => {
-          await getProgramOr404(trx, programId);
-          await trx
-            .insertInto('program_image')
-            .values({ program_id: programId, name: `${name}.png`, png: body })
-            .onConflict((oc) => oc.columns(['program_id', 'name']).doUpdateSet({ png: body, updated_at: new Date() }))
-            .execute();
-          await trx.updateTable('program').set({ updated_at: new Date() }).where('id', '=', programId).execute();
-          await touchAllCards(trx, ctx.cardChanges, programId);
-        });
-        ctx.passes.forgetProgramImages(programId);
+        if (!isPng(body)) throw new AppError(415, 'png_required', 'Send the image as Content-Type: image/png with PNG bytes');
+        await saveProgramImage(ctx, programId, name, body);
         return reply.status(204).send(null);
       },
     );

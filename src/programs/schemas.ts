@@ -24,6 +24,8 @@ export const TextsSchema = Type.Object(
     terms: Type.Optional(Localized),
     promo: Type.Optional(Localized),
     referral: Type.Optional(Localized),
+    /** Marketing-consent text on the join page (152-FZ / GDPR); a default text is used when absent. */
+    consent: Type.Optional(Localized),
   },
   { additionalProperties: false },
 );

@@ -8,7 +8,8 @@ import type { JobQueue } from '../jobs/queue.js';
  * transaction. It bumps the card's update tag and enqueues the wallet-update job; the job's
  * worker hands the card to each wallet adapter. The ledger knows no wallet.
  */
-export const CARD_CHANGED_QUEUE = 'card-changed';
+/** One queue per wallet, so one wallet's failure and retries never repeat the other's pushes. */
+export const walletUpdateQueue = (wallet: string) => `wallet-update-${wallet}`;
 
 export interface CardChangedJob {
   cardId: string;
@@ -34,16 +35,23 @@ export interface CardChangeRecorder {
   record(executor: Executor, cardIds: string[]): Promise<void>;
 }
 
-export function createCardChangeRecorder(queue: JobQueue, options: { debounceSeconds: number }): CardChangeRecorder {
+export function createCardChangeRecorder(
+  queue: JobQueue,
+  options: { debounceSeconds: number; wallets: readonly string[] },
+): CardChangeRecorder {
   const enqueue = async (executor: Executor, cardIds: string[]) => {
-    for (const cardId of new Set(cardIds)) {
-      // The queue is "stately": at most one waiting job per card (singletonKey), so a burst of
-      // changes within the debounce window becomes one job and one push per device.
-      await queue.send(executor, CARD_CHANGED_QUEUE, { cardId } satisfies CardChangedJob, {
+    // Each queue is "stately": at most one waiting job per card (singletonKey), so a burst of
+    // changes within the debounce window becomes one job and one push per device. One statement
+    // for all cards and wallets (a campaign chunk changes a thousand cards at once).
+    const jobs = [...new Set(cardIds)].flatMap((cardId) =>
+      options.wallets.map((wallet) => ({
+        name: walletUpdateQueue(wallet),
+        data: { cardId } satisfies CardChangedJob,
         singletonKey: cardId,
-        startAfter: options.debounceSeconds,
-      });
-    }
+        startAfter: String(options.debounceSeconds),
+      })),
+    );
+    await queue.insert(executor, jobs);
   };
   return {
     enqueue,
@@ -55,36 +63,68 @@ export function createCardChangeRecorder(queue: JobQueue, options: { debounceSec
   };
 }
 
+/**
+ * What a wallet did for one card in one publish, so others (campaign delivery figures) can
+ * attribute it. Apple reports pushes; Google reports the object update and its notification.
+ */
+export interface PublishOutcome {
+  cardId: string;
+  /** Apple: pushes to this card's devices that APNs accepted / refused. */
+  pushesAccepted?: number;
+  pushesFailed?: number;
+  /** Google: the object was patched; a notification was sent; one was wanted but downgraded (quota). */
+  updated?: boolean;
+  notified?: boolean;
+  downgraded?: boolean;
+}
+
 /** A wallet's side of the update path: publish the current state of these cards. */
 export interface WalletAdapter {
   readonly wallet: string;
-  publish(cardIds: string[]): Promise<void>;
+  /** Publishes, and reports one outcome per card it was given (or nothing). */
+  publish(cardIds: string[]): Promise<PublishOutcome[] | void>;
 }
 
-export async function startCardChangedWorker(
+export type PublishListener = (wallet: string, outcomes: PublishOutcome[]) => Promise<void>;
+
+/** Creates the wallet-update queues (also for processes that only send to them, e.g. campaign workers). */
+export async function ensureWalletUpdateQueues(queue: JobQueue, wallets: readonly string[]) {
+  for (const wallet of wallets) {
+    await queue.ensureQueue(walletUpdateQueue(wallet), {
+      policy: 'stately',
+      retryLimit: 5,
+      retryDelay: 5,
+      retryBackoff: true,
+      expireInSeconds: 300,
+    });
+  }
+}
+
+/** Starts one worker per wallet adapter, each on its own queue. */
+export async function startWalletUpdateWorkers(
   queue: JobQueue,
   adapters: WalletAdapter[],
   logger: { error(obj: object, msg?: string): void },
+  options: { onPublished?: PublishListener } = {},
 ) {
-  await queue.ensureQueue(CARD_CHANGED_QUEUE, {
-    policy: 'stately',
-    retryLimit: 5,
-    retryDelay: 5,
-    retryBackoff: true,
-    expireInSeconds: 300,
-  });
-  return queue.work<CardChangedJob>(CARD_CHANGED_QUEUE, { batchSize: 200 }, async (jobs) => {
-    const cardIds = [...new Set(jobs.map((job) => job.data.cardId))];
-    const failures: unknown[] = [];
-    // Each wallet is independent: one wallet's outage must not hold back the other.
-    for (const adapter of adapters) {
+  await ensureWalletUpdateQueues(queue, adapters.map((adapter) => adapter.wallet));
+  for (const adapter of adapters) {
+    const name = walletUpdateQueue(adapter.wallet);
+    await queue.work<CardChangedJob>(name, { batchSize: 200 }, async (jobs) => {
+      const cardIds = [...new Set(jobs.map((job) => job.data.cardId))];
+      let outcomes: PublishOutcome[] | void;
       try {
-        await adapter.publish(cardIds);
+        outcomes = await adapter.publish(cardIds);
       } catch (error) {
-        logger.error({ err: error, wallet: adapter.wallet, cards: cardIds.length }, 'wallet update failed');
-        failures.push(error);
+        logger.error({ err: error, wallet: adapter.wallet, cards: cardIds.length }, 'wallet update failed; it will be retried');
+        throw error;
       }
-    }
-    if (failures.length > 0) throw failures[0];
-  });
+      // Recording outcomes must never fail the job: a retry would push the same cards again.
+      if (outcomes && outcomes.length > 0 && options.onPublished) {
+        await options.onPublished(adapter.wallet, outcomes).catch((error: unknown) => {
+          logger.error({ err: error, wallet: adapter.wallet }, 'recording wallet outcomes failed');
+        });
+      }
+    });
+  }
 }

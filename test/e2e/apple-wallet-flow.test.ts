@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, createProgramWithKeys, waitFor, type TestApp } from '../support/app.js';
 import { passJsonOf, verifyPkpassWithOpenssl } from '../support/pkpass.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
+import { waitForCardJobsIdle } from '../support/apple-device.js';
 
 // The Apple Wallet path end to end, over HTTP, with the real pass signer and the real APNs client
 // talking HTTP/2 TLS to a local APNs stand-in (issue #2's end-to-end test; reference 8.4).
@@ -46,6 +47,10 @@ describe(`Apple Wallet end to end (${TEST_DATABASE_KIND} database)`, () => {
     const auth = { authorization: `ApplePass ${pass.authenticationToken}` };
     const registrationUrl = `/apple/v1/devices/${device}/registrations/${ptid}/${serial}`;
 
+    // Jobs from the enrollment (welcome bonus) finish before the device exists, so every push the
+    // stand-in sees from here on is caused by what follows.
+    await waitForCardJobsIdle(t);
+
     // 3. The device registers.
     const registered = await app.inject({ method: 'POST', url: registrationUrl, headers: auth, payload: { pushToken } });
     expect(registered.statusCode).toBe(201);
@@ -69,8 +74,7 @@ describe(`Apple Wallet end to end (${TEST_DATABASE_KIND} database)`, () => {
     });
     expect(adjusted.statusCode).toBe(201);
     expect(adjusted.json().balance).toBe(1250);
-    await waitFor(() => apnsStandIn.received.length >= 1, { what: 'the push' });
-    await new Promise((r) => setTimeout(r, 1500)); // a second push would have arrived by now
+    await waitForCardJobsIdle(t);
     expect(apnsStandIn.received).toHaveLength(1);
     expect(apnsStandIn.received[0]).toMatchObject({ path: `/3/device/${pushToken}`, topic: ptid, body: '{}', priority: '10' });
 
@@ -115,5 +119,11 @@ describe(`Apple Wallet end to end (${TEST_DATABASE_KIND} database)`, () => {
     );
     const rows = await t.database.handle.db.selectFrom('apple_registration').selectAll().execute();
     expect(rows).toHaveLength(0);
+    // The install funnel saw the install and, with the last device gone, the removal.
+    const events = await t.database.handle.db.selectFrom('wallet_event').select(['wallet', 'kind']).where('card_id', '=', card.id).orderBy('id').execute();
+    expect(events).toEqual([
+      { wallet: 'apple', kind: 'installed' },
+      { wallet: 'apple', kind: 'removed' },
+    ]);
   });
 });

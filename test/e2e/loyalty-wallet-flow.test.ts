@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, createProgramWithKeys, waitFor, sleep, type TestApp } from '../support/app.js';
+import { startTestApp, createProgramWithKeys, type TestApp } from '../support/app.js';
+import { waitForCardJobsIdle } from '../support/apple-device.js';
 import { passJsonOf, unpackPkpass, verifyPkpassWithOpenssl } from '../support/pkpass.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 
@@ -43,8 +44,8 @@ describe(`loyalty to wallet (${TEST_DATABASE_KIND} database)`, () => {
     const token = 'b'.repeat(64);
     const reg = await app.inject({ method: 'POST', url: `/apple/v1/devices/iphone-1/registrations/${ptid}/${pass.serialNumber}`, headers: auth, payload: { pushToken: token } });
     expect(reg.statusCode).toBe(201);
-    await sleep(700);
-    const pushesBefore = apnsStandIn.received.length; // enrollment jobs ran before the device registered
+    await waitForCardJobsIdle(t);
+    const pushesBefore = apnsStandIn.received.length;
 
     // A 60,000.00 RUB purchase paying 3,000 points: crosses the General threshold (50,000 RUB).
     const purchase = await app.inject({
@@ -57,8 +58,7 @@ describe(`loyalty to wallet (${TEST_DATABASE_KIND} database)`, () => {
     const result = purchase.json();
     expect(result).toMatchObject({ redeemed: 3000, payable: 5_700_000, accrued: 2850, balance: 4000 - 3000 + 2850, tier: 'general', tierChanged: true });
 
-    await waitFor(() => apnsStandIn.received.length > pushesBefore, { what: 'the push' });
-    await sleep(1500);
+    await waitForCardJobsIdle(t);
     expect(apnsStandIn.received.slice(pushesBefore).map((p) => p.token)).toEqual([token]);
 
     const fetched = await app.inject({ method: 'GET', url: `/apple/v1/passes/${ptid}/${pass.serialNumber}`, headers: auth });

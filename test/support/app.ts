@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildApp, type App, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
@@ -8,6 +9,16 @@ import { createPassPackager, loadDefaultImages } from '../../src/wallets/apple/p
 import { PassSigner } from '../../src/wallets/apple/pass/signer.js';
 import { DEFAULT_PASS_IMAGES_DIR } from '../../src/wallets/apple/pass/build-pkpass.js';
 import { startApnsStandIn, type ApnsStandIn } from './apns-stand-in.js';
+import { createGoogleRuntime } from '../../src/wallets/google/runtime.js';
+import {
+  createCallbackKeys,
+  createTestServiceAccount,
+  issuerKeysDocument,
+  startGoogleFake,
+  type CallbackKeys,
+  type GoogleFake,
+  type TestServiceAccount,
+} from './google-fake.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { getTestCertificates } from './test-certificates.js';
 
@@ -21,15 +32,34 @@ export interface TestApp {
   apns: ApnsSender;
   material: AppleSigningMaterial;
   certDir: string;
+  /** Present when started with `google: true`: the local fake of Google's APIs and the callback keys it publishes. */
+  google?: { fake: GoogleFake; account: TestServiceAccount; callbackKeys: CallbackKeys; issuerId: string };
   close(): Promise<void>;
 }
+
+export const TEST_GOOGLE_ISSUER_ID = '3388000000012345678';
 
 /**
  * The whole service as production wires it — real database (embedded or PostgreSQL), real pass
  * signer, real APNs client over HTTP/2 TLS — pointed at a local APNs stand-in.
  */
 export async function startTestApp(
-  options: { env?: Record<string, string>; runWorkers?: boolean; /** A pino logger for the app (default: none). */ logger?: AppDeps['logger'] } = {},
+  options: {
+    env?: Record<string, string>;
+    runWorkers?: boolean;
+    /** A pino logger for the app (default: none). */
+    logger?: AppDeps['logger'];
+    /** The app's clock (join views, wallet events, the join form's timing check). */
+    clock?: AppDeps['clock'];
+    /** Join-form timing and rate limit overrides. */
+    joinForm?: AppDeps['joinForm'];
+    /** Enable Google Wallet against a local fake of its REST, OAuth and issuer-keys endpoints. */
+    google?: boolean;
+    /** Webhook retry delays, disable span and timeout overrides. */
+    webhooks?: AppDeps['webhooks'];
+    /** Cabinet session, link and sign-in limit overrides. */
+    cabinet?: AppDeps['cabinet'];
+  } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
   const file = (name: string) => readFileSync(path.join(certs.dir, name), 'utf8');
@@ -39,6 +69,25 @@ export async function startTestApp(
     caPem: file('root.pem') + file('wwdr.pem'),
     expectedTopic: certs.passTypeIdentifier,
   });
+  let google: TestApp['google'];
+  const googleEnv: Record<string, string> = {};
+  if (options.google) {
+    const account = createTestServiceAccount();
+    const fake = await startGoogleFake({ issuerId: TEST_GOOGLE_ISSUER_ID, serviceAccountPublicKey: account.publicKeyPem, clientEmail: account.serviceAccount.client_email });
+    const callbackKeys = createCallbackKeys();
+    fake.issuerKeys = issuerKeysDocument([{ publicKeyB64: callbackKeys.root.publicKeyB64, expiration: callbackKeys.rootExpiration }]);
+    const accountFile = path.join(mkdtempSync(path.join(tmpdir(), 'walletcards-google-')), 'service-account.json');
+    writeFileSync(accountFile, JSON.stringify(account.serviceAccount), { mode: 0o600 });
+    Object.assign(googleEnv, {
+      GOOGLE_ISSUER_ID: TEST_GOOGLE_ISSUER_ID,
+      GOOGLE_SERVICE_ACCOUNT_FILE: accountFile,
+      GOOGLE_WALLET_API_URL: fake.apiBaseUrl,
+      GOOGLE_TOKEN_URL: fake.tokenUrl,
+      GOOGLE_ISSUER_KEYS_URL: fake.issuerKeysUrl,
+      GOOGLE_REQUESTS_PER_SECOND: '500',
+    });
+    google = { fake, account, callbackKeys, issuerId: TEST_GOOGLE_ISSUER_ID };
+  }
   const config = loadConfig({
     NODE_ENV: 'test',
     ADMIN_KEY: TEST_ADMIN_KEY,
@@ -47,6 +96,7 @@ export async function startTestApp(
     APPLE_CERT_DIR: certs.dir,
     APNS_HOST: '127.0.0.1',
     APNS_PORT: String(apnsStandIn.port),
+    ...googleEnv,
     ...options.env,
   });
   const material = loadAppleCertificates(certs.dir);
@@ -67,6 +117,11 @@ export async function startTestApp(
     apple: { material, packager, apns },
     runWorkers: options.runWorkers,
     logger: options.logger,
+    clock: options.clock,
+    joinForm: options.joinForm,
+    webhooks: options.webhooks,
+    cabinet: options.cabinet,
+    google: createGoogleRuntime(config, { warn() {}, error() {} }),
     pollingIntervalSeconds: 0.5,
   });
   await app.ready();
@@ -77,8 +132,10 @@ export async function startTestApp(
     apns,
     material,
     certDir: certs.dir,
+    google,
     async close() {
       await app.close();
+      await google?.fake.close();
       await apns.close();
       await apnsStandIn.close();
       await database.drop();

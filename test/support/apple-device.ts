@@ -87,7 +87,7 @@ export function cardRow(t: TestApp, serial: string) {
 /** Card-changed jobs not yet finished (waiting for their debounce, retrying or running). */
 export async function pendingCardJobs(t: TestApp): Promise<number> {
   const { rows } = await sql<{ n: number }>`
-    select count(*)::int as n from pgboss.job where name = 'card-changed' and state in ('created', 'retry', 'active')
+    select count(*)::int as n from pgboss.job where name like 'wallet-update-%' and state in ('created', 'retry', 'active')
   `.execute(t.database.handle.db);
   return Number(rows[0]!.n);
 }

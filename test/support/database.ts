@@ -8,6 +8,8 @@ export const TEST_DATABASE_KIND: 'postgres' | 'embedded' = process.env.DATABASE_
 
 export interface TestDatabase {
   handle: DatabaseHandle;
+  /** The PostgreSQL database's URL (for child processes); undefined for the embedded database. */
+  url?: string;
   /** Closes the connection and drops the database. */
   drop(): Promise<void>;
 }
@@ -34,6 +36,7 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
   await migrateToLatest(handle.db);
   return {
     handle,
+    url: url.toString(),
     async drop() {
       await handle.close();
       const client = new pg.Client({ connectionString: baseUrl });

@@ -82,7 +82,8 @@ export class PassService {
     let images = this.#images.get(programId);
     if (!images) {
       images = listProgramImages(this.db, programId).then((rows) =>
-        Object.fromEntries(rows.map((r) => [r.name, Buffer.from(r.png)])),
+        // Google's class logo is stored with the program's images but is not part of the pass.
+        Object.fromEntries(rows.filter((r) => !r.name.startsWith('google-')).map((r) => [r.name, Buffer.from(r.png)])),
       );
       images.catch(() => this.#images.delete(programId));
       this.#images.set(programId, images);

@@ -1,5 +1,6 @@
 import type { Db } from '../../db/database.js';
-import type { WalletAdapter } from '../../updates/card-changes.js';
+import type { PublishOutcome, WalletAdapter } from '../../updates/card-changes.js';
+import { recordWalletEvent } from '../../enrollment/funnel.js';
 import { classifyPushOutcome, type ApnsSender, type PushOutcome } from './apns.js';
 
 export interface AppleAdapterLogger {
@@ -31,22 +32,31 @@ export function createAppleUpdatesAdapter(
   return {
     wallet: 'apple',
     async publish(cardIds) {
-      if (cardIds.length === 0) return;
+      if (cardIds.length === 0) return [];
       const rows = await db
         .selectFrom('apple_registration as r')
         .innerJoin('card as c', 'c.apple_serial', 'r.serial_number')
-        .select('r.push_token')
-        .distinct()
+        .select(['c.id as card_id', 'r.push_token'])
         .where('r.pass_type_identifier', '=', passTypeIdentifier)
         .where('c.id', 'in', cardIds)
         .execute();
-      if (rows.length === 0) return;
+      const perCard = new Map<string, PublishOutcome>(cardIds.map((cardId) => [cardId, { cardId, pushesAccepted: 0, pushesFailed: 0 }]));
+      if (rows.length === 0) return [...perCard.values()];
+      // apns.push de-duplicates: one push per distinct token, however many changed cards it holds.
       const outcomes = await apns.push(
         rows.map((r) => r.push_token),
         passTypeIdentifier,
       );
       const stats = await applyOutcomes(db, passTypeIdentifier, outcomes, logger);
       onPushed?.(stats);
+      // Each card is credited with the pushes to its own devices (a shared token counts for each).
+      const delivered = new Map(outcomes.map((o) => [o.token, classifyPushOutcome(o) === 'delivered']));
+      for (const row of rows) {
+        const outcome = perCard.get(row.card_id)!;
+        if (delivered.get(row.push_token)) outcome.pushesAccepted! += 1;
+        else outcome.pushesFailed! += 1;
+      }
+      return [...perCard.values()];
     },
   };
 }
@@ -62,6 +72,7 @@ export async function applyOutcomes(
   // One log line per kind of failure with a count, not one per token: a bad certificate fails a
   // whole 50,000-token batch.
   const failures = new Map<string, { count: number; example: string; status: number; reason?: string }>();
+  const touchedSerials = new Set<string>();
   for (const outcome of outcomes) {
     const disposition = classifyPushOutcome(outcome);
     if (disposition === 'delivered') {
@@ -81,15 +92,18 @@ export async function applyOutcomes(
         .where('push_token', '=', outcome.token)
         .where('pass_type_identifier', '=', passTypeIdentifier);
       if (outcome.timestamp !== undefined) query = query.where('updated_at', '<', new Date(outcome.timestamp));
-      const result = await query.executeTakeFirst();
-      stats.registrationsRemoved += Number(result.numDeletedRows);
+      const removed = await query.returning('serial_number').execute();
+      stats.registrationsRemoved += removed.length;
+      for (const row of removed) touchedSerials.add(row.serial_number);
     } else if (disposition === 'bad-token') {
-      const result = await db
+      const removed = await db
         .deleteFrom('apple_registration')
         .where('push_token', '=', outcome.token)
         .where('pass_type_identifier', '=', passTypeIdentifier)
-        .executeTakeFirst();
-      stats.registrationsRemoved += Number(result.numDeletedRows);
+        .returning('serial_number')
+        .execute();
+      stats.registrationsRemoved += removed.length;
+      for (const row of removed) touchedSerials.add(row.serial_number);
     }
   }
   for (const [key, summary] of failures) {
@@ -101,6 +115,13 @@ export async function applyOutcomes(
     } else {
       logger.warn(entry, 'APNs pushes failed');
     }
+  }
+  // A pass whose last device APNs declared dead is no longer installed anywhere: the install
+  // funnel counts that as a removal, like a device unregistering itself.
+  for (const serial of touchedSerials) {
+    const card = await db.selectFrom('card').select(['id', 'program_id']).where('apple_serial', '=', serial).executeTakeFirst();
+    const left = await db.selectFrom('apple_registration').select('serial_number').where('serial_number', '=', serial).limit(1).executeTakeFirst();
+    if (card && !left) await recordWalletEvent(db, { programId: card.program_id, cardId: card.id, wallet: 'apple', kind: 'removed' });
   }
   if (stats.registrationsRemoved > 0) logger.info({ removed: stats.registrationsRemoved }, 'removed dead Apple registrations');
   return stats;

@@ -4,10 +4,11 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { AppContext } from '../../app-context.js';
-import type { CardRow } from '../../db/schema.js';
-import { findCardByAppleSerial } from '../../cards/repository.js';
+import { findApplePassAuth, findCardByAppleSerial, type ApplePassAuth } from '../../cards/repository.js';
 import { findProgram } from '../../programs/repository.js';
 import { AppError } from '../../http/errors.js';
+import { trackAppleRegistrations } from '../../enrollment/funnel.js';
+import type { PassFetchRecorder } from './pass-fetches.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -22,12 +23,12 @@ const RegistrationParams = Type.Object({ deviceLibraryIdentifier: Identifier, pa
 const PassParams = Type.Object({ passTypeIdentifier: Identifier, serialNumber: Identifier });
 
 const MAX_LOG_LINES = 100;
-const MAX_LOG_LINE_LENGTH = 4096;
 const LOGGED_LINE_LENGTH = 512;
 
 declare module 'fastify' {
   interface FastifyRequest {
-    applePassCard?: CardRow;
+    /** The authenticated pass: only what authentication and a 304 need (findApplePassAuth). */
+    applePassCard?: ApplePassAuth;
   }
 }
 
@@ -39,7 +40,10 @@ export function parseUpdateTag(value: string | undefined): number | undefined {
   return Number(value);
 }
 
-export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder }> = async (
+  app,
+  { ctx, passFetches },
+) => {
   const { db, passes } = ctx;
   const passTypeIdentifier = passes.passTypeIdentifier;
 
@@ -54,7 +58,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
     const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
     const card =
       match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber
-        ? await findCardByAppleSerial(db, params.serialNumber)
+        ? await findApplePassAuth(db, params.serialNumber)
         : undefined;
     if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
       return reply.status(401).send();
@@ -89,7 +93,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
     },
     async (request, reply) => {
       const { deviceLibraryIdentifier, serialNumber } = request.params;
-      const row = await db
+      // The card's first registration is an install in the funnel (enrollment/funnel.ts).
+      const tracked = { cardId: request.applePassCard!.id, passTypeIdentifier, serialNumber };
+      const row = await trackAppleRegistrations(db, tracked, ctx.clock(), (trx) => trx
         .insertInto('apple_registration')
         .values({
           device_library_identifier: deviceLibraryIdentifier,
@@ -105,7 +111,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
         )
         // xmax is 0 only for a freshly inserted row: 201 new, 200 already registered.
         .returning(sql<boolean>`(xmax = 0)`.as('inserted'))
-        .executeTakeFirstOrThrow();
+        .executeTakeFirstOrThrow());
       return reply.status(row.inserted ? 201 : 200).send();
     },
   );
@@ -117,12 +123,14 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
     { preValidation: authenticatePass, schema: { tags: ['apple'], params: RegistrationParams } },
     async (request, reply) => {
       const { deviceLibraryIdentifier, serialNumber } = request.params;
-      await db
+      // The card's last registration gone is a removal in the funnel (enrollment/funnel.ts).
+      const tracked = { cardId: request.applePassCard!.id, passTypeIdentifier, serialNumber };
+      await trackAppleRegistrations(db, tracked, ctx.clock(), (trx) => trx
         .deleteFrom('apple_registration')
         .where('device_library_identifier', '=', deviceLibraryIdentifier)
         .where('pass_type_identifier', '=', passTypeIdentifier)
         .where('serial_number', '=', serialNumber)
-        .execute();
+        .execute());
       return reply.status(200).send();
     },
   );
@@ -131,6 +139,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
   app.get(
     '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier',
     {
+      // Devices poll these two routes; logging every poll at info costs ~25–30 µs a request
+      // (measured by bench:passes) and floods the logs. Errors are still logged.
+      logLevel: 'warn',
       schema: {
         tags: ['apple'],
         params: DeviceParams,
@@ -164,19 +175,26 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
   // The current pass. HEAD is answered by Fastify from this GET route (Wallet sends HEAD too).
   app.get(
     '/v1/passes/:passTypeIdentifier/:serialNumber',
-    { preValidation: authenticatePass, schema: { tags: ['apple'], params: PassParams } },
+    { preValidation: authenticatePass, logLevel: 'warn', schema: { tags: ['apple'], params: PassParams } },
     async (request, reply) => {
-      const card = request.applePassCard!;
       // Last-Modified comes from the stored update time, whole seconds (reference 1.3); the
       // update path keeps it strictly increasing per change.
-      const lastModified = Math.floor(card.updated_at.getTime() / 1000) * 1000;
-      reply.header('last-modified', new Date(lastModified).toUTCString()).header('cache-control', 'no-cache');
+      const lastModifiedOf = (updatedAt: Date) => new Date(Math.floor(updatedAt.getTime() / 1000) * 1000);
+      const lastModified = lastModifiedOf(request.applePassCard!.updated_at);
+      reply.header('last-modified', lastModified.toUTCString()).header('cache-control', 'no-cache');
       const since = request.headers['if-modified-since'];
       const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
-      if (!Number.isNaN(sinceMs) && lastModified <= sinceMs) return reply.status(304).send();
+      if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
+      // The pass needs the whole card; authentication read only what it and the 304 need. Its
+      // Last-Modified follows the row the pass is built from (it may have changed meanwhile).
+      const card = await findCardByAppleSerial(db, request.params.serialNumber);
+      if (!card) return reply.status(401).send();
+      reply.header('last-modified', lastModifiedOf(card.updated_at).toUTCString());
       const program = await findProgram(db, card.program_id);
       if (!program) return reply.status(401).send();
       const pass = await passes.passFor(card, program);
+      // Which version each device downloaded (campaign figures: devices that fetched the update).
+      passFetches?.record(card.id, card.update_tag);
       return reply.type('application/vnd.apple.pkpass').send(pass);
     },
   );
@@ -190,7 +208,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext 
       schema: {
         tags: ['apple'],
         body: Type.Object({
-          logs: Type.Array(Type.String({ maxLength: MAX_LOG_LINE_LENGTH }), { maxItems: MAX_LOG_LINES }),
+          // Lines of any length are accepted and cut when logged ("always 200", reference 1.2); the
+          // 64 KB body limit bounds the total.
+          logs: Type.Array(Type.String(), { maxItems: MAX_LOG_LINES }),
         }),
       },
     },

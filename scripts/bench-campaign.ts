@@ -1,0 +1,200 @@
+/**
+ * `npm run bench:campaign`: one campaign to a quarter of a million cards on real PostgreSQL, as the
+ * small production machine (2 cores) would run it. Prints figures and the targets; not a test.
+ *
+ * Setup: a new database `walletcards_bench_<random>` on DATABASE_URL's server (default the local
+ * postgres://postgres@127.0.0.1:5432/postgres), migrated, dropped at the end. Three processes:
+ *   - this one: seeds with INSERT … SELECT generate_series (BENCH_CARDS cards with marketing
+ *     consent, every other one installed on a device, two purchases per card for the RFM figure),
+ *     drives the API and watches;
+ *   - the service (bench-support/campaign-service.ts): the whole app as server.ts wires it, every
+ *     worker on; it measures its own peak RSS, event-loop delay and the passes it signs;
+ *   - the devices (bench-support/campaign-devices.ts): the APNs stand-in, and for every push a
+ *     device that lists its changed passes and downloads the new one from the service.
+ * Then `POST /api/v1/campaigns {audience: {all: true}}` + `/send`, and the clock runs until the
+ * campaign is sent, every device was pushed and every device fetched its pass.
+ *
+ * Targets (issue): the whole fan-out (send → last push) under 2 minutes, peak RSS of the service
+ * under 300 MB, no event-loop stall over 100 ms.
+ *
+ * Environment: BENCH_CARDS (250000), BENCH_FETCH_CONCURRENCY (32), BENCH_TIMEOUT_SECONDS (900),
+ * CAMPAIGN_PUSH_RATE / CAMPAIGN_CHUNK_SIZE (the service's configuration; defaults as in production).
+ */
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase } from '../src/db/database.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { loadConfig } from '../src/config.js';
+import { benchPool, createBenchDatabase, envNumber, forkChild, httpRequest, keepAliveAgent, type ChildHandle } from './bench-support/harness.js';
+import type { CampaignServiceMessage, ServiceStats } from './bench-support/campaign-service.js';
+import type { CampaignDevicesMessage, DevicesStats } from './bench-support/campaign-devices.js';
+
+const TARGET_FANOUT_SECONDS = 120;
+const TARGET_RSS_MB = 300;
+const TARGET_STALL_MS = 100;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const round = (value: number, digits = 1) => Number(value.toFixed(digits));
+
+async function main() {
+  const cards = Math.round(envNumber('BENCH_CARDS', 250_000));
+  const timeoutMs = envNumber('BENCH_TIMEOUT_SECONDS', 900) * 1000;
+  const defaults = loadConfig({});
+  const pushRate = process.env.CAMPAIGN_PUSH_RATE ?? String(defaults.CAMPAIGN_PUSH_RATE);
+  const chunkSize = process.env.CAMPAIGN_CHUNK_SIZE ?? String(defaults.CAMPAIGN_CHUNK_SIZE);
+  const adminKey = `bench-admin-${randomBytes(16).toString('hex')}`;
+
+  const database = await createBenchDatabase();
+  const pool = benchPool({ connectionString: database.url, max: 4 });
+  let service: ChildHandle<CampaignServiceMessage> | undefined;
+  let devices: ChildHandle<CampaignDevicesMessage> | undefined;
+  try {
+    const migrating = openDatabase({ databaseUrl: database.url, poolSize: 2 });
+    await migrateToLatest(migrating.db);
+    await migrating.close();
+
+    devices = forkChild<CampaignDevicesMessage>(path.join(here, 'bench-support/campaign-devices.ts'));
+    const { port: apnsPort } = await devices.next('ready');
+    service = forkChild<CampaignServiceMessage>(path.join(here, 'bench-support/campaign-service.ts'), {
+      env: { BENCH_DATABASE_URL: database.url, BENCH_ADMIN_KEY: adminKey, BENCH_APNS_PORT: String(apnsPort), CAMPAIGN_PUSH_RATE: pushRate, CAMPAIGN_CHUNK_SIZE: chunkSize },
+    });
+    const { port, passTypeIdentifier } = await service.next('ready');
+    const agent = keepAliveAgent(4);
+    const api = async (method: string, url: string, key: string, body?: unknown) => {
+      const answer = await httpRequest(agent, port, method, url, { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body ? JSON.stringify(body) : undefined);
+      if (answer.status >= 300) throw new Error(`${method} ${url} answered ${answer.status}: ${answer.body}`);
+      return JSON.parse(answer.body || 'null');
+    };
+
+    // ---- seed ------------------------------------------------------------------------------
+    const program = await api('POST', '/api/v1/programs', adminKey, { slug: 'bench-campaign', name: 'Bench campaign' });
+    const { key: marketerKey } = await api('POST', `/api/v1/programs/${program.id}/keys`, adminKey, { role: 'marketer', name: 'bench' });
+    const seedStarted = performance.now();
+    await pool.query(
+      `INSERT INTO card (program_id, number, holder_name, phone, tier, consent, consent_at, referral_code, public_token, apple_serial,
+                         apple_auth_token, created_at)
+       SELECT $1, lpad(i::text, 12, '0'), 'Holder ' || i, '+7900' || lpad(i::text, 7, '0'), 'standard', true, now(), 'R' || i,
+              'pt' || md5(i::text), 'as' || md5(i::text || 's'), md5(i::text || 'a'), now() - (i % 700) * interval '1 day'
+       FROM generate_series(1, $2::int) AS i`,
+      [program.id, cards],
+    );
+    const registered = await pool.query(
+      `INSERT INTO apple_registration (device_library_identifier, pass_type_identifier, serial_number, push_token)
+       SELECT 'dev' || md5(c.apple_serial), $2, c.apple_serial, md5(c.apple_serial || 'x') || md5(c.apple_serial || 'y')
+       FROM card c WHERE c.program_id = $1 AND c.number::bigint % 2 = 0`,
+      [program.id, passTypeIdentifier],
+    );
+    await pool.query(
+      `INSERT INTO purchase (program_id, card_id, amount, redeemed, accrued, payable, created_at)
+       SELECT $1, c.id, a.amount, 0, 0, a.amount, now() - (((c.number::bigint * 7 + k * 13) % 400) || ' days')::interval
+       FROM card c CROSS JOIN generate_series(1, 2) AS k
+       CROSS JOIN LATERAL (SELECT 1000 + ((c.number::bigint * 31 + k) % 100000)::int AS amount) a
+       WHERE c.program_id = $1`,
+      [program.id],
+    );
+    await pool.query('VACUUM ANALYZE');
+    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    const expectedPushes = registered.rowCount ?? 0;
+    devices.send({ type: 'load', databaseUrl: database.url, passTypeIdentifier, servicePort: port });
+    await devices.next('loaded');
+
+    // ---- RFM at this size ------------------------------------------------------------------
+    const segmentTimes: number[] = [];
+    let segments: Array<{ code: string; cards: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      segments = (await api('GET', '/api/v1/segments', marketerKey)).segments;
+      segmentTimes.push(performance.now() - started);
+    }
+
+    // ---- the campaign ------------------------------------------------------------------------
+    service.send({ type: 'mark' });
+    await service.next('marked');
+    const campaign = await api('POST', '/api/v1/campaigns', marketerKey, {
+      name: 'Bench: everyone',
+      message: { ru: 'Скидка 20% на всё до воскресенья', en: '20% off everything until Sunday' },
+      audience: { all: true },
+    });
+    const sentAt = Date.now();
+    await api('POST', `/api/v1/campaigns/${campaign.id}/send`, marketerKey);
+    let maxBacklog = 0;
+    let last: { status: string; processed: number; targeted: number } = { status: 'sending', processed: 0, targeted: 0 };
+    let deviceStats: DevicesStats | undefined;
+    let lastPrint = 0;
+    for (;;) {
+      await sleep(500);
+      const row = await pool.query<{ status: string; processed: number; skipped: number; targeted: number }>(
+        'SELECT status, processed, skipped, targeted FROM campaign WHERE id = $1',
+        [campaign.id],
+      );
+      last = { status: row.rows[0]!.status, processed: row.rows[0]!.processed + row.rows[0]!.skipped, targeted: row.rows[0]!.targeted };
+      const backlog = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'wallet-update-apple' AND state IN ('created', 'retry', 'active')`,
+      );
+      maxBacklog = Math.max(maxBacklog, backlog.rows[0]!.n);
+      devices.send({ type: 'stats' });
+      deviceStats = await devices.next('stats');
+      const elapsed = Date.now() - sentAt;
+      if (elapsed - lastPrint >= 10_000) {
+        lastPrint = elapsed;
+        console.log(
+          `  t+${Math.round(elapsed / 1000)}s  campaign ${last.status} ${last.processed}/${last.targeted}  pushes ${deviceStats.answered}/${expectedPushes}` +
+            `  passes fetched ${deviceStats.fetched} (queue ${deviceStats.queued})  update backlog ${backlog.rows[0]!.n}`,
+        );
+      }
+      const devicesDone = deviceStats.answered >= expectedPushes && deviceStats.fetched + deviceStats.fetchErrors >= expectedPushes && deviceStats.queued === 0;
+      if (last.status === 'sent' && devicesDone) break;
+      if (elapsed > timeoutMs) {
+        console.log(`  timed out after ${Math.round(elapsed / 1000)} s`);
+        break;
+      }
+    }
+    service.send({ type: 'stats' });
+    const stats = (await service.next('stats')) as ServiceStats;
+    await sleep(1500); // the service writes pass-fetch counts once a second
+    const figures = await api('GET', `/api/v1/campaigns/${campaign.id}`, marketerKey);
+    const times = await pool.query<{ started_at: Date; finished_at: Date | null }>('SELECT started_at, finished_at FROM campaign WHERE id = $1', [campaign.id]);
+
+    // ---- report ------------------------------------------------------------------------------
+    const d = deviceStats!;
+    const fanOutSeconds = d.lastPushAt ? (d.lastPushAt - sentAt) / 1000 : Number.NaN;
+    const pushSpan = d.firstPushAt && d.lastPushAt ? (d.lastPushAt - d.firstPushAt) / 1000 : Number.NaN;
+    const chunksSeconds = times.rows[0]?.finished_at ? (times.rows[0].finished_at.getTime() - sentAt) / 1000 : Number.NaN;
+    const refetchSeconds = d.lastFetchAt ? (d.lastFetchAt - sentAt) / 1000 : Number.NaN;
+    const signSpan = stats.signFirstAt && stats.signLastAt ? (stats.signLastAt - stats.signFirstAt) / 1000 : Number.NaN;
+    const verdict = (ok: boolean) => (ok ? 'meets target' : 'MISSES target');
+    console.log(`\nCampaign fan-out benchmark: Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs, PostgreSQL ${database.name}`);
+    console.log(`  seed: ${cards} cards (marketing consent), ${expectedPushes} installed on a device, ${cards * 2} purchases, in ${round(seedSeconds)} s`);
+    console.log(`  service configuration: CAMPAIGN_PUSH_RATE=${pushRate} devices/s, CAMPAIGN_CHUNK_SIZE=${chunkSize}; devices fetch with ${process.env.BENCH_FETCH_CONCURRENCY ?? 32} connections\n`);
+    console.log(`  GET /segments (RFM of ${cards} cards, one SQL statement): ${segmentTimes.map((ms) => `${Math.round(ms)} ms`).join(', ')}`);
+    console.log(`    ${segments.map((s) => `${s.code} ${s.cards}`).join(', ')}`);
+    console.log(`  recipients: ${last.targeted}, processed ${last.processed}, status ${last.status}`);
+    console.log(`  chunks (send → campaign sent):          ${round(chunksSeconds)} s`);
+    console.log(`  fan-out (send → last push):             ${round(fanOutSeconds)} s   target < ${TARGET_FANOUT_SECONDS} s: ${verdict(fanOutSeconds < TARGET_FANOUT_SECONDS)}`);
+    console.log(`  pushes: ${d.answered} accepted by the stand-in, ${round(d.answered / pushSpan, 0)} pushes/s over ${round(pushSpan)} s (first to last push)`);
+    console.log(`  re-fetched passes: ${d.fetched} (${d.fetchErrors} errors${d.firstFetchError ? `, first: ${d.firstFetchError}` : ''}), last at send + ${round(refetchSeconds)} s`);
+    console.log(`  passes signed by the service: ${stats.signed}, ${round(stats.signed / signSpan, 0)} per second over ${round(signSpan)} s`);
+    console.log(`  wallet-update backlog (jobs waiting or running), max: ${maxBacklog}`);
+    console.log(`  service peak RSS: ${round(stats.maxRssMb)} MB (now ${round(stats.rssMb)} MB, heap ${round(stats.heapUsedMb)} MB)   target < ${TARGET_RSS_MB} MB: ${verdict(stats.maxRssMb < TARGET_RSS_MB)}`);
+    const worstStall = Math.max(stats.eventLoop.maxMs, stats.eventLoop.maxTickerGapMs);
+    console.log(
+      `  service event loop: delay max ${round(stats.eventLoop.maxMs)} ms, p99 ${round(stats.eventLoop.p99Ms)} ms, mean ${round(stats.eventLoop.meanMs, 2)} ms; ` +
+        `stalls over 100 ms: ${stats.eventLoop.stallsOver100Ms}   target none over ${TARGET_STALL_MS} ms: ${verdict(worstStall <= TARGET_STALL_MS)}`,
+    );
+    console.log(`  service CPU during the campaign: ${round(stats.cpuMs / 1000)} s`);
+    console.log(`  GET /campaigns/{id} delivery: ${JSON.stringify(figures.delivery)}`);
+  } finally {
+    await service?.stop();
+    await devices?.stop();
+    await pool.end();
+    await database.drop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

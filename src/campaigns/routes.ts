@@ -1,0 +1,203 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { AppContext } from '../app-context.js';
+import { requireProgramRole } from '../http/auth.js';
+import { problemResponses, Uuid } from '../http/schemas.js';
+import type { LoyaltyRules } from '../loyalty/rules.js';
+import { getProgramOr404 } from '../programs/service.js';
+import { AutomationSettingsSchema, automationsDto, nextSettings, settingsOf, type AutomationService } from './automations.js';
+import { CampaignSchema, CampaignStatusSchema, CreateCampaignSchema, MessageSchema, SegmentsSchema } from './schemas.js';
+import { checkedThresholds, segmentCounts, SegmentThresholdsSchema, thresholdsOf } from './segments.js';
+import type { CampaignService } from './service.js';
+
+const MARKETING = ['admin', 'marketer'] as const;
+const CampaignParams = Type.Object({ campaignId: Uuid });
+
+const AutomationsSchema = Type.Object({
+  sendHour: Type.Integer(),
+  birthday: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), bonusPoints: Type.Integer(), message: MessageSchema }),
+  winback: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), message: MessageSchema }),
+  expiry: Type.Object({
+    enabled: Type.Boolean(),
+    enabledSince: Type.Union([Type.String(), Type.Null()]),
+    reminderMessage: MessageSchema,
+    expiredMessage: MessageSchema,
+    rule: Type.Unknown({ description: 'The program rule (rules.expiry); null = points never expire' }),
+  }),
+  tierUpgrade: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), message: MessageSchema }),
+});
+
+/** Campaigns, RFM segments and automations (program `marketer` or `admin` key). */
+export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campaigns: CampaignService; automations: AutomationService }> = async (
+  app,
+  { ctx, campaigns },
+) => {
+  const { db } = ctx;
+
+  app.post(
+    '/campaigns',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Create a campaign (draft, or scheduled with scheduledAt)',
+        description:
+          'The message becomes the promo on each recipient card: Apple Wallet shows it on the lock screen (changeMessage), Google Wallet gets a message ' +
+          '(TEXT_AND_NOTIFY within 3 notifications per pass per 24 h, TEXT past it; one class message when the audience is a whole class). ' +
+          'Only active cards with marketing consent are targeted.',
+        body: CreateCampaignSchema,
+        response: { 201: CampaignSchema, ...problemResponses(422) },
+      },
+    },
+    async (request, reply) => {
+      const { programId, actor } = requireProgramRole(request, [...MARKETING]);
+      const program = await getProgramOr404(db, programId);
+      const row = await campaigns.create(program, request.body, actor);
+      return reply.status(201).send(await campaigns.toDto(row, { withDelivery: false }));
+    },
+  );
+
+  app.get(
+    '/campaigns',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Campaigns, newest first',
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+          status: Type.Optional(CampaignStatusSchema),
+          automation: Type.Optional(Type.Boolean({ description: 'true: only automation campaigns; false: only manual ones' })),
+        }),
+        response: { 200: Type.Array(CampaignSchema), ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const rows = await campaigns.list(programId, {
+        limit: request.query.limit ?? 50,
+        status: request.query.status as never,
+        automation: request.query.automation,
+      });
+      return Promise.all(rows.map((row) => campaigns.toDto(row, { withDelivery: false })));
+    },
+  );
+
+  app.get(
+    '/campaigns/:campaignId',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'A campaign with its progress and delivery figures',
+        params: CampaignParams,
+        response: { 200: CampaignSchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      return campaigns.toDto(await campaigns.find(programId, request.params.campaignId), { withDelivery: true });
+    },
+  );
+
+  app.post(
+    '/campaigns/:campaignId/send',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Send a draft or scheduled campaign now',
+        params: CampaignParams,
+        response: { 202: CampaignSchema, ...problemResponses(409) },
+      },
+    },
+    async (request, reply) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const row = await campaigns.send(programId, request.params.campaignId);
+      return reply.status(202).send(await campaigns.toDto(row, { withDelivery: false }));
+    },
+  );
+
+  app.post(
+    '/campaigns/:campaignId/cancel',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Cancel a draft, scheduled or sending campaign; chunks not yet sent are not sent',
+        params: CampaignParams,
+        response: { 200: CampaignSchema, ...problemResponses(409) },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      return campaigns.toDto(await campaigns.cancel(programId, request.params.campaignId), { withDelivery: false });
+    },
+  );
+
+  app.get(
+    '/segments',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'RFM segments: cards per segment and the thresholds',
+        response: { 200: SegmentsSchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const program = await getProgramOr404(db, programId);
+      const thresholds = thresholdsOf(program.segments);
+      const now = ctx.clock();
+      const segments = await segmentCounts(db, programId, thresholds, now);
+      return { asOf: now.toISOString(), totalCards: segments.reduce((sum, s) => sum + s.cards, 0), thresholds, segments };
+    },
+  );
+
+  app.put(
+    '/segments',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Change the RFM thresholds (missing fields take the defaults)',
+        body: Type.Partial(SegmentThresholdsSchema, { additionalProperties: false }),
+        response: { 200: SegmentsSchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const thresholds = checkedThresholds(request.body);
+      await db.updateTable('program').set({ segments: JSON.stringify(thresholds), updated_at: new Date() }).where('id', '=', programId).execute();
+      const now = ctx.clock();
+      const segments = await segmentCounts(db, programId, thresholds, now);
+      return { asOf: now.toISOString(), totalCards: segments.reduce((sum, s) => sum + s.cards, 0), thresholds, segments };
+    },
+  );
+
+  app.get(
+    '/automations',
+    { schema: { tags: ['marketing'], summary: 'Automations and their settings', response: { 200: AutomationsSchema, ...problemResponses() } } },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const program = await getProgramOr404(db, programId);
+      return automationsDto(settingsOf(program.automations), program.rules as LoyaltyRules);
+    },
+  );
+
+  app.put(
+    '/automations',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: 'Switch automations on or off and set their texts (the whole object; missing fields take the defaults)',
+        body: Type.Partial(AutomationSettingsSchema, { additionalProperties: false }),
+        response: { 200: AutomationsSchema, ...problemResponses(422) },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      return db.transaction().execute(async (trx) => {
+        const program = await trx.selectFrom('program').selectAll().where('id', '=', programId).forUpdate().executeTakeFirstOrThrow();
+        const rules = program.rules as LoyaltyRules;
+        const stored = nextSettings(settingsOf(program.automations), request.body, rules, ctx.clock());
+        await trx.updateTable('program').set({ automations: JSON.stringify(stored), updated_at: new Date() }).where('id', '=', programId).execute();
+        return automationsDto(stored, rules);
+      });
+    },
+  );
+};

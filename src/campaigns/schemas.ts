@@ -1,0 +1,105 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { SEGMENT_CODES, SegmentThresholdsSchema } from './segments.js';
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
+const DateTime = Type.String({ format: 'date-time' });
+
+/** A lock-screen message: short, both languages (Apple shows it as the promo's changeMessage). */
+export const MessageSchema = Type.Object(
+  {
+    ru: Type.String({ minLength: 1, maxLength: 300 }),
+    en: Type.String({ minLength: 1, maxLength: 300 }),
+  },
+  { additionalProperties: false },
+);
+
+export const SegmentCodeSchema = Type.Union(SEGMENT_CODES.map((code) => Type.Literal(code)));
+
+export const AudienceSchema = Type.Object(
+  {
+    all: Type.Optional(Type.Literal(true, { description: 'Every active card with marketing consent' })),
+    tiers: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 32 }), { minItems: 1, maxItems: 20, uniqueItems: true })),
+    segments: Type.Optional(Type.Array(SegmentCodeSchema, { minItems: 1, maxItems: 6, uniqueItems: true })),
+  },
+  {
+    additionalProperties: false,
+    description: '`all`, or `tiers` and/or `segments` (a card must match both when both are given). Only cards with marketing consent are targeted.',
+  },
+);
+export type Audience = Static<typeof AudienceSchema>;
+
+export const CreateCampaignSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    message: MessageSchema,
+    audience: AudienceSchema,
+    scheduledAt: Type.Optional(Type.String({ format: 'date-time', description: 'Send automatically from this moment (scheduler tick, every minute)' })),
+    bonusPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Points granted with the message (ledger kind campaign_bonus)' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateCampaign = Static<typeof CreateCampaignSchema>;
+
+export const CampaignStatusSchema = Type.Union(['draft', 'scheduled', 'sending', 'sent', 'cancelled'].map((s) => Type.Literal(s)));
+
+const ClassMessageSchema = Type.Object({
+  classId: Type.String(),
+  tier: Type.String(),
+  objects: Type.Integer({ description: 'Google objects in the class (all of them in the audience)' }),
+  sent: Type.Boolean(),
+  notified: Type.Boolean(),
+  downgraded: Type.Boolean(),
+});
+
+export const CampaignSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  message: MessageSchema,
+  audience: Type.Unknown(),
+  automation: Nullable(Type.String()),
+  bonusPoints: Type.Integer(),
+  status: CampaignStatusSchema,
+  scheduledAt: Nullable(DateTime),
+  startedAt: Nullable(DateTime),
+  finishedAt: Nullable(DateTime),
+  cancelledAt: Nullable(DateTime),
+  createdAt: DateTime,
+  progress: Type.Object({
+    targeted: Type.Integer({ description: 'Recipients (cards in the audience with consent when sending started)' }),
+    processed: Type.Integer({ description: 'Recipients handled so far (delivered + skipped)' }),
+    delivered: Type.Integer({ description: 'Recipients whose card got the message' }),
+    skipped: Type.Integer({ description: 'Recipients blocked or without consent by the time their chunk ran' }),
+  }),
+  delivery: Type.Optional(
+    Type.Object({
+      apple: Type.Object({
+        pushesAccepted: Type.Integer({ description: 'APNs pushes accepted for recipients' }),
+        pushesFailed: Type.Integer(),
+        cardsReached: Type.Integer({ description: 'Recipients with at least one accepted push' }),
+        passesFetched: Type.Integer({ description: 'Downloads of the updated pass (devices that fetched it)' }),
+      }),
+      google: Type.Object({
+        objectsUpdated: Type.Integer(),
+        notificationsSent: Type.Integer({ description: 'Object messages sent as TEXT_AND_NOTIFY' }),
+        notificationsDowngraded: Type.Integer({ description: 'Object messages sent as TEXT: the 3-per-24h limit was reached' }),
+        classMessages: Type.Array(ClassMessageSchema),
+      }),
+      awaitingReports: Type.Integer({ description: 'Recipients whose wallet updates have not reported back yet' }),
+    }),
+  ),
+});
+export type CampaignDto = Static<typeof CampaignSchema>;
+
+export const SegmentsSchema = Type.Object({
+  asOf: DateTime,
+  totalCards: Type.Integer({ description: 'Active cards' }),
+  thresholds: SegmentThresholdsSchema,
+  segments: Type.Array(
+    Type.Object({
+      code: SegmentCodeSchema,
+      name: Type.Object({ ru: Type.String(), en: Type.String() }),
+      rule: Type.String({ description: 'The rule, in the order applied (first match wins)' }),
+      cards: Type.Integer(),
+    }),
+  ),
+});

@@ -1,0 +1,476 @@
+import { createHash, randomBytes } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { AppContext } from '../app-context.js';
+import { cardUrls, referralUrl } from '../cards/dto.js';
+import { findCardByPublicToken, findCardByReferralCode } from '../cards/repository.js';
+import type { CardRow, ProgramRow } from '../db/schema.js';
+import type { Executor } from '../db/database.js';
+import { AppError, notFound } from '../http/errors.js';
+import { Uuid } from '../http/schemas.js';
+import type { LoyaltyRules } from '../loyalty/rules.js';
+import { findProgram, findProgramBySlug } from '../programs/repository.js';
+import type { Texts } from '../programs/schemas.js';
+import { localDay, recordJoinView, visitorHash } from './funnel.js';
+import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type JoinFormSettings } from './guard.js';
+import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
+import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
+import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, type JoinFormValues } from './pages.js';
+import { qrPng, qrSvgDocument, qrSvgInline, QR_SIZE } from './qr.js';
+import { issueCard, normalizePhone } from './service.js';
+import { findActiveStaff } from './staff-routes.js';
+
+/**
+ * The public enrollment pages (no key):
+ *
+ * - `GET /join/{slug}` — the join form; counts a view once per visitor per day;
+ * - `POST /join/{slug}` — enrolls (same rules as `POST /api/v1/cards`) and redirects to the card;
+ * - `GET /c/{cardToken}` — the card page (wallet buttons by device, balance, barcode, referral link);
+ * - `GET /programs/{slug}/qr.svg|png` — QR codes of the join link for print.
+ */
+export interface PublicPagesOptions {
+  ctx: AppContext;
+  joinForm: JoinFormSettings;
+  /** HMAC keys derived from the instance admin key (see guard.ts). */
+  keys: { form: Buffer; visitor: Buffer };
+}
+
+const VISITOR_COOKIE = 'wc_vid';
+/** Public tokens of the cards this browser enrolled or opened: lets a re-submission find its own card. */
+const CARDS_COOKIE = 'wc_cards';
+const MAX_REMEMBERED_CARDS = 5;
+const YEAR_SECONDS = 365 * 24 * 60 * 60;
+const SLUG_RE = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const TOKEN_RE = /^[A-Za-z0-9_-]{16,64}$/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const REFERRAL_RE = /^[A-Za-z0-9]{1,32}$/;
+// Link previews (Telegram, WhatsApp, VK, Facebook…) and crawlers fetch shared links: not visitors.
+const NON_HUMAN_UA = /bot\b|bot\/|crawler|spider|slurp|facebookexternalhit|vkshare|whatsapp|preview|embedly|curl\/|wget\/|python-requests|go-http-client/i;
+
+const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+type Query = Record<string, string | string[] | undefined>;
+
+const first = (value: unknown): string | undefined => {
+  const v = Array.isArray(value) ? value[0] : value;
+  return typeof v === 'string' ? v : undefined;
+};
+const text = (value: unknown, max: number) => (first(value) ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, max);
+
+function localized(value: { ru?: string; en?: string } | undefined, lang: Lang): string | undefined {
+  const chosen = value?.[lang]?.trim() || value?.[lang === 'ru' ? 'en' : 'ru']?.trim();
+  return chosen || undefined;
+}
+
+interface Attribution {
+  inviter: CardRow | undefined;
+  staffId: string | null;
+  source: string | null;
+}
+
+/**
+ * Reads `ref`, `staff` and `source` from a link or the form. Anything unknown or invalid is
+ * dropped, never an error: a customer with a stale poster or a mistyped code still gets a card.
+ */
+async function resolveAttribution(executor: Executor, program: ProgramRow, raw: { ref?: string; staff?: string; source?: string }): Promise<Attribution> {
+  let inviter: CardRow | undefined;
+  const ref = raw.ref?.trim().toUpperCase();
+  if (ref && REFERRAL_RE.test(ref)) {
+    const card = await findCardByReferralCode(executor, program.id, ref);
+    if (card && card.status === 'active') inviter = card;
+  }
+  let staffId: string | null = null;
+  if (raw.staff && UUID_RE.test(raw.staff.trim())) {
+    staffId = (await findActiveStaff(executor, program.id, raw.staff.trim().toLowerCase()))?.id ?? null;
+  }
+  // A referral link without its own source tag is counted under "referral".
+  const source = normalizeSource(raw.source) ?? (inviter ? 'referral' : null);
+  return { inviter, staffId, source };
+}
+
+/** A stable version id for a consent text: the text is stored once under it (consent_text). */
+function consentVersion(programId: string, lang: Lang, body: string): string {
+  return `${lang}-${createHash('sha256').update(`${programId}\n${lang}\n${body}`).digest('hex').slice(0, 16)}`;
+}
+
+function validate(values: JoinFormValues, program: ProgramRow, lang: Lang, today: string) {
+  const t = MESSAGES[lang].errors;
+  const errors: Partial<Record<FieldName, string>> = {};
+  let phone: string | undefined;
+  if (!values.name) errors.name = t.nameRequired;
+  else if (values.name.length > 200) errors.name = t.nameTooLong;
+  if (!values.phone) errors.phone = t.phoneRequired;
+  else {
+    try {
+      phone = normalizePhone(values.phone, program.currency);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      errors.phone = t.phoneInvalid;
+    }
+  }
+  if (values.email && (values.email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(values.email))) errors.email = t.emailInvalid;
+  let birthday: string | undefined;
+  if (values.birthday) {
+    // type=date sends YYYY-MM-DD; browsers without it send what was typed, often DD.MM.YYYY.
+    const dotted = /^(\d{1,2})\.(\d{1,2})\.(\d{4})$/.exec(values.birthday);
+    const iso = dotted ? `${dotted[3]}-${dotted[2].padStart(2, '0')}-${dotted[1].padStart(2, '0')}` : values.birthday;
+    const parsed = /^\d{4}-\d{2}-\d{2}$/.test(iso) ? new Date(`${iso}T00:00:00Z`) : undefined;
+    if (!parsed || Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== iso || iso < '1900-01-01' || iso > today) {
+      errors.birthday = t.birthdayInvalid;
+    } else birthday = iso;
+  }
+  return { errors, phone, birthday };
+}
+
+export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (app, { ctx, joinForm, keys }) => {
+  const { db } = ctx;
+  const publicUrl = ctx.links.publicUrl;
+  const secureCookies = publicUrl.startsWith('https://');
+  if (!app.hasRequestDecorator('cookies')) await app.register(cookie);
+  // Only this plugin's routes take form bodies; the JSON API keeps refusing them.
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+
+  const cookieOptions = (path: string) => ({ path, maxAge: YEAR_SECONDS, httpOnly: true, sameSite: 'lax' as const, secure: secureCookies });
+
+  function htmlReply(reply: FastifyReply, status: number, body: string) {
+    return reply
+      .status(status)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', CSP)
+      .header('referrer-policy', 'no-referrer')
+      .header('x-content-type-options', 'nosniff')
+      .header('x-robots-tag', 'noindex, nofollow')
+      .header('vary', 'Accept-Language, Cookie')
+      .send(body);
+  }
+
+  /** The page language; `?lang=` (or the form's `lang`) is remembered in a cookie. */
+  function pageLang(request: FastifyRequest, reply: FastifyReply, fallback: Lang, explicit?: string): Lang {
+    const lang = chooseLang({
+      query: explicit,
+      cookie: request.cookies[LANG_COOKIE],
+      acceptLanguage: request.headers['accept-language'],
+      fallback,
+    });
+    if (isLang(explicit) && request.cookies[LANG_COOKIE] !== explicit) reply.setCookie(LANG_COOKIE, explicit, cookieOptions('/'));
+    return lang;
+  }
+
+  /** The same page in the other language: the current query with `lang` replaced. */
+  function otherLangHref(path: string, query: Record<string, string | null | undefined>, lang: Lang): string {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value && key !== 'lang') params.set(key, value);
+    params.set('lang', lang === 'ru' ? 'en' : 'ru');
+    return `${path}?${params.toString()}`;
+  }
+
+  function rememberedCards(request: FastifyRequest): string[] {
+    return (request.cookies[CARDS_COOKIE] ?? '').split('.').filter((t) => TOKEN_RE.test(t));
+  }
+  function rememberCard(request: FastifyRequest, reply: FastifyReply, token: string) {
+    const tokens = [token, ...rememberedCards(request).filter((t) => t !== token)].slice(0, MAX_REMEMBERED_CARDS);
+    reply.setCookie(CARDS_COOKIE, tokens.join('.'), cookieOptions('/join'));
+  }
+
+  function notFoundPage(request: FastifyRequest, reply: FastifyReply) {
+    const lang = pageLang(request, reply, 'ru', first((request.query as Query)?.lang));
+    const t = MESSAGES[lang];
+    const path = request.url.split('?')[0];
+    return htmlReply(
+      reply,
+      404,
+      renderNotice({ lang, brand: brandColours({}), otherLangHref: otherLangHref(path, {}, lang), heading: t.notFoundTitle, title: t.notFoundTitle, text: t.notFoundText }),
+    );
+  }
+
+  // The rate limit's 429 is a page here, not a JSON problem; everything else goes to the app's handler.
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    if (error.statusCode === 429 && request.url.startsWith('/join/')) {
+      const lang = pageLang(request, reply, 'ru', first((request.body as Query | undefined)?.lang));
+      const t = MESSAGES[lang];
+      return htmlReply(
+        reply,
+        429,
+        renderNotice({
+          lang,
+          brand: brandColours({}),
+          otherLangHref: otherLangHref(request.url.split('?')[0], {}, lang),
+          heading: t.tooManyTitle,
+          title: t.tooManyTitle,
+          text: t.tooManyText,
+        }),
+      );
+    }
+    throw error;
+  });
+
+  interface FormState {
+    program: ProgramRow;
+    lang: Lang;
+    attribution: Attribution;
+    values: JoinFormValues;
+    errors?: Partial<Record<FieldName, string>>;
+    formError?: string;
+  }
+
+  function consentText(program: ProgramRow, lang: Lang): string {
+    return localized((program.texts as Texts).consent, lang) ?? MESSAGES[lang].defaultConsent(program.name);
+  }
+
+  function joinPage(state: FormState): string {
+    const { program, lang, attribution } = state;
+    const rules = program.rules as LoyaltyRules;
+    const texts = program.texts as Texts;
+    const hiddenAttribution = {
+      ref: attribution.inviter?.referral_code ?? null,
+      staff: attribution.staffId,
+      source: attribution.source,
+    };
+    return renderJoinPage({
+      lang,
+      programName: program.name,
+      brand: brandColours(program.design),
+      otherLangHref: otherLangHref(`/join/${program.slug}`, hiddenAttribution, lang),
+      action: `/join/${program.slug}`,
+      welcomeBonus: rules.welcomeBonus,
+      referral:
+        attribution.inviter && rules.referral.inviteeBonus > 0
+          ? { bonus: rules.referral.inviteeBonus, later: rules.referral.grantOn === 'first_purchase' }
+          : undefined,
+      consentText: consentText(program, lang),
+      terms: localized(texts.terms, lang),
+      contacts: localized(texts.contacts, lang),
+      values: state.values,
+      errors: state.errors ?? {},
+      formError: state.formError,
+      hidden: { ...hiddenAttribution, lang, [TIMING_FIELD]: issueFormToken(keys.form, program.id, ctx.clock()) },
+    });
+  }
+
+  async function programBySlug(slug: string) {
+    return SLUG_RE.test(slug) ? findProgramBySlug(db, slug) : undefined;
+  }
+
+  app.get<{ Params: { slug: string }; Querystring: Query }>(
+    '/join/:slug',
+    { schema: { tags: ['public'], summary: 'The join page (HTML; ?ref=&staff=&utm_source=|source=&lang=); counts a view' } },
+    async (request, reply) => {
+      const program = await programBySlug(request.params.slug);
+      if (!program) return notFoundPage(request, reply);
+      const q = request.query;
+      const lang = pageLang(request, reply, program.default_language, first(q.lang));
+      const attribution = await resolveAttribution(db, program, {
+        ref: first(q.ref),
+        staff: first(q.staff),
+        source: first(q.utm_source) ?? first(q.source),
+      });
+      if (request.method === 'GET' && !NON_HUMAN_UA.test(request.headers['user-agent'] ?? 'bot/')) {
+        await countView(request, reply, program, attribution);
+      }
+      return htmlReply(reply, 200, joinPage({ program, lang, attribution, values: { name: '', phone: '', email: '', birthday: '', consent: false } }));
+    },
+  );
+
+  async function countView(request: FastifyRequest, reply: FastifyReply, program: ProgramRow, attribution: Attribution) {
+    let visitor = request.cookies[VISITOR_COOKIE];
+    if (!visitor || !/^[A-Za-z0-9_-]{22}$/.test(visitor)) {
+      visitor = randomBytes(16).toString('base64url');
+      reply.setCookie(VISITOR_COOKIE, visitor, { ...cookieOptions('/join'), maxAge: 180 * 24 * 60 * 60 });
+    }
+    const now = ctx.clock();
+    const day = localDay(now, program.time_zone);
+    try {
+      await recordJoinView(db, {
+        programId: program.id,
+        day,
+        visitorHash: visitorHash(keys.visitor, program.id, day, visitor),
+        source: attribution.source,
+        staffId: attribution.staffId,
+        referrerCardId: attribution.inviter?.id ?? null,
+        at: now,
+      });
+    } catch (error) {
+      // Counting must never cost a customer the page.
+      request.log.error({ err: error }, 'join view not recorded');
+    }
+  }
+
+  app.post<{ Params: { slug: string }; Querystring: Query; Body: Query | undefined }>(
+    '/join/:slug',
+    {
+      config: { rateLimit: { max: joinForm.postsPerMinute, timeWindow: 60_000 } },
+      schema: { tags: ['public'], summary: 'Enroll from the join form (application/x-www-form-urlencoded); 303 to the card page' },
+    },
+    async (request, reply) => {
+      const program = await programBySlug(request.params.slug);
+      if (!program) return notFoundPage(request, reply);
+      const body: Query = request.body && typeof request.body === 'object' ? request.body : {};
+      const lang = pageLang(request, reply, program.default_language, first(body.lang) ?? first(request.query.lang));
+      const t = MESSAGES[lang];
+      const values: JoinFormValues = {
+        name: text(body.name, 300),
+        phone: text(body.phone, 64),
+        email: text(body.email, 300),
+        birthday: text(body.birthday, 32),
+        consent: first(body.consent) === 'yes',
+      };
+      const rawAttribution = { ref: first(body.ref), staff: first(body.staff), source: first(body.source) };
+      const attribution = await resolveAttribution(db, program, rawAttribution);
+      const now = ctx.clock();
+
+      const honeypot = text(body[HONEYPOT_FIELD], 300);
+      const timing = checkFormToken(keys.form, program.id, first(body[TIMING_FIELD]), now, joinForm);
+      if (honeypot || !timing.ok) {
+        request.log.info({ program: program.slug, reason: honeypot ? 'honeypot' : timing.ok ? undefined : timing.reason }, 'join form refused');
+        return htmlReply(reply, 422, joinPage({ program, lang, attribution, values, formError: t.errors.botSuspected }));
+      }
+
+      const { errors, phone, birthday } = validate(values, program, lang, localDay(now, program.time_zone));
+      if (Object.keys(errors).length > 0 || !phone) {
+        return htmlReply(reply, 422, joinPage({ program, lang, attribution, values, errors }));
+      }
+
+      const consent = consentText(program, lang);
+      const { card, created } = await db.transaction().execute(async (trx) => {
+        // Attribution again inside the transaction: the inviter or staff member may have changed.
+        const current = await resolveAttribution(trx, program, rawAttribution);
+        const issued = await issueCard(
+          trx,
+          ctx.cardChanges,
+          program,
+          {
+            holder: { name: values.name, phone, ...(values.email ? { email: values.email } : {}), ...(birthday ? { birthday } : {}) },
+            consent: values.consent,
+            ...(current.inviter ? { referralCode: current.inviter.referral_code } : {}),
+            ...(current.staffId ? { staffId: current.staffId } : {}),
+            ...(current.source ? { source: current.source } : {}),
+          },
+          'join-form',
+        );
+        if (issued.created && values.consent) {
+          const version = consentVersion(program.id, lang, consent);
+          await trx
+            .insertInto('consent_text')
+            .values({ version, program_id: program.id, language: lang, body: consent })
+            .onConflict((oc) => oc.column('version').doNothing())
+            .execute();
+          await trx.updateTable('card').set({ consent_version: version }).where('id', '=', issued.card.id).execute();
+        }
+        return issued;
+      });
+
+      // A phone that already has a card gets no bonus. Its card is shown only to a browser that
+      // already holds it: a phone number is no secret, and the card page carries the barcode.
+      if (created || rememberedCards(request).includes(card.public_token)) {
+        rememberCard(request, reply, card.public_token);
+        return reply.status(303).header('location', `/c/${card.public_token}`).header('cache-control', 'no-store').send();
+      }
+      return htmlReply(
+        reply,
+        200,
+        renderNotice({
+          lang,
+          brand: brandColours(program.design),
+          otherLangHref: otherLangHref(`/join/${program.slug}`, {}, lang),
+          heading: program.name,
+          title: t.alreadyTitle,
+          text: t.alreadyText(program.name),
+          link: { href: `/join/${program.slug}`, label: t.backToForm },
+        }),
+      );
+    },
+  );
+
+  app.get<{ Params: { cardToken: string }; Querystring: Query }>(
+    '/c/:cardToken',
+    { schema: { tags: ['public'], summary: 'The card page (HTML): wallet buttons by device, balance, tier, barcode, referral link' } },
+    async (request, reply) => {
+      const { cardToken } = request.params;
+      const card = TOKEN_RE.test(cardToken) ? await findCardByPublicToken(db, cardToken) : undefined;
+      const program = card ? await findProgram(db, card.program_id) : undefined;
+      if (!card || !program) return notFoundPage(request, reply);
+      const lang = pageLang(request, reply, program.default_language, first(request.query.lang));
+      const t = MESSAGES[lang];
+      const rules = program.rules as LoyaltyRules;
+      const platform = detectPlatform(request.headers['user-agent']);
+      const urls = cardUrls(publicUrl, card);
+      const referral = referralUrl(publicUrl, program, card);
+      rememberCard(request, reply, card.public_token);
+      return htmlReply(
+        reply,
+        200,
+        renderCardPage({
+          lang,
+          programName: program.name,
+          brand: brandColours(program.design),
+          otherLangHref: otherLangHref(`/c/${card.public_token}`, {}, lang),
+          holderName: card.holder_name,
+          balance: card.balance,
+          tierName: rules.tiers.find((tier) => tier.code === card.tier)?.name[lang] ?? card.tier,
+          number: card.number,
+          blocked: card.status !== 'active',
+          platform,
+          googleEnabled: ctx.links.googleEnabled,
+          pkpassHref: `/c/${card.public_token}/card.pkpass`,
+          googleHref: `/c/${card.public_token}/google`,
+          pageQrSvg: platform === 'desktop' ? await qrSvgInline(urls.installUrl, t.pageQrLabel) : undefined,
+          barcodeSvg: await qrSvgInline(card.number, t.barcodeLabel(card.number)),
+          referral:
+            card.status === 'active'
+              ? {
+                  url: referral,
+                  inviterBonus: rules.referral.inviterBonus,
+                  inviteeBonus: rules.referral.inviteeBonus,
+                  shareText: localized((program.texts as Texts).referral, lang) ?? t.shareText(program.name),
+                }
+              : null,
+        }),
+      );
+    },
+  );
+
+  await app.register(qrRoutes, { ctx });
+};
+
+const QrQuery = Type.Object({
+  staff: Type.Optional(Uuid),
+  source: Type.Optional(Type.String({ pattern: SOURCE_PATTERN, description: 'Source tag, e.g. poster, till, instagram' })),
+  size: Type.Optional(
+    Type.Integer({ minimum: QR_SIZE.min, maximum: QR_SIZE.max, default: QR_SIZE.default, description: 'Pixels (PNG) or SVG width/height' }),
+  ),
+});
+
+/** QR codes of the join link, sized for print. */
+const qrRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+  async function target(slug: string, query: { staff?: string; source?: string }) {
+    const program = SLUG_RE.test(slug) ? await findProgramBySlug(ctx.db, slug) : undefined;
+    if (!program) throw notFound('program');
+    if (query.staff && !(await findActiveStaff(ctx.db, program.id, query.staff))) throw notFound('staff', 'Staff member not found');
+    return joinUrl(ctx.links.publicUrl, program.slug, { staff: query.staff, source: query.source });
+  }
+  const cacheControl = 'public, max-age=86400';
+
+  app.get(
+    '/programs/:slug/qr.svg',
+    { schema: { tags: ['public'], summary: 'QR code of the join link (SVG)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    async (request, reply) => {
+      const url = await target(request.params.slug, request.query);
+      const svg = await qrSvgDocument(url, request.query.size ?? QR_SIZE.default);
+      return reply.type('image/svg+xml; charset=utf-8').header('cache-control', cacheControl).send(`<?xml version="1.0" encoding="UTF-8"?>\n${svg}`);
+    },
+  );
+
+  app.get(
+    '/programs/:slug/qr.png',
+    { schema: { tags: ['public'], summary: 'QR code of the join link (PNG, ?size= pixels)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    async (request, reply) => {
+      const url = await target(request.params.slug, request.query);
+      const png = await qrPng(url, request.query.size ?? QR_SIZE.default);
+      return reply.type('image/png').header('cache-control', cacheControl).send(png);
+    },
+  );
+};

@@ -1,0 +1,364 @@
+import { html, raw, type SafeHtml } from '../http/html.js';
+import { MESSAGES, points, type FieldName, type Lang } from './i18n.js';
+
+/**
+ * Server-rendered public pages: the join form, the card page and short notices. Mobile first, one
+ * inline stylesheet, no scripts, no external assets; everything works without JavaScript.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Colours: the program's design, kept readable (WCAG AA, 4.5:1) whatever the program chose.
+// ---------------------------------------------------------------------------------------------
+
+const HEX = /^#[0-9a-fA-F]{6}$/;
+
+function luminance(hex: string): number {
+  const [r, g, b] = [1, 3, 5].map((i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+export function contrastRatio(a: string, b: string): number {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+export interface Brand {
+  background: string;
+  foreground: string;
+}
+
+/** The program's colours, with the text colour replaced by black or white when it is not readable. */
+export function brandColours(design: Record<string, unknown>): Brand {
+  const background = typeof design.backgroundColor === 'string' && HEX.test(design.backgroundColor) ? design.backgroundColor : '#1f2a44';
+  const wanted = typeof design.foregroundColor === 'string' && HEX.test(design.foregroundColor) ? design.foregroundColor : '#ffffff';
+  if (contrastRatio(background, wanted) >= 4.5) return { background, foreground: wanted };
+  return { background, foreground: contrastRatio(background, '#000000') >= contrastRatio(background, '#ffffff') ? '#000000' : '#ffffff' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout
+// ---------------------------------------------------------------------------------------------
+
+const CSS = `
+*,*::before,*::after{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;font:17px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;background:#f3f4f6;color:#16181d}
+.wrap{max-width:32rem;margin:0 auto;padding:0 1rem}
+.brand{background:var(--brand);color:var(--brand-fg);padding:.75rem 0 1.25rem}
+.brand a{color:var(--brand-fg)}
+.brand h1{margin:.25rem 0 0;font-size:1.6rem;line-height:1.2}
+.lang{margin:0;text-align:right;font-size:.95rem}
+main{padding-bottom:2rem}
+h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
+a{color:#0b57d0}
+.panel{background:#fff;border-radius:14px;padding:1rem;margin:1rem 0;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+.panel>h2:first-child{margin-top:0}
+.member{background:var(--brand);color:var(--brand-fg)}
+.bonus .big{font-size:1.35rem;font-weight:700;margin:0}
+.bonus p{margin:.25rem 0}
+.field{margin:1rem 0}
+label{display:block;font-weight:600;margin:0 0 .25rem}
+.hint{margin:0 0 .25rem;color:#454955;font-size:.95rem}
+input[type=text],input[type=tel],input[type=email],input[type=date],input[type=url]{display:block;width:100%;font:inherit;font-size:1.05rem;padding:.7rem .75rem;border:2px solid #5f6470;border-radius:10px;background:#fff;color:#16181d;min-height:3rem}
+input[aria-invalid=true]{border-color:#b3261e}
+.error{color:#b3261e;font-weight:600;margin:0 0 .25rem}
+.summary{border:3px solid #b3261e;background:#fff;border-radius:12px;padding:.75rem 1rem;margin:1rem 0}
+.summary h2{margin:0 0 .25rem;font-size:1.1rem}
+.summary ul{margin:0;padding-left:1.25rem}
+.summary a{color:#b3261e;font-weight:600}
+fieldset{border:0;padding:0;margin:1.25rem 0}
+legend{font-weight:600;padding:0;margin-bottom:.25rem}
+.check{display:flex;gap:.75rem;align-items:flex-start}
+.check input{width:1.6rem;height:1.6rem;margin:.1rem 0 0;flex:none;accent-color:#0b57d0}
+.check label{font-weight:400}
+.button{display:flex;align-items:center;justify-content:center;width:100%;min-height:3.25rem;padding:.75rem 1rem;border:0;border-radius:12px;font:inherit;font-weight:700;font-size:1.1rem;text-align:center;text-decoration:none;cursor:pointer}
+.primary{background:var(--brand);color:var(--brand-fg)}
+.wallet{background:#000;color:#fff;margin:.75rem 0}
+.wallet.google{background:#1f1f1f}
+.secondary{background:#fff;color:#16181d;border:2px solid #5f6470;margin:.75rem 0}
+:focus-visible{outline:3px solid #0b57d0;outline-offset:3px;box-shadow:0 0 0 6px #fff}
+.brand :focus-visible{outline-color:var(--brand-fg);box-shadow:none}
+.hp{position:absolute!important;left:-10000px;top:auto;width:1px;height:1px;overflow:hidden}
+.visually-hidden{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
+.card-head{display:flex;justify-content:space-between;gap:1rem;flex-wrap:wrap}
+.card-head dl{margin:0}
+.card-head dt{font-size:.9rem;color:#454955}
+.member .card-head dt{color:var(--brand-fg)}
+.card-head dd{margin:0 0 .5rem;font-size:1.5rem;font-weight:700}
+.qr{display:block;width:100%;max-width:15rem;height:auto;margin:.5rem auto;background:#fff}
+.number{text-align:center;font-size:1.25rem;letter-spacing:.12em;font-variant-numeric:tabular-nums;margin:.25rem 0 0}
+.share{display:flex;flex-wrap:wrap;gap:.5rem;margin:.75rem 0 0;padding:0;list-style:none}
+.share a{display:inline-block;padding:.6rem 1rem;border-radius:10px;border:2px solid #5f6470;color:#16181d;text-decoration:none;font-weight:600;min-height:3rem}
+details{margin:1rem 0}
+summary{cursor:pointer;font-weight:600;min-height:2.5rem}
+.notice{color:#454955;font-size:.95rem}
+@media (prefers-reduced-motion:no-preference){.button{transition:filter .15s}.button:hover{filter:brightness(1.1)}}
+`;
+
+export interface PageFrame {
+  lang: Lang;
+  title: string;
+  brand: Brand;
+  /** Link to the same page in the other language. */
+  otherLangHref: string;
+  heading: string;
+  body: SafeHtml;
+}
+
+export function renderPage(frame: PageFrame): string {
+  const other: Lang = frame.lang === 'ru' ? 'en' : 'ru';
+  const t = MESSAGES[frame.lang];
+  const vars = `:root{--brand:${frame.brand.background};--brand-fg:${frame.brand.foreground}}`;
+  return `<!doctype html>\n${html`<html lang="${frame.lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light">
+<meta name="robots" content="noindex, nofollow">
+<meta name="referrer" content="no-referrer">
+<meta name="theme-color" content="${frame.brand.background}">
+<title>${frame.title}</title>
+<style>${raw(vars + CSS)}</style>
+</head>
+<body>
+<header class="brand"><div class="wrap">
+<p class="lang"><a href="${frame.otherLangHref}" hreflang="${other}" lang="${other}" title="${t.switchTo}">${MESSAGES[other].langName}</a></p>
+<h1>${frame.heading}</h1>
+</div></header>
+<main class="wrap" id="main">
+${frame.body}
+</main>
+</body>
+</html>`}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The join form
+// ---------------------------------------------------------------------------------------------
+
+export interface JoinFormValues {
+  name: string;
+  phone: string;
+  email: string;
+  birthday: string;
+  consent: boolean;
+}
+
+export interface JoinFormView {
+  lang: Lang;
+  programName: string;
+  brand: Brand;
+  otherLangHref: string;
+  action: string;
+  welcomeBonus: number;
+  referral?: { bonus: number; later: boolean };
+  consentText: string;
+  terms?: string;
+  contacts?: string;
+  values: JoinFormValues;
+  errors: Partial<Record<FieldName, string>>;
+  /** A form-level error (the bot checks), shown in the summary. */
+  formError?: string;
+  hidden: Record<string, string | null | undefined>;
+}
+
+const FIELD_ORDER: FieldName[] = ['name', 'phone', 'email', 'birthday'];
+
+export function renderJoinPage(view: JoinFormView): string {
+  const t = MESSAGES[view.lang];
+  const firstInvalid = FIELD_ORDER.find((f) => view.errors[f]);
+  const described = (field: FieldName, hint?: boolean) =>
+    [hint ? `f-${field}-hint` : '', view.errors[field] ? `f-${field}-error` : ''].filter(Boolean).join(' ') || null;
+  const errorLine = (field: FieldName) =>
+    view.errors[field] ? html`<p class="error" id="f-${field}-error"><span class="visually-hidden">${view.lang === 'ru' ? 'Ошибка: ' : 'Error: '}</span>${view.errors[field]}</p>` : '';
+  const attrs = (field: FieldName, hint = false) => {
+    const describedBy = described(field, hint);
+    return html`${view.errors[field] ? html` aria-invalid="true"` : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''}${firstInvalid === field ? html` autofocus` : ''}`;
+  };
+  const summaryItems = FIELD_ORDER.filter((f) => view.errors[f]).map((f) => html`<li><a href="#f-${f}">${view.errors[f]}</a></li>`);
+  const summary =
+    summaryItems.length > 0 || view.formError
+      ? html`<div class="summary" role="alert" aria-labelledby="errors-title">
+<h2 id="errors-title">${t.errorsHeading}</h2>
+${view.formError ? html`<p>${view.formError}</p>` : ''}
+${summaryItems.length > 0 ? html`<ul>${summaryItems}</ul>` : ''}
+</div>`
+      : '';
+  const hidden = Object.entries(view.hidden)
+    .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
+    .map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`);
+
+  const body = html`<section class="panel bonus" aria-labelledby="bonus-title">
+<p class="big" id="bonus-title">+${t.welcomeBonus(view.welcomeBonus)}</p>
+${view.referral ? html`<p>${t.invited}. ${t.referralBonus(view.referral.bonus, view.referral.later)}.</p>` : ''}
+</section>
+<p>${t.joinLead}</p>
+${summary}
+<form method="post" action="${view.action}" novalidate>
+${hidden}<div class="field">
+<label for="f-name">${t.name}</label>
+${errorLine('name')}<input id="f-name" name="name" type="text" autocomplete="name" required maxlength="200" value="${view.values.name}"${attrs('name')}>
+</div>
+<div class="field">
+<label for="f-phone">${t.phone}</label>
+<p class="hint" id="f-phone-hint">${t.phoneHint}</p>
+${errorLine('phone')}<input id="f-phone" name="phone" type="tel" inputmode="tel" autocomplete="tel" required maxlength="32" value="${view.values.phone}"${attrs('phone', true)}>
+</div>
+<div class="field">
+<label for="f-email">${t.email} <span class="notice">(${t.optional})</span></label>
+${errorLine('email')}<input id="f-email" name="email" type="email" inputmode="email" autocomplete="email" maxlength="254" value="${view.values.email}"${attrs('email')}>
+</div>
+<div class="field">
+<label for="f-birthday">${t.birthday} <span class="notice">(${t.optional})</span></label>
+${errorLine('birthday')}<input id="f-birthday" name="birthday" type="date" autocomplete="bday" min="1900-01-01" value="${view.values.birthday}"${attrs('birthday')}>
+</div>
+<div class="hp" aria-hidden="true">
+<label for="f-website">${t.honeypot}</label>
+<input id="f-website" name="website" type="text" tabindex="-1" autocomplete="off" value="">
+</div>
+<fieldset>
+<legend>${t.consentHeading} <span class="notice">(${t.optional})</span></legend>
+<div class="check">
+<input id="f-consent" name="consent" type="checkbox" value="yes"${view.values.consent ? html` checked` : ''}>
+<label for="f-consent">${view.consentText}</label>
+</div>
+</fieldset>
+<button type="submit" class="button primary">${t.submit}</button>
+</form>
+${view.terms ? html`<details><summary>${t.terms}</summary><p>${view.terms}</p></details>` : ''}
+${view.contacts ? html`<p class="notice">${view.contacts}</p>` : ''}`;
+
+  return renderPage({
+    lang: view.lang,
+    title: t.joinTitle(view.programName),
+    heading: t.joinTitle(view.programName),
+    brand: view.brand,
+    otherLangHref: view.otherLangHref,
+    body,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The card page
+// ---------------------------------------------------------------------------------------------
+
+export type Platform = 'ios' | 'android' | 'desktop';
+
+/** What the card page offers, from the User-Agent: Apple on iOS, Google on Android, both elsewhere. */
+export function detectPlatform(userAgent: string | undefined): Platform {
+  const ua = userAgent ?? '';
+  if (/\b(iPhone|iPad|iPod)\b/.test(ua)) return 'ios';
+  if (/\bAndroid\b/.test(ua)) return 'android';
+  return 'desktop';
+}
+
+export interface CardPageView {
+  lang: Lang;
+  programName: string;
+  brand: Brand;
+  otherLangHref: string;
+  holderName: string;
+  balance: number;
+  tierName: string;
+  number: string;
+  blocked: boolean;
+  platform: Platform;
+  googleEnabled: boolean;
+  pkpassHref: string;
+  googleHref: string;
+  /** Inline SVG of the page's own URL, for desktop: scan to open on the phone. */
+  pageQrSvg?: string;
+  /** Inline SVG of the card number: the page works as a web card at the till. */
+  barcodeSvg: string;
+  referral: { url: string; inviterBonus: number; inviteeBonus: number; shareText: string } | null;
+}
+
+export function renderCardPage(view: CardPageView): string {
+  const t = MESSAGES[view.lang];
+  const showApple = view.platform !== 'android';
+  const showGoogle = view.googleEnabled && view.platform !== 'ios';
+  const appleButton = html`<a class="button wallet apple" data-wallet="apple" href="${view.pkpassHref}">${t.addApple}</a>`;
+  const googleButton = html`<a class="button wallet google" data-wallet="google" href="${view.googleHref}">${t.addGoogle}</a>`;
+  // On Android without Google Wallet, .pkpass apps are the way in: offer the file as a button.
+  const androidPkpass =
+    view.platform === 'android' && !showGoogle ? html`<a class="button secondary" data-wallet="pkpass" href="${view.pkpassHref}">${t.pkpassLink}</a>` : '';
+
+  const wallets = view.blocked
+    ? html`<p class="summary" role="status">${t.blocked}</p>`
+    : html`<section class="panel" aria-labelledby="wallet-title">
+<h2 id="wallet-title">${t.walletHeading}</h2>
+${showApple ? appleButton : ''}
+${showGoogle ? googleButton : ''}
+${androidPkpass}
+${view.pageQrSvg ? html`<p>${t.scanOnPhone}</p>${raw(view.pageQrSvg)}` : ''}
+</section>`;
+
+  const referral = view.referral;
+  const share = referral
+    ? (() => {
+        const text = referral.shareText;
+        const links = [
+          { service: 'Telegram', href: `https://t.me/share/url?url=${encodeURIComponent(referral.url)}&text=${encodeURIComponent(text)}` },
+          { service: 'WhatsApp', href: `https://wa.me/?text=${encodeURIComponent(`${text} ${referral.url}`)}` },
+          { service: 'VK', href: `https://vk.com/share.php?url=${encodeURIComponent(referral.url)}&title=${encodeURIComponent(text)}` },
+        ];
+        return html`<section class="panel" aria-labelledby="referral-title">
+<h2 id="referral-title">${t.referralHeading}</h2>
+${referral.inviterBonus > 0 || referral.inviteeBonus > 0 ? html`<p>${t.referralText(referral.inviterBonus, referral.inviteeBonus)}</p>` : ''}
+<label for="referral-link">${t.referralLink}</label>
+<input id="referral-link" type="url" readonly value="${referral.url}">
+<ul class="share">${links.map(
+          (l) => html`<li><a href="${l.href}" target="_blank" rel="noopener noreferrer" data-share="${l.service.toLowerCase()}" aria-label="${t.shareVia(l.service)}">${l.service}</a></li>`,
+        )}</ul>
+</section>`;
+      })()
+    : '';
+
+  const body = html`<section class="panel member" aria-labelledby="card-title">
+<h2 id="card-title">${t.hello(view.holderName)}</h2>
+<div class="card-head"><dl>
+<dt>${t.balance}</dt><dd data-balance>${points(view.lang, view.balance)}</dd>
+<dt>${t.tier}</dt><dd data-tier>${view.tierName}</dd>
+</dl></div>
+</section>
+${wallets}
+<section class="panel" aria-labelledby="barcode-title">
+<h2 id="barcode-title">${t.barcodeHeading}</h2>
+${raw(view.barcodeSvg)}
+<p class="number"><span class="visually-hidden">${t.cardNumber}: </span>${view.number.replace(/(\d{4})(?=\d)/g, '$1 ')}</p>
+</section>
+${share}
+<p class="notice"><a href="${view.pkpassHref}" data-pkpass>${t.pkpassLink}</a></p>`;
+
+  return renderPage({
+    lang: view.lang,
+    title: t.cardTitle(view.programName),
+    heading: view.programName,
+    brand: view.brand,
+    otherLangHref: view.otherLangHref,
+    body,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notices (already a member, too many attempts, not found)
+// ---------------------------------------------------------------------------------------------
+
+export function renderNotice(view: { lang: Lang; brand: Brand; otherLangHref: string; heading: string; title: string; text: string; link?: { href: string; label: string } }): string {
+  return renderPage({
+    lang: view.lang,
+    title: view.title,
+    heading: view.heading,
+    brand: view.brand,
+    otherLangHref: view.otherLangHref,
+    body: html`<section class="panel" aria-labelledby="notice-title">
+<h2 id="notice-title">${view.title}</h2>
+<p>${view.text}</p>
+${view.link ? html`<p><a href="${view.link.href}">${view.link.label}</a></p>` : ''}
+</section>`,
+  });
+}
+

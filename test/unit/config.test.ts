@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      PUBLIC_URL: 'http://localhost:3000',
+      DATA_DIR: './data',
+      APPLE_CERT_DIR: './certs',
+      APNS_HOST: 'api.push.apple.com',
+      APNS_PORT: 443,
+      NODE_ENV: 'development',
+    });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.ADMIN_KEY).toBeUndefined();
+  });
+
+  it('converts numbers and strips a trailing slash from PUBLIC_URL', () => {
+    const config = loadConfig({ PORT: '8080', PUBLIC_URL: 'https://cards.example.com/', APNS_PORT: '2197' });
+    expect(config.PORT).toBe(8080);
+    expect(config.APNS_PORT).toBe(2197);
+    expect(config.PUBLIC_URL).toBe('https://cards.example.com');
+  });
+
+  it('lists every problem at once and never echoes secrets', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', PUBLIC_URL: 'not a url', ADMIN_KEY: 'short-secret-value', DATABASE_URL: 'mysql://u:p@h/db' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toMatch(/PORT/);
+    expect(message).toMatch(/PUBLIC_URL/);
+    expect(message).toMatch(/ADMIN_KEY/);
+    expect(message).toMatch(/DATABASE_URL/);
+    expect(message).not.toContain('short-secret-value');
+    expect(message).not.toContain('u:p@h');
+  });
+
+  it('requires ADMIN_KEY in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/ADMIN_KEY: required in production/);
+    expect(loadConfig({ NODE_ENV: 'production', ADMIN_KEY: 'x'.repeat(32) }).ADMIN_KEY).toHaveLength(32);
+  });
+
+  it('requires both Google settings or neither', () => {
+    expect(() => loadConfig({ GOOGLE_ISSUER_ID: '3388000000012345678' })).toThrow(/GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE/);
+  });
+});
