@@ -76,7 +76,6 @@ CREATE TABLE campaign_recipient (
 -- these partial indexes as soon as the report is in.
 CREATE INDEX campaign_recipient_apple_wait_idx ON campaign_recipient (card_id) WHERE status = 'processed' AND apple_published_at IS NULL;
 CREATE INDEX campaign_recipient_google_wait_idx ON campaign_recipient (card_id) WHERE status = 'processed' AND google_published_at IS NULL;
-CREATE INDEX campaign_recipient_card_idx ON campaign_recipient (card_id);
 
 -- Pass downloads per card version (PassKit web service): which devices fetched which update.
 CREATE TABLE apple_pass_fetch (

@@ -30,12 +30,13 @@ const M = { top: 16, right: 12, bottom: 48, left: 52 };
 const PLOT_W = WIDTH - M.left - M.right;
 const PLOT_H = HEIGHT - M.top - M.bottom;
 
-/** 0, 1, 2, 5, 10, 20, 50… above `max`, so gridlines land on round numbers. */
+/** The top of the axis: four equal steps of 1, 2 or 5 × 10ⁿ, so every gridline is a whole, round number. */
 function niceMax(max: number): number {
-  if (max <= 4) return 4;
-  const power = 10 ** Math.floor(Math.log10(max));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= max) return step * power;
-  return 10 * power;
+  const rough = Math.max(max, 4) / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const multiples = power >= 10 ? [1, 2, 2.5, 5, 10] : [1, 2, 5, 10];
+  const step = multiples.map((m) => m * power).find((candidate) => candidate >= rough) ?? 10 * power;
+  return step * 4;
 }
 
 const truncate = (label: string, max: number) => (label.length > max ? `${label.slice(0, max - 1)}…` : label);
@@ -99,7 +100,7 @@ export function lineChart(input: ChartInput): SafeHtml {
   const y = (v: number) => M.top + PLOT_H - (top === 0 ? 0 : (v / top) * PLOT_H);
   const every = Math.max(1, Math.ceil(n / 8));
   const labels = input.categories.map((c, i) =>
-    i % every === 0 || i === n - 1 ? html`<text x="${x(i).toFixed(1)}" y="${HEIGHT - M.bottom + 16}" text-anchor="middle">${c}</text>` : '',
+    i % every === 0 ? html`<text x="${x(i).toFixed(1)}" y="${HEIGHT - M.bottom + 16}" text-anchor="middle">${c}</text>` : '',
   );
   const lines = input.series.map(
     (s) => html`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" stroke-linejoin="round" points="${s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>${s.values.map(

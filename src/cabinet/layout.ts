@@ -27,7 +27,7 @@ a{color:#0b57d0}
 .linkbutton{background:none;border:0;padding:0;font:inherit;color:inherit;text-decoration:underline;cursor:pointer;min-height:2rem}
 .top nav{max-width:76rem;margin:0 auto;padding:0 1rem}
 .top nav ul{display:flex;flex-wrap:wrap;gap:.25rem;margin:0;padding:0 0 .5rem;list-style:none}
-.top nav a{display:inline-block;padding:.45rem .75rem;border-radius:8px;text-decoration:none;font-weight:600;min-height:2.5rem}
+.top nav a{display:inline-block;padding:.55rem .75rem;border-radius:8px;text-decoration:none;font-weight:600;min-height:2.75rem}
 .top nav a:hover{background:rgba(255,255,255,.12)}
 .top nav a[aria-current=page]{background:#fff;color:#1f2a44}
 main{display:block;max-width:76rem;margin:0 auto;padding:1rem 1rem 3rem}
@@ -38,6 +38,15 @@ h3{font-size:1.05rem;margin:1rem 0 .5rem}
 .panel{background:#fff;border-radius:12px;padding:1rem 1.25rem;margin:0 0 1rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .grid{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(min(100%,22rem),1fr));align-items:start}
 .grid>.panel{margin:0}
+.grid{margin:0 0 1rem}
+.chart-figure{margin:0 0 1rem}
+.chart-figure figcaption{margin:0 0 .25rem}
+dl.details dt{font-weight:700;margin-top:.5rem}
+dl.details dd{margin:0}
+.inline-search{display:flex;gap:.5rem;align-items:flex-end}
+.inline-search .field{flex:1;margin:0}
+tr.edit-row>td{border-bottom:2px solid #c4c7cf;padding-top:0}
+tr.edit-row .panel{background:#f7f8fa;box-shadow:none;border:1px solid #dde0e6}
 .field{margin:0 0 .9rem}
 label,.label{display:block;font-weight:600;margin:0 0 .25rem}
 .hint{margin:0 0 .25rem;color:#454955;font-size:.93rem}
@@ -70,7 +79,7 @@ legend{font-weight:700;padding:0 .25rem}
 .check{display:flex;gap:.5rem;align-items:flex-start;margin:0 0 .75rem}
 .check input{width:1.3rem;height:1.3rem;margin:.15rem 0 0;flex:none}
 .check label{font-weight:400;margin:0}
-.table-wrap{overflow-x:auto}
+.table-wrap{overflow-x:auto;position:relative}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 caption{text-align:left;font-weight:700;padding:0 0 .5rem}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #dde0e6;vertical-align:top}
@@ -79,7 +88,7 @@ td.num,th.num{text-align:right}
 .figures{display:grid;gap:.75rem;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));margin:0}
 .figures div{background:#f3f4f6;border-radius:10px;padding:.6rem .8rem}
 .figures dt{font-size:.9rem;color:#454955}
-.figures dd{margin:0;font-size:1.4rem;font-weight:700;font-variant-numeric:tabular-nums}
+.figures dd{margin:0;font-size:1.4rem;font-weight:700;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;background:#e6e8ee;font-size:.85rem;font-weight:600}
 .badge.ok{background:#d8f0df;color:#14532d}
 .badge.warn{background:#fde2e1;color:#8c1d18}
@@ -95,7 +104,7 @@ summary{cursor:pointer;font-weight:600;min-height:2.25rem}
 :focus-visible{outline:3px solid #0b57d0;outline-offset:2px;box-shadow:0 0 0 5px #fff}
 .top :focus-visible{outline-color:#fff;box-shadow:0 0 0 5px #1f2a44}
 .narrow{max-width:28rem;margin:2rem auto}
-@media (max-width:40rem){h1{font-size:1.35rem}.panel{padding:.85rem}.top nav a{padding:.4rem .55rem}}
+@media (max-width:40rem){h1{font-size:1.35rem}.panel{padding:.85rem}.top nav a{padding:.4rem .55rem}.figures dd{font-size:1.15rem}.inline-search{display:block}.inline-search .field{margin:0 0 .5rem}}
 @media print{.top,.skip,.no-print,.actions{display:none!important}body{background:#fff}.panel{box-shadow:none;break-inside:avoid}main{padding:0}}
 @media (prefers-reduced-motion:no-preference){.button{transition:filter .15s}.button:hover{filter:brightness(1.1)}}
 `;

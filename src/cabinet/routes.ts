@@ -57,7 +57,8 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
   const settings: AuthSettings = { ...DEFAULT_AUTH_SETTINGS, ...options.auth };
   const secureCookies = ctx.config.PUBLIC_URL.startsWith('https://');
   if (!app.hasRequestDecorator('cookies')) await app.register(cookie);
-  await app.register(formbody, { bodyLimit: 64 * 1024 });
+  // The settings form carries up to 10 texts of 2,000 characters; Cyrillic is 6 bytes each once URL-encoded.
+  await app.register(formbody, { bodyLimit: 256 * 1024 });
   app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: MAX_IMAGE_BYTES + 64 * 1024 }, (request, body, done) => {
     try {
       done(null, parseMultipart(body as Buffer, String(request.headers['content-type'])));
@@ -65,6 +66,11 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
       if (error instanceof MultipartError) done(new AppError(400, 'bad_form', error.message), undefined);
       else done(error as Error, undefined);
     }
+  });
+
+  // HTML pages are no API: keep them out of the OpenAPI document at /docs.
+  app.addHook('onRoute', (route) => {
+    route.schema = { ...(route.schema ?? {}), hide: true };
   });
 
   const cookieOptions = (maxAge?: number) => ({ path: COOKIE_PATH, httpOnly: true, sameSite: 'lax' as const, secure: secureCookies, ...(maxAge ? { maxAge } : {}) });
@@ -249,7 +255,7 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
   );
 
   // ---- the script -----------------------------------------------------------------------------
-  app.get('/assets/cabinet.js', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
+  app.get('/app/assets/cabinet.js', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(SCRIPT),
   );
 

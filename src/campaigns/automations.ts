@@ -160,7 +160,11 @@ export class AutomationService {
         if (!due) continue;
         try {
           const campaignId = await run();
-          if (campaignId) created.push({ programId: program.id, automation, campaignId });
+          if (campaignId) {
+            created.push({ programId: program.id, automation, campaignId });
+            const { targeted } = await this.db.selectFrom('campaign').select('targeted').where('id', '=', campaignId).executeTakeFirstOrThrow();
+            await this.campaigns.analyzeRecipients(targeted);
+          }
         } catch (error) {
           this.logger?.error({ err: error, programId: program.id, automation }, 'automation failed');
         }

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
@@ -43,8 +43,13 @@ export function openDatabase(options: { databaseUrl?: string; dataDir?: string; 
     dataLocation = path.resolve(options.dataDir, 'pgdata');
     mkdirSync(dataLocation, { recursive: true });
   }
-  const pglite = new PGlite(dataLocation, { parsers: { [pgliteTypes.INT8]: (v: string) => Number(v) } });
-  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  // Loaded on first use: the PGlite module costs ~40 MB of memory that a PostgreSQL deployment
+  // should not pay (measured by `npm run bench:campaign`).
+  const open = async (): Promise<PGlite> => {
+    const { PGlite, types } = await import('@electric-sql/pglite');
+    return new PGlite(dataLocation, { parsers: { [types.INT8]: (v: string) => Number(v) } });
+  };
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(open) });
   return { db, kind: 'embedded', close: () => db.destroy() };
 }
 

@@ -20,7 +20,8 @@ import {
  * connection. (Third-party PGlite dialects only serialise single queries.)
  */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  /** A PGlite instance, or a function that opens one when the first query comes (lazy loading). */
+  constructor(private readonly pglite: PGlite | (() => Promise<PGlite>)) {}
   createAdapter() {
     return new PostgresAdapter();
   }
@@ -48,18 +49,22 @@ class Mutex {
 
 class PGliteDriver implements Driver {
   readonly #mutex = new Mutex();
-  readonly #connection: PGliteConnection;
+  readonly #open: () => Promise<PGlite>;
+  #pglite: PGlite | undefined;
+  #connection: PGliteConnection | undefined;
   #release: (() => void) | undefined;
 
-  constructor(private readonly pglite: PGlite) {
-    this.#connection = new PGliteConnection(pglite);
+  constructor(source: PGlite | (() => Promise<PGlite>)) {
+    this.#open = typeof source === 'function' ? source : async () => source;
   }
   async init() {
-    await this.pglite.waitReady;
+    this.#pglite = await this.#open();
+    await this.#pglite.waitReady;
+    this.#connection = new PGliteConnection(this.#pglite);
   }
   async acquireConnection(): Promise<DatabaseConnection> {
     this.#release = await this.#mutex.lock();
-    return this.#connection;
+    return this.#connection!;
   }
   async beginTransaction(connection: DatabaseConnection) {
     await connection.executeQuery(CompiledQuery.raw('begin'));
@@ -76,7 +81,7 @@ class PGliteDriver implements Driver {
     release?.();
   }
   async destroy() {
-    if (!this.pglite.closed) await this.pglite.close();
+    if (this.#pglite && !this.#pglite.closed) await this.#pglite.close();
   }
 }
 

@@ -72,6 +72,11 @@ export class JobQueue {
     await this.boss.insert(jobs, { db: sqlExecutor(executor) } as PgBoss.InsertOptions);
   }
 
+  /** Jobs waiting in a queue (created or waiting for a retry). */
+  async queueSize(name: string): Promise<number> {
+    return (await this.boss.getQueueSize(name)) ?? 0;
+  }
+
   /**
    * Starts a worker. pg-boss waits the polling interval after every fetch; when a fetch returned a
    * full batch there is likely more waiting, so the next fetch starts at once and a deep queue drains

@@ -41,6 +41,15 @@ describe(`cabinet sign-in and sessions (${TEST_DATABASE_KIND} database)`, () => 
     expect(page.body).toContain('<label for="f-email">');
     expect(page.body).toContain('autocomplete="current-password"');
     expect(client.csrf()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The one script, from our own origin (CSP script-src 'self'), no session needed.
+    expect(page.body).toContain('<script src="/app/assets/cabinet.js?v=');
+    const script = await client.get('/app/assets/cabinet.js');
+    expect(script.statusCode).toBe(200);
+    expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    // HTML pages stay out of the OpenAPI document; the sign-in API is in it.
+    const openapi = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(openapi.paths).filter((p) => p === '/app' || p.startsWith('/app/'))).toEqual([]);
+    expect(Object.keys(openapi.paths)).toContain('/api/v1/programs/{programId}/staff/{staffId}/sign-in-links');
     const pre = page.cookies.find((c) => c.name === 'wc_pre')!;
     expect(pre).toMatchObject({ httpOnly: true, sameSite: 'Lax', secure: true, path: '/app' });
   });
@@ -116,6 +125,8 @@ describe(`cabinet sign-in and sessions (${TEST_DATABASE_KIND} database)`, () => 
       ['/app/staff', 200, 403, 403],
       ['/app/keys', 200, 403, 403],
       ['/app/stats', 200, 200, 403],
+      ['/app/campaigns', 200, 200, 403],
+      ['/app/segments', 200, 200, 403],
       ['/app/qr', 200, 200, 403],
       ['/app/webhooks', 200, 200, 403],
       ['/app/account', 200, 200, 200],

@@ -45,6 +45,9 @@ async function main() {
       chunkSize: Number(env('CAMPAIGN_CHUNK_SIZE', '500')),
       pushRatePerSecond: 100_000,
       stallSeconds: Number(env('CAMPAIGN_STALL_SECONDS', '2')),
+      // No process runs the wallet workers in the crash test: their queue only grows.
+      maxUpdateBacklog: 0,
+      backpressureWallets: ['apple'],
     },
     onFinished: (trx, event) => emitEvent(trx, { programId: event.programId, type: 'campaign.finished', data: { ...event } }),
   });

@@ -8,6 +8,11 @@
     Array.prototype.forEach.call((root || document).querySelectorAll(selector), fn);
   }
 
+  // The field marked autofocus gets the focus as soon as the script runs: a scanner that fires
+  // right after the page loads must not lose its first digits.
+  var auto = document.querySelector('[autofocus]');
+  if (auto && document.activeElement !== auto) auto.focus();
+
   // ---- forms: confirmation, no double submission ----------------------------------------------
   each('form[data-confirm]', function (form) {
     form.addEventListener('submit', function (event) {

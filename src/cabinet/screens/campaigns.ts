@@ -464,7 +464,7 @@ ${actions.length ? html`<div class="actions">${actions}</div>` : ''}
 </section>
 <section class="panel" aria-labelledby="details-title">
 <h2 id="details-title">${t.message}</h2>
-<dl>
+<dl class="details">
 <dt>${t.messageRu}</dt><dd lang="ru">${dto.message.ru}</dd>
 <dt>${t.messageEn}</dt><dd lang="en">${dto.message.en}</dd>
 <dt>${t.audience}</dt><dd data-audience>${audienceText}</dd>

@@ -197,6 +197,15 @@ function tierName(rules: LoyaltyRules, code: string, lang: Lang): string {
   return rules.tiers.find((tier) => tier.code === code)?.name[lang] ?? code;
 }
 
+/** "₽", "$", or the code when the locale has no symbol. */
+function currencySymbol(lang: Lang, currency: string): string {
+  try {
+    return new Intl.NumberFormat(lang === 'ru' ? 'ru-RU' : 'en-US', { style: 'currency', currency }).formatToParts(0).find((p) => p.type === 'currency')?.value ?? currency;
+  } catch {
+    return currency;
+  }
+}
+
 function percentText(lang: Lang, value: number) {
   return new Intl.NumberFormat(lang === 'ru' ? 'ru-RU' : 'en-US', { maximumFractionDigits: 2 }).format(value);
 }
@@ -207,13 +216,16 @@ export const cashierScreen: Screen = {
     const { ctx } = kit;
     const { db } = ctx;
 
-    const searchForm = (t: Texts, value: string, focus: boolean) => html`<form method="get" action="/app/cashier" role="search" class="panel" data-cashier-search>
+    /** The search: large on the search page, one compact row above a card (still the first field). */
+    const searchForm = (t: Texts, value: string, focus: boolean, compact = false) => html`<form method="get" action="/app/cashier" role="search" class="panel" data-cashier-search>
+<div class="${compact ? 'inline-search' : ''}">
 <div class="field">
 <label for="f-q">${t.search}</label>
 <p class="hint" id="f-q-hint">${t.searchHint}</p>
-<input id="f-q" name="q" type="search" class="big-input" value="${value}" aria-describedby="f-q-hint" autocomplete="off" autocapitalize="off" spellcheck="false" enterkeyhint="search" maxlength="100"${focus ? html` autofocus` : ''} data-search-input>
+<input id="f-q" name="q" type="search" class="${compact ? '' : 'big-input'}" value="${value}" aria-describedby="f-q-hint" autocomplete="off" autocapitalize="off" spellcheck="false" enterkeyhint="search" maxlength="100"${focus ? html` autofocus` : ''} data-search-input>
 </div>
 <button class="button" type="submit">${t.find}</button>
+</div>
 </form>`;
 
     async function findCards(program: ProgramRow, query: string): Promise<CardRow[]> {
@@ -362,7 +374,7 @@ ${csrfInput(session.csrf)}
 <input type="hidden" name="idem" value="${formKey}">
 ${field({
   name: 'amount',
-  label: t.amount(program.currency),
+  label: t.amount(currencySymbol(l, program.currency)),
   value: values.amount,
   hint: t.amountHint,
   errors,
@@ -407,7 +419,7 @@ ${field({
 
       const installUrl = cardUrls(ctx.links.publicUrl, card).installUrl;
       const qr = await qrSvgInline(installUrl, t.installQr);
-      const body = html`${searchForm(t, '', Boolean(state.focusSearch))}
+      const body = html`${searchForm(t, '', Boolean(state.focusSearch), true)}
 ${state.banner ?? ''}
 <section class="panel" aria-labelledby="card-title" data-card="${card.id}">
 <h1 id="card-title">${card.holder_name}</h1>
@@ -513,9 +525,11 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       const formKey = formText(body, 'idem', 64);
       if (!UUID_RE.test(formKey)) throw new AppError(400, 'bad_form', 'The form has no idempotency key; reload the page');
 
-      // A scanner that fired into the amount field: open the scanned card instead.
-      const scanned = normalizeScannedValue(values.amount);
-      if (isValidCardNumber(scanned)) return kit.redirect(reply, `/app/cashier?q=${scanned}`);
+      // A scanner that fired into the amount or points field: open the scanned card instead.
+      for (const typed of [values.amount, values.points]) {
+        const scanned = normalizeScannedValue(typed);
+        if (isValidCardNumber(scanned)) return kit.redirect(reply, `/app/cashier?q=${scanned}`);
+      }
 
       const program = await getProgramOr404(db, session.programId);
       const rules = program.rules as LoyaltyRules;

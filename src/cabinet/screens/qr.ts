@@ -36,7 +36,7 @@ const T = texts({
 });
 
 const CSS = `
-.qr-sheet{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr))}
+.qr-sheet{display:grid;gap:1rem;margin-top:1rem;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr))}
 .qr-card{text-align:center}
 .qr-card .qr{margin:.5rem auto}
 .qr-card input{text-align:center;font-size:.85rem}

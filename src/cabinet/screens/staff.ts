@@ -156,25 +156,29 @@ export const staffScreen: Screen = {
 <td>${row.email ?? '—'}</td>
 <td>${row.password_hash ? html`<span class="badge ok">${t.hasPassword}</span>` : html`<span class="badge">${t.noPassword}</span>`}</td>
 <td>${row.last_sign_in_at ? formatDateTime(l, session.timeZone, row.last_sign_in_at) : t.never}</td>
-<td><details${state.target === row.id ? html` open` : ''}><summary>${t.edit(row.name)}</summary>
+</tr>
+<tr class="edit-row"><td colspan="5"><details${state.target === row.id ? html` open` : ''}><summary>${t.edit(row.name)}</summary>
 ${state.target === row.id ? errorSummary(l, errors, state.formError, id) : ''}
-<form method="post" action="/app/staff/${row.id}" novalidate>
+<div class="grid">
+<form method="post" action="/app/staff/${row.id}" novalidate class="panel">
 ${csrfInput(session.csrf)}
 ${field({ name: 'name', id: id('name'), label: t.name, value: v.name, errors, attrs: html` maxlength="200" required` })}
 ${self ? '' : select({ name: 'role', id: id('role'), label: t.role, value: v.role, options: roleOptions })}
 ${field({ name: 'email', id: id('email'), label: t.email, type: 'email', value: v.email, errors, attrs: html` maxlength="254" autocomplete="off"` })}
 <button class="button secondary" type="submit">${t.save}</button>
 </form>
-<form method="post" action="/app/staff/${row.id}/password" novalidate>
+<div>
+<form method="post" action="/app/staff/${row.id}/password" novalidate class="panel">
 ${csrfInput(session.csrf)}
 ${field({ name: 'password', id: id('password'), label: t.newPassword, type: 'password', hint: t.passwordHint, errors, attrs: html` maxlength="256" autocomplete="new-password"` })}
 <button class="button secondary" type="submit">${t.setPassword}</button>
 </form>
-<form method="post" action="/app/staff/${row.id}/link">
+<form method="post" action="/app/staff/${row.id}/link" class="panel">
 ${csrfInput(session.csrf)}
 <p class="hint">${t.linkHint}</p>
 <button class="button secondary" type="submit">${t.link}</button>
 </form>
+</div>
 ${
   self
     ? ''
@@ -183,6 +187,7 @@ ${csrfInput(session.csrf)}
 <div class="actions"><button class="button danger" type="submit">${t.remove}<span class="visually-hidden"> ${row.name}</span></button></div>
 </form>`
 }
+</div>
 </details></td>
 </tr>`;
       });
@@ -199,7 +204,7 @@ ${state.info ? (typeof state.info === 'string' ? notice(state.info) : state.info
 <section class="panel" aria-labelledby="list-title">
 <h2 id="list-title" class="visually-hidden">${t.title}</h2>
 <div class="table-wrap"><table>
-<thead><tr><th scope="col">${t.name}</th><th scope="col">${t.role}</th><th scope="col">${t.email}</th><th scope="col">${t.password}</th><th scope="col">${t.lastSignIn}</th><th scope="col"><span class="visually-hidden">${t.edit('')}</span></th></tr></thead>
+<thead><tr><th scope="col">${t.name}</th><th scope="col">${t.role}</th><th scope="col">${t.email}</th><th scope="col">${t.password}</th><th scope="col">${t.lastSignIn}</th></tr></thead>
 <tbody>${list}</tbody>
 </table></div>
 </section>
