@@ -1,4 +1,5 @@
 import PgBoss from 'pg-boss';
+import { sql } from 'kysely';
 import type { Db, Executor } from '../db/database.js';
 import { sqlExecutor } from '../db/database.js';
 
@@ -72,9 +73,15 @@ export class JobQueue {
     await this.boss.insert(jobs, { db: sqlExecutor(executor) } as PgBoss.InsertOptions);
   }
 
-  /** Jobs waiting in a queue (created or waiting for a retry). */
-  async queueSize(name: string): Promise<number> {
-    return (await this.boss.getQueueSize(name)) ?? 0;
+  /**
+   * Jobs of a queue that a worker could run now (created or retrying, start time passed): a
+   * backlog, unlike jobs still in their debounce delay. Served by pg-boss's index of waiting jobs.
+   */
+  async dueJobs(name: string): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM ${sql.table(`${JOB_SCHEMA}.job`)} WHERE name = ${name} AND state < 'active' AND start_after <= now()
+    `.execute(this.db);
+    return Number(rows[0]?.n ?? 0);
   }
 
   /**

@@ -29,8 +29,11 @@ export const cardChangedColumns = () => ({
 });
 
 export interface CardChangeRecorder {
-  /** Enqueue the wallet update for cards whose change columns were set in this transaction. */
-  enqueue(executor: Executor, cardIds: string[]): Promise<void>;
+  /**
+   * Enqueue the wallet update for cards whose change columns were set in this transaction.
+   * `onlyWallets` limits it to those wallets (a caller that knows the cards are on no other).
+   */
+  enqueue(executor: Executor, cardIds: string[], onlyWallets?: readonly string[]): Promise<void>;
   /** Bump the update tag of cards and enqueue their wallet update, in the caller's transaction. */
   record(executor: Executor, cardIds: string[]): Promise<void>;
 }
@@ -39,12 +42,13 @@ export function createCardChangeRecorder(
   queue: JobQueue,
   options: { debounceSeconds: number; wallets: readonly string[] },
 ): CardChangeRecorder {
-  const enqueue = async (executor: Executor, cardIds: string[]) => {
+  const enqueue = async (executor: Executor, cardIds: string[], onlyWallets?: readonly string[]) => {
+    const wallets = onlyWallets ? options.wallets.filter((wallet) => onlyWallets.includes(wallet)) : options.wallets;
     // Each queue is "stately": at most one waiting job per card (singletonKey), so a burst of
     // changes within the debounce window becomes one job and one push per device. One statement
     // for all cards and wallets (a campaign chunk changes a thousand cards at once).
     const jobs = [...new Set(cardIds)].flatMap((cardId) =>
-      options.wallets.map((wallet) => ({
+      wallets.map((wallet) => ({
         name: walletUpdateQueue(wallet),
         data: { cardId } satisfies CardChangedJob,
         singletonKey: cardId,
