@@ -72,6 +72,8 @@ CREATE TABLE campaign_recipient (
   google_downgraded boolean,
   PRIMARY KEY (campaign_id, card_id)
 );
+-- Every recipient row is written two or three times within minutes: vacuum early.
+ALTER TABLE campaign_recipient SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 -- Outcome recording looks up recipients still waiting for a wallet's report by card id; rows leave
 -- these partial indexes as soon as the report is in.
 CREATE INDEX campaign_recipient_apple_wait_idx ON campaign_recipient (card_id) WHERE status = 'processed' AND apple_published_at IS NULL;

@@ -46,7 +46,7 @@ export const ConfigSchema = Type.Object({
    * Apple devices per second a campaign may reach: each pushed device fetches its updated pass, which
    * the service signs. Default from `npm run bench:campaign` on 2 cores (README, Campaigns).
    */
-  CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 1500 }),
+  CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
   /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   /** Whether `npm start` seeds the demo program when the database has no program yet. */

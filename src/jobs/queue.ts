@@ -37,13 +37,24 @@ export interface QueueLogger {
  */
 export class JobQueue {
   readonly boss: PgBoss;
+  /** pg-boss statements still running; stop() waits for them before the database may close. */
+  #inFlight = new Set<Promise<unknown>>();
+  #stopping = false;
 
   constructor(
     private readonly db: Db,
     private readonly options: { pollingIntervalSeconds?: number; logger?: QueueLogger } = {},
   ) {
+    const executor = sqlExecutor(db);
     this.boss = new PgBoss({
-      db: sqlExecutor(db),
+      db: {
+        executeSql: (text: string, values?: unknown[]) => {
+          const running = executor.executeSql(text, values);
+          this.#inFlight.add(running);
+          void running.catch(() => undefined).finally(() => this.#inFlight.delete(running));
+          return running;
+        },
+      },
       schema: JOB_SCHEMA,
       // Maintenance and monitoring are cheap; keep the defaults but never crash on their errors.
     } as PgBoss.ConstructorOptions);
@@ -96,6 +107,9 @@ export class JobQueue {
       name,
       { pollingIntervalSeconds: this.options.pollingIntervalSeconds ?? 0.5, ...options },
       async (jobs) => {
+        // A fetch that was under way when stop() began may still hand over jobs: refuse them, so
+        // they fail (and are retried by the next process) instead of running against a closing database.
+        if (this.#stopping) throw new Error('job queue is stopping');
         const result = await handler(jobs);
         if (jobs.length >= batchSize && workerId) this.boss.notifyWorker(workerId);
         return result;
@@ -106,6 +120,20 @@ export class JobQueue {
 
   async stop() {
     // graceful: let running handlers finish; close: false because the database belongs to the app.
+    this.#stopping = true;
     await this.boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 });
+    // pg-boss resolves stop() once no handler is running, but a fetch under way can still return
+    // jobs, and a failed handler still records its failure: wait until pg-boss has issued no
+    // statement for a moment before the database may close.
+    const deadline = Date.now() + 5_000;
+    let quietSince = Date.now();
+    while (Date.now() < deadline && Date.now() - quietSince < 300) {
+      if (this.#inFlight.size > 0) {
+        await Promise.allSettled([...this.#inFlight]);
+        quietSince = Date.now();
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   }
 }
