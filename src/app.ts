@@ -19,6 +19,9 @@ import { statsRoutes } from './enrollment/stats-routes.js';
 import { createWebhooks, webhookRoutes, type WebhookSettings } from './webhooks/index.js';
 import { cabinetRoutes } from './cabinet/routes.js';
 import { cabinetApiRoutes } from './cabinet/api-routes.js';
+import { createPasswordReset } from './cabinet/password-reset.js';
+import { withRedactedRequests } from './http/log-redaction.js';
+import { createConfiguredMailer } from './mail/mailer.js';
 import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
@@ -77,7 +80,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
   const db = deps.database.db;
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    // Request URLs are logged with one-time tokens (sign-in and reset links) redacted.
+    ...(deps.logger ? { loggerInstance: withRedactedRequests(deps.logger) } : { logger: false }),
     genReqId: () => crypto.randomUUID(),
     // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
     routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
@@ -109,7 +113,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const metrics = createMetrics();
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];
-  const cardChanges = createCardChangeRecorder(jobs, { debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS, wallets });
+  const cardChanges = createCardChangeRecorder(jobs, {
+    debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS,
+    wallets,
+    cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
+  });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
   const ctx: AppContext = {
     config,
@@ -157,17 +165,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.decorate('campaigns', campaignModule.campaigns);
   app.decorate('automations', campaignModule.automations);
+  // Outgoing mail (SMTP_URL); without it the cabinet's password reset by email is off.
+  const mailer = createConfiguredMailer(config);
+  const passwordReset = createPasswordReset({ db, jobs, mailer, publicUrl: config.PUBLIC_URL, clock: ctx.clock, logger: app.log });
 
   app.addHook('onReady', async () => {
     await jobs.start();
     if (deps.runWorkers !== false) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
     await campaignModule.start(deps.runWorkers !== false);
     await webhooks.start(deps.runWorkers !== false);
+    await passwordReset.start(deps.runWorkers !== false);
   });
   app.addHook('onClose', async () => {
     // Let running jobs finish before the database goes away.
     await jobs.stop();
     webhooks.close();
+    mailer?.close();
     await campaignModule.close();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -213,7 +226,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
   });
 
-  await app.register(cabinetRoutes, { ctx, csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'), auth: deps.cabinet, campaigns: campaignModule.campaigns });
+  await app.register(cabinetRoutes, {
+    ctx,
+    csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'),
+    auth: deps.cabinet,
+    campaigns: campaignModule.campaigns,
+    passwordReset,
+  });
 
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {

@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 
 /**
  * The service's whole configuration: one validated schema, read once at start (spec: Configuration).
- * Secrets (ADMIN_KEY, APPLE_KEY_PASSPHRASE) have no defaults.
+ * Secrets (ADMIN_KEY, APPLE_KEY_PASSPHRASE, SMTP_URL) have no defaults.
  */
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
@@ -40,6 +40,8 @@ export const ConfigSchema = Type.Object({
   ),
   /** Seconds a card change waits before its wallet update runs, so bursts coalesce into one push. */
   PASS_UPDATE_DEBOUNCE_SECONDS: Type.Integer({ minimum: 0, maximum: 600, default: 2 }),
+  /** Cards per Apple wallet-update job when many cards change at once (campaigns, design edits). */
+  APPLE_UPDATE_CARDS_PER_JOB: Type.Integer({ minimum: 1, maximum: 1000, default: 250 }),
   /** Recipients per campaign chunk (one transaction, one job). */
   CAMPAIGN_CHUNK_SIZE: Type.Integer({ minimum: 10, maximum: 10_000, default: 1000 }),
   /**
@@ -53,6 +55,14 @@ export const ConfigSchema = Type.Object({
   DEMO_PROGRAM: Type.Boolean({ default: true }),
   /** Let webhooks reach private, link-local and other non-public addresses (an instance whose receivers are on its own network). */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
+  /**
+   * Outgoing mail (cabinet password reset), e.g. `smtp://user:pass@smtp.example.com:587` (STARTTLS
+   * when the server offers it) or `smtps://…:465`. A secret: no default, never shown. Unset = no
+   * mail: the cabinet has no "Forgot password?" and owners issue sign-in links instead.
+   */
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  /** The From of outgoing mail, `no-reply@example.com` or `Cards <no-reply@example.com>`; required with SMTP_URL. */
+  MAIL_FROM: Type.Optional(Type.String({ pattern: '^([^<>\\r\\n]*<[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+>|[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+)$', maxLength: 320 })),
 });
 
 export type Config = Static<typeof ConfigSchema>;
@@ -64,7 +74,7 @@ export class ConfigError extends Error {
   }
 }
 
-const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL']);
+const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL', 'SMTP_URL']);
 
 /** Reads the configuration from an environment map; throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -90,6 +100,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.GOOGLE_ISSUER_ID && !config.PUBLIC_URL.startsWith('https://')) {
     problems.push('PUBLIC_URL: must be https:// when Google Wallet is enabled (Google downloads the logo and calls back over HTTPS)');
+  }
+  if (config.SMTP_URL !== undefined && !problems.some((p) => p.startsWith('SMTP_URL:'))) {
+    // Checked without ever echoing the URL: it carries the SMTP password.
+    let host = '';
+    try {
+      host = new URL(config.SMTP_URL).hostname;
+    } catch {
+      // not a URL
+    }
+    if (!host) problems.push('SMTP_URL: not a valid URL (smtp://user:pass@host:587 or smtps://user:pass@host:465; percent-encode special characters in the user and password)');
+  }
+  if (config.SMTP_URL !== undefined && !config.MAIL_FROM) {
+    problems.push('MAIL_FROM: required when SMTP_URL is set (e.g. "Loyalty cards <no-reply@example.com>")');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   config.PUBLIC_URL = config.PUBLIC_URL.replace(/\/+$/, '');

@@ -31,6 +31,12 @@ export interface AuthSettings {
   maxFailuresPerIp: number;
   /** Sign-in POSTs per IP per minute (all of them, before any password is checked). */
   postsPerMinute: number;
+  /** Lifetime of a password reset link (sent by email). */
+  resetTtlMs: number;
+  /** Password reset requests (every one, known email or not) over `failureWindowMs`: at most this many per email… */
+  maxResetsPerAccount: number;
+  /** …and this many per client IP. */
+  maxResetsPerIp: number;
 }
 
 export const DEFAULT_AUTH_SETTINGS: AuthSettings = {
@@ -41,6 +47,9 @@ export const DEFAULT_AUTH_SETTINGS: AuthSettings = {
   maxFailuresPerAccount: 5,
   maxFailuresPerIp: 20,
   postsPerMinute: 30,
+  resetTtlMs: 30 * 60 * 1000,
+  maxResetsPerAccount: 3,
+  maxResetsPerIp: 10,
 };
 
 export const PASSWORD_MIN_LENGTH = 10;
@@ -289,6 +298,9 @@ export async function consumeSignInLink(db: Executor, token: string, now: Date) 
 
 export const ipSubject = (ip: string) => `ip:${ip}`;
 export const accountSubject = (email: string) => `account:${normalizeEmail(email).slice(0, 254)}`;
+/** Password reset requests are counted in the same table under their own subjects (they never lock sign-in). */
+export const resetIpSubject = (ip: string) => `reset-ip:${ip}`;
+export const resetAccountSubject = (email: string) => `reset-account:${normalizeEmail(email).slice(0, 254)}`;
 
 /** Which of the subjects is over its limit in the window, if any. */
 export async function failureLimitReached(db: Executor, subjects: { subject: string; max: number }[], now: Date, settings: AuthSettings): Promise<boolean> {

@@ -5,6 +5,7 @@ import { AppError } from '../http/errors.js';
 import type { SafeHtml } from '../http/html.js';
 import type { AuthSettings, CabinetSession, StaffRole } from './auth.js';
 import type { Lang } from './i18n.js';
+import type { PasswordResetService } from './password-reset.js';
 
 /**
  * What every screen gets: the app context, the signed-in staff member, the page renderer. A screen
@@ -56,6 +57,8 @@ export interface CabinetKit {
   ctx: AppContext;
   /** The campaign service (src/campaigns); absent when the app is built without it. */
   campaigns?: CampaignService;
+  /** Password reset by email; absent or `enabled: false` without SMTP_URL. */
+  passwordReset?: PasswordResetService;
   settings: AuthSettings;
   secureCookies: boolean;
   /** The page language (`?lang=`, remembered in a cookie; else the browser's; else the program's). */

@@ -14,6 +14,7 @@ import { CABINET_MESSAGES, type Lang } from './i18n.js';
 import { can, formBody, type CabinetKit, type PageOptions } from './kit.js';
 import { CSRF_FIELD, renderCabinetPage, type NavLink } from './layout.js';
 import { MultipartError, parseMultipart } from './multipart.js';
+import type { PasswordResetService } from './password-reset.js';
 import { SCREENS } from './screens/index.js';
 
 /**
@@ -30,6 +31,8 @@ export interface CabinetOptions {
   auth?: Partial<AuthSettings>;
   /** The campaign service (campaign screens). */
   campaigns?: CampaignService;
+  /** Password reset by email (off without SMTP_URL). */
+  passwordReset?: PasswordResetService;
 }
 
 export const SESSION_COOKIE = 'wc_session';
@@ -142,6 +145,7 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
   const kit: CabinetKit = {
     ctx,
     campaigns: options.campaigns,
+    passwordReset: options.passwordReset,
     settings,
     secureCookies,
     lang,

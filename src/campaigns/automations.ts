@@ -7,10 +7,12 @@
  *
  *   birthday      on the holder's birthday (Feb 29 → Feb 28 in other years), from `sendHour` local
  *                 time: a greeting promo and `bonusPoints` (ledger kind `birthday`). Occasion: the
- *                 year. Needs marketing consent.
+ *                 year. Needs marketing consent. Missed days (service down) are caught up late, for
+ *                 birthdays up to BIRTHDAY_CATCH_UP_DAYS ago, on or after the switch-on day.
  *   winback       a card that ENTERS Sleeping or Lost (RFM) after the automation was switched on: a
  *                 message. Occasion: the segment + the last activity, so a holder who comes back and
- *                 lapses again is messaged again. Needs marketing consent.
+ *                 lapses again is messaged again. Needs marketing consent. Catches up by itself: the
+ *                 next tick still finds a card that entered while the service was down.
  *   expiry        the program's rule `expiry {inactivityDays, reminderDaysBefore}`: a reminder
  *                 `reminderDaysBefore` days before the points expire, then the expiry itself (all
  *                 points, ledger kind `expiry`, via postToLedger) with a message. Activity = a purchase
@@ -33,6 +35,15 @@ import { segmentedCards, thresholdsOf } from './segments.js';
 import type { CampaignService } from './service.js';
 
 export const AUTOMATIONS_TICK_QUEUE = 'automations-tick';
+
+/**
+ * A birthday missed because no tick ran that day (service down, a failed deploy, a long weekend
+ * without anyone noticing) is still greeted, late, if it was at most this many days ago. A week
+ * covers realistic outages; a "happy birthday" (with bonus points) weeks late reads as a mistake
+ * rather than a greeting, so older ones are let go. The greeting stays once per card and year
+ * (`automation_delivery`), and never goes for a birthday before the automation was switched on.
+ */
+export const BIRTHDAY_CATCH_UP_DAYS = 7;
 
 const Enabled = Type.Boolean({ default: false });
 const Msg = (ru: string, en: string) => Type.Object(MessageSchema.properties, { additionalProperties: false, default: { ru, en } });
@@ -99,6 +110,20 @@ export function nextSettings(previous: StoredAutomations, input: unknown, rules:
   return { ...settings, enabledAt };
 }
 
+/**
+ * Saves a program's automations as `PUT /automations` and the cabinet do: the program row locked,
+ * `nextSettings` validating the whole object and keeping the switch-on moments.
+ */
+export async function saveAutomations(db: Db, programId: string, input: unknown, now: Date) {
+  return db.transaction().execute(async (trx) => {
+    const program = await trx.selectFrom('program').selectAll().where('id', '=', programId).forUpdate().executeTakeFirstOrThrow();
+    const rules = program.rules as LoyaltyRules;
+    const stored = nextSettings(settingsOf(program.automations), input, rules, now);
+    await trx.updateTable('program').set({ automations: JSON.stringify(stored), updated_at: new Date() }).where('id', '=', programId).execute();
+    return automationsDto(stored, rules);
+  });
+}
+
 export function automationsDto(stored: StoredAutomations, rules: LoyaltyRules) {
   const since = (kind: AutomationKind) => (stored[kind].enabled ? (stored.enabledAt?.[kind] ?? null) : null);
   return {
@@ -123,6 +148,28 @@ export function localParts(now: Date, timeZone: string): { year: number; month: 
 }
 
 const isLeapYear = (year: number) => (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+
+/**
+ * The local days whose birthdays the tick greets: today, then back BIRTHDAY_CATCH_UP_DAYS days,
+ * but not before the day the automation was switched on (`since`, local). Feb 29 birthdays are
+ * celebrated on Feb 28 in common years.
+ */
+export function birthdayDays(
+  today: { year: number; month: number; day: number },
+  since: { year: number; month: number; day: number },
+): Array<{ date: string; occasion: string; leapDayToo: boolean }> {
+  const iso = (y: number, m: number, d: number) => `${String(y).padStart(4, '0')}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+  const first = iso(since.year, since.month, since.day);
+  const days: Array<{ date: string; occasion: string; leapDayToo: boolean }> = [];
+  for (let back = 0; back <= BIRTHDAY_CATCH_UP_DAYS; back++) {
+    const d = new Date(Date.UTC(today.year, today.month - 1, today.day - back));
+    const [y, m, day] = [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()];
+    const date = iso(y, m, day);
+    if (date < first) break;
+    days.push({ date, occasion: String(y), leapDayToo: m === 2 && day === 28 && !isLeapYear(y) });
+  }
+  return days;
+}
 
 export class AutomationService {
   constructor(
@@ -150,7 +197,7 @@ export class AutomationService {
       const local = localParts(now, program.time_zone);
       const daily = local.hour >= settings.sendHour;
       const runs: Array<[string, boolean, () => Promise<string | null>]> = [
-        ['birthday', settings.birthday.enabled && daily, () => this.birthday(program, settings, local)],
+        ['birthday', settings.birthday.enabled && daily, () => this.birthday(program, settings, now, local)],
         ['winback', settings.winback.enabled && daily, () => this.winback(program, settings, now)],
         ['expiry_reminder', settings.expiry.enabled && daily, () => this.expiry(program, settings, now, 'reminder')],
         ['expiry', settings.expiry.enabled && daily, () => this.expiry(program, settings, now, 'expire')],
@@ -173,9 +220,10 @@ export class AutomationService {
     return created;
   }
 
-  private birthday(program: ProgramRow, settings: StoredAutomations, local: { year: number; month: number; day: number }) {
-    // Feb 29 birthdays are celebrated on Feb 28 in common years.
-    const leapDayToo = local.month === 2 && local.day === 28 && !isLeapYear(local.year);
+  private birthday(program: ProgramRow, settings: StoredAutomations, now: Date, local: { year: number; month: number; day: number }) {
+    const days = birthdayDays(local, localParts(new Date(settings.enabledAt?.birthday ?? now.toISOString()), program.time_zone));
+    if (days.length === 0) return Promise.resolve(null); // the clock is behind the switch-on
+    const today = days[0]!.date;
     return this.db.transaction().execute((trx) =>
       this.campaigns.createPrepared(
         trx,
@@ -189,14 +237,20 @@ export class AutomationService {
           requiresConsent: true,
         },
         async (campaignId) => {
+          // Today and the missed days of the catch-up window; the occasion is the year of the day the
+          // birthday fell on (a Dec 31 birthday caught up on Jan 2 is last year's). A late greeting
+          // only goes to a card that existed on its birthday (one enrolled since has missed nothing).
           const result = await sql`
             WITH fresh AS (
               INSERT INTO automation_delivery (card_id, automation, occasion, program_id, campaign_id)
-              SELECT c.id, 'birthday', ${String(local.year)}, c.program_id, ${campaignId}::uuid
-              FROM card c
+              SELECT c.id, 'birthday', d.occasion, c.program_id, ${campaignId}::uuid
+              FROM unnest(${days.map((d) => d.date)}::date[], ${days.map((d) => d.occasion)}::text[], ${days.map((d) => d.leapDayToo)}::bool[])
+                AS d(day, occasion, leap_day_too)
+              JOIN card c
+                ON (extract(month FROM c.birthday) = extract(month FROM d.day) AND extract(day FROM c.birthday) = extract(day FROM d.day))
+                  OR (d.leap_day_too AND extract(month FROM c.birthday) = 2 AND extract(day FROM c.birthday) = 29)
               WHERE c.program_id = ${program.id} AND c.status = 'active' AND c.consent AND c.birthday IS NOT NULL
-                AND ((extract(month FROM c.birthday) = ${local.month} AND extract(day FROM c.birthday) = ${local.day})
-                  OR (${leapDayToo} AND extract(month FROM c.birthday) = 2 AND extract(day FROM c.birthday) = 29))
+                AND (d.day = ${today}::date OR (c.created_at AT TIME ZONE ${program.time_zone})::date <= d.day)
               ON CONFLICT DO NOTHING
               RETURNING card_id
             )

@@ -1,13 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
+import type { CampaignStatus } from '../db/schema.js';
 import { requireProgramRole } from '../http/auth.js';
-import { problemResponses, Uuid } from '../http/schemas.js';
+import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
+import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
 import { getProgramOr404 } from '../programs/service.js';
-import { AutomationSettingsSchema, automationsDto, nextSettings, settingsOf, type AutomationService } from './automations.js';
+import { AutomationSettingsSchema, automationsDto, saveAutomations, settingsOf, type AutomationService } from './automations.js';
 import { CampaignSchema, CampaignStatusSchema, CreateCampaignSchema, MessageSchema, SegmentsSchema } from './schemas.js';
-import { checkedThresholds, segmentCounts, SegmentThresholdsSchema, thresholdsOf } from './segments.js';
+import { saveThresholds, segmentCounts, SegmentThresholdsSchema, thresholdsOf } from './segments.js';
 import type { CampaignService } from './service.js';
 
 const MARKETING = ['admin', 'marketer'] as const;
@@ -43,16 +45,23 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
         description:
           'The message becomes the promo on each recipient card: Apple Wallet shows it on the lock screen (changeMessage), Google Wallet gets a message ' +
           '(TEXT_AND_NOTIFY within 3 notifications per pass per 24 h, TEXT past it; one class message when the audience is a whole class). ' +
-          'Only active cards with marketing consent are targeted.',
+          'Only active cards with marketing consent are targeted. ' +
+          'Send an Idempotency-Key: a retry with the same key and body replays the first response (no second campaign).',
+        headers: IdempotencyHeaders,
         body: CreateCampaignSchema,
         response: { 201: CampaignSchema, ...problemResponses(422) },
       },
     },
     async (request, reply) => {
       const { programId, actor } = requireProgramRole(request, [...MARKETING]);
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
       const program = await getProgramOr404(db, programId);
-      const row = await campaigns.create(program, request.body, actor);
-      return reply.status(201).send(await campaigns.toDto(row, { withDelivery: false }));
+      const result = await runIdempotent(db, { scope: programId, key, operation: 'campaign:create', body: request.body }, async (trx) => ({
+        status: 201,
+        body: await campaigns.toDto(await campaigns.create(program, request.body, actor, trx), { withDelivery: false }),
+      }));
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(201).send(result.body);
     },
   );
 
@@ -74,7 +83,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
       const { programId } = requireProgramRole(request, [...MARKETING]);
       const rows = await campaigns.list(programId, {
         limit: request.query.limit ?? 50,
-        status: request.query.status as never,
+        status: request.query.status as CampaignStatus | undefined,
         automation: request.query.automation,
       });
       return Promise.all(rows.map((row) => campaigns.toDto(row, { withDelivery: false })));
@@ -103,14 +112,24 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
       schema: {
         tags: ['marketing'],
         summary: 'Send a draft or scheduled campaign now',
+        description:
+          'A campaign that is no longer a draft or scheduled answers 409 campaign_not_sendable, except to a retry with the ' +
+          'Idempotency-Key of the send that started it: that replays the first 202 (and sends nothing again).',
         params: CampaignParams,
-        response: { 202: CampaignSchema, ...problemResponses(409) },
+        headers: IdempotencyHeaders,
+        response: { 202: CampaignSchema, ...problemResponses(409, 422) },
       },
     },
     async (request, reply) => {
       const { programId } = requireProgramRole(request, [...MARKETING]);
-      const row = await campaigns.send(programId, request.params.campaignId);
-      return reply.status(202).send(await campaigns.toDto(row, { withDelivery: false }));
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
+      const { campaignId } = request.params;
+      const result = await runIdempotent(db, { scope: programId, key, operation: `campaign:send:${campaignId}`, body: null }, async (trx) => ({
+        status: 202,
+        body: await campaigns.toDto(await campaigns.send(programId, campaignId, trx), { withDelivery: false }),
+      }));
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(202).send(result.body);
     },
   );
 
@@ -161,8 +180,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
     },
     async (request) => {
       const { programId } = requireProgramRole(request, [...MARKETING]);
-      const thresholds = checkedThresholds(request.body);
-      await db.updateTable('program').set({ segments: JSON.stringify(thresholds), updated_at: new Date() }).where('id', '=', programId).execute();
+      const thresholds = await saveThresholds(db, programId, request.body);
       const now = ctx.clock();
       const segments = await segmentCounts(db, programId, thresholds, now);
       return { asOf: now.toISOString(), totalCards: segments.reduce((sum, s) => sum + s.cards, 0), thresholds, segments };
@@ -191,13 +209,7 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
     },
     async (request) => {
       const { programId } = requireProgramRole(request, [...MARKETING]);
-      return db.transaction().execute(async (trx) => {
-        const program = await trx.selectFrom('program').selectAll().where('id', '=', programId).forUpdate().executeTakeFirstOrThrow();
-        const rules = program.rules as LoyaltyRules;
-        const stored = nextSettings(settingsOf(program.automations), request.body, rules, ctx.clock());
-        await trx.updateTable('program').set({ automations: JSON.stringify(stored), updated_at: new Date() }).where('id', '=', programId).execute();
-        return automationsDto(stored, rules);
-      });
+      return saveAutomations(db, programId, request.body, ctx.clock());
     },
   );
 };

@@ -96,6 +96,16 @@ export function checkedThresholds(input: unknown): SegmentThresholds {
   return result.thresholds;
 }
 
+/**
+ * Validates thresholds (400 `invalid_segments`, see `checkedThresholds`) and stores them on the
+ * program; returns what was stored. `PUT /segments` and the cabinet's segments screen.
+ */
+export async function saveThresholds(executor: Executor, programId: string, input: unknown): Promise<SegmentThresholds> {
+  const thresholds = checkedThresholds(input);
+  await executor.updateTable('program').set({ segments: JSON.stringify(thresholds), updated_at: new Date() }).where('id', '=', programId).execute();
+  return thresholds;
+}
+
 /** The ordered rules, in words (API and README). */
 export function describeRules(t: SegmentThresholds): Array<{ code: SegmentCode; rule: string }> {
   return [

@@ -29,7 +29,7 @@ import { AppError, notFound } from '../http/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { postToLedger } from '../loyalty/ledger.js';
 import { expiryDue, type LoyaltyRules } from '../loyalty/rules.js';
-import { cardChangedColumns, ensureWalletUpdateQueues, walletUpdateQueue, type CardChangeRecorder, type PublishOutcome } from '../updates/card-changes.js';
+import { cardChangedColumns, dueCardUpdates, ensureWalletUpdateQueues, type CardChangeRecorder, type PublishOutcome } from '../updates/card-changes.js';
 import type { GoogleWalletService } from '../wallets/google/service.js';
 import { hasPlaceholders, renderMessage } from './message.js';
 import type { Audience, CampaignDto, CreateCampaign } from './schemas.js';
@@ -143,10 +143,11 @@ export class CampaignService {
 
   // ---- API operations ------------------------------------------------------------------------
 
-  async create(program: ProgramRow, input: CreateCampaign, actor: string): Promise<CampaignRow> {
+  /** `executor`: a transaction to write in (the route's Idempotency-Key transaction). */
+  async create(program: ProgramRow, input: CreateCampaign, actor: string, executor: Executor = this.db): Promise<CampaignRow> {
     checkAudience(program, input.audience);
     const scheduledAt = input.scheduledAt ? new Date(input.scheduledAt) : null;
-    return this.db
+    return executor
       .insertInto('campaign')
       .values({
         program_id: program.id,
@@ -169,24 +170,27 @@ export class CampaignService {
     return row;
   }
 
-  async list(programId: string, options: { limit: number; status?: CampaignStatus; automation?: boolean }): Promise<CampaignRow[]> {
+  /** `automations`: only the campaigns of these automations (`birthday`, `winback`, `expiry_reminder`, `expiry`, `tier_upgrade`). */
+  async list(programId: string, options: { limit: number; status?: CampaignStatus; automation?: boolean; automations?: readonly string[] }): Promise<CampaignRow[]> {
     let query = this.db.selectFrom('campaign').selectAll().where('program_id', '=', programId);
     if (options.status) query = query.where('status', '=', options.status);
     if (options.automation === true) query = query.where('automation', 'is not', null);
     if (options.automation === false) query = query.where('automation', 'is', null);
+    if (options.automations) query = query.where('automation', 'in', options.automations.length ? [...options.automations] : ['']);
     return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit).execute();
   }
 
-  /** Draft or scheduled → sending, now. */
-  async send(programId: string, campaignId: string): Promise<CampaignRow> {
-    return this.db.transaction().execute(async (trx) => {
+  /** Draft or scheduled → sending, now; in `outer` when given (the route's Idempotency-Key transaction). */
+  async send(programId: string, campaignId: string, outer?: Trx): Promise<CampaignRow> {
+    const run = async (trx: Trx) => {
       const row = await lockCampaign(trx, campaignId, programId);
       if (!row) throw notFound('campaign');
       if (row.status !== 'draft' && row.status !== 'scheduled') {
         throw new AppError(409, 'campaign_not_sendable', `A ${row.status} campaign cannot be sent`);
       }
       return this.beginSending(trx, row.id);
-    });
+    };
+    return outer ? run(outer) : this.db.transaction().execute(run);
   }
 
   async cancel(programId: string, campaignId: string): Promise<CampaignRow> {
@@ -478,7 +482,7 @@ export class CampaignService {
     const deadline = Date.now() + MAX_BACKPRESSURE_WAIT_MS;
     for (;;) {
       let backlog = 0;
-      for (const wallet of wallets) backlog = Math.max(backlog, await this.deps.jobs.dueJobs(walletUpdateQueue(wallet)));
+      for (const wallet of wallets) backlog = Math.max(backlog, await dueCardUpdates(this.deps.jobs, wallet));
       if (backlog <= limit) return;
       if (Date.now() > deadline) {
         this.logger.warn({ backlog, limit }, 'wallet updates are not draining; campaign chunk goes ahead');
@@ -756,6 +760,19 @@ export function checkAudience(program: ProgramRow, audience: Audience) {
   if (unknown.length > 0) {
     throw new AppError(400, 'unknown_tier', `The program has no tier ${unknown.map((t) => `"${t}"`).join(', ')}`, { unknown, known });
   }
+}
+
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * How many cards `audience` reaches now: the cards `send` would write down as recipients (the same
+ * statement, counted). The cabinet shows it while the audience is chosen.
+ */
+export async function audienceSize(executor: Executor, program: ProgramRow, audience: Audience, now: Date): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM (${audienceSelect(NIL_UUID, program, audience, now)}) a
+  `.execute(executor);
+  return Number(rows[0]?.n ?? 0);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
 import type { CardRow } from '../db/schema.js';
 
@@ -37,8 +38,19 @@ export function findCardByPublicToken(executor: Executor, token: string) {
   return executor.selectFrom('card').selectAll().where('public_token', '=', token).executeTakeFirst();
 }
 
-export function findCardByAppleSerial(executor: Executor, serial: string) {
-  return executor.selectFrom('card').selectAll().where('apple_serial', '=', serial).executeTakeFirst();
+/**
+ * The card behind an Apple serial with its program's row version (`xmin`: the transaction that last
+ * wrote the program row, so any change to the program changes it): the pass download reads the
+ * program itself only when that version is not cached yet.
+ */
+export function findCardWithProgramVersion(executor: Executor, serial: string) {
+  return executor
+    .selectFrom('card as c')
+    .innerJoin('program as p', 'p.id', 'c.program_id')
+    .selectAll('c')
+    .select(sql<string>`p.xmin::text`.as('program_version'))
+    .where('c.apple_serial', '=', serial)
+    .executeTakeFirst();
 }
 
 /**

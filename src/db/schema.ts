@@ -92,6 +92,19 @@ export interface SignInFailureTable {
   at: Timestamp;
 }
 
+export interface StaffPasswordResetTable {
+  id: Generated<string>;
+  staff_id: string;
+  program_id: string;
+  email: string;
+  /** SHA-256 of the token in the mail; null until the mail job mints it. */
+  token_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: Timestamp;
+  expires_at: Date;
+  sent_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
 export interface CardTable {
   id: Generated<string>;
   program_id: string;
@@ -393,6 +406,7 @@ export interface Database {
   staff_session: StaffSessionTable;
   staff_sign_in_link: StaffSignInLinkTable;
   sign_in_failure: SignInFailureTable;
+  staff_password_reset: StaffPasswordResetTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

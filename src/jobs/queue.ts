@@ -96,6 +96,18 @@ export class JobQueue {
   }
 
   /**
+   * Like `dueJobs`, but a job whose data holds an array under `arrayField` counts as that many items
+   * (a batch job of 250 cards is 250 cards of backlog, not one).
+   */
+  async dueItems(name: string, arrayField: string): Promise<number> {
+    const { rows } = await sql<{ n: number }>`
+      SELECT coalesce(sum(coalesce(jsonb_array_length(data -> ${arrayField}), 1)), 0)::int AS n
+      FROM ${sql.table(`${JOB_SCHEMA}.job`)} WHERE name = ${name} AND state < 'active' AND start_after <= now()
+    `.execute(this.db);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /**
    * Starts a worker. pg-boss waits the polling interval after every fetch; when a fetch returned a
    * full batch there is likely more waiting, so the next fetch starts at once and a deep queue drains
    * at the speed of its handler rather than one batch per interval.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
 import type { JobQueue } from '../jobs/queue.js';
@@ -11,9 +12,24 @@ import type { JobQueue } from '../jobs/queue.js';
 /** One queue per wallet, so one wallet's failure and retries never repeat the other's pushes. */
 export const walletUpdateQueue = (wallet: string) => `wallet-update-${wallet}`;
 
-export interface CardChangedJob {
-  cardId: string;
-}
+/** One card's change, or (bulk changes: campaigns, design edits) a batch of cards in one job. */
+export type CardChangedJob = { cardId: string; cardIds?: undefined } | { cardIds: string[]; cardId?: undefined };
+
+/** The cards of a wallet-update job, whichever shape it has. */
+export const cardsOfJob = (data: CardChangedJob): string[] => data.cardIds ?? [data.cardId];
+
+/**
+ * A bulk change of more than this many cards goes into jobs of up to this many cards each, for the
+ * wallets listed in `cardsPerJob`. One pg-boss job per card costs an insert, a fetch, a completion
+ * and an archive row each; for a quarter of a million cards that was more PostgreSQL work than the
+ * pushes themselves (bench:campaign). Single changes keep one job per card: those coalesce.
+ */
+export const DEFAULT_CARDS_PER_JOB: Readonly<Record<string, number>> = { apple: 250 };
+// Google stays one job per card: its calls are paced at 20/s, so a job of 250 objects would run for
+// half a minute and a retry would repeat all of them.
+
+/** At most this many cards per adapter call, however many jobs one fetch brought. */
+const MAX_CARDS_PER_PUBLISH = 1000;
 
 /**
  * Column values that mark a card's wallet representation as changed.
@@ -28,6 +44,9 @@ export const cardChangedColumns = () => ({
   updated_at: sql<Date>`greatest(date_trunc('second', now()), card.updated_at + interval '1 second')`,
 });
 
+/** Cards waiting in a wallet's update queue (due now, not yet taken): the update path's backlog. */
+export const dueCardUpdates = (queue: JobQueue, wallet: string) => queue.dueItems(walletUpdateQueue(wallet), 'cardIds');
+
 export interface CardChangeRecorder {
   /**
    * Enqueue the wallet update for cards whose change columns were set in this transaction.
@@ -40,21 +59,29 @@ export interface CardChangeRecorder {
 
 export function createCardChangeRecorder(
   queue: JobQueue,
-  options: { debounceSeconds: number; wallets: readonly string[] },
+  options: { debounceSeconds: number; wallets: readonly string[]; cardsPerJob?: Readonly<Record<string, number>> },
 ): CardChangeRecorder {
+  const cardsPerJob = options.cardsPerJob ?? DEFAULT_CARDS_PER_JOB;
   const enqueue = async (executor: Executor, cardIds: string[], onlyWallets?: readonly string[]) => {
     const wallets = onlyWallets ? options.wallets.filter((wallet) => onlyWallets.includes(wallet)) : options.wallets;
-    // Each queue is "stately": at most one waiting job per card (singletonKey), so a burst of
-    // changes within the debounce window becomes one job and one push per device. One statement
-    // for all cards and wallets (a campaign chunk changes a thousand cards at once).
-    const jobs = [...new Set(cardIds)].flatMap((cardId) =>
-      wallets.map((wallet) => ({
-        name: walletUpdateQueue(wallet),
-        data: { cardId } satisfies CardChangedJob,
-        singletonKey: cardId,
-        startAfter: String(options.debounceSeconds),
-      })),
-    );
+    const unique = [...new Set(cardIds)];
+    const startAfter = String(options.debounceSeconds);
+    // Each queue is "stately": at most one waiting job per singletonKey, so a burst of changes to
+    // one card within the debounce window becomes one job and one push per device. A batch job has
+    // a key of its own (it never coalesces; a card in a batch and in a single job at once is pushed
+    // twice at worst, which Wallet answers with one fetch and a 304). One statement for all jobs.
+    const jobs = wallets.flatMap((wallet): Array<{ name: string; data: CardChangedJob; singletonKey: string; startAfter: string }> => {
+      const name = walletUpdateQueue(wallet);
+      const perJob = cardsPerJob[wallet] ?? 1;
+      if (perJob <= 1 || unique.length <= perJob) {
+        return unique.map((cardId) => ({ name, data: { cardId } satisfies CardChangedJob, singletonKey: cardId, startAfter }));
+      }
+      const batches: Array<{ name: string; data: CardChangedJob; singletonKey: string; startAfter: string }> = [];
+      for (let i = 0; i < unique.length; i += perJob) {
+        batches.push({ name, data: { cardIds: unique.slice(i, i + perJob) } satisfies CardChangedJob, singletonKey: `batch:${randomUUID()}`, startAfter });
+      }
+      return batches;
+    });
     await queue.insert(executor, jobs);
   };
   return {
@@ -115,19 +142,22 @@ export async function startWalletUpdateWorkers(
   for (const adapter of adapters) {
     const name = walletUpdateQueue(adapter.wallet);
     await queue.work<CardChangedJob>(name, { batchSize: 200 }, async (jobs) => {
-      const cardIds = [...new Set(jobs.map((job) => job.data.cardId))];
-      let outcomes: PublishOutcome[] | void;
-      try {
-        outcomes = await adapter.publish(cardIds);
-      } catch (error) {
-        logger.error({ err: error, wallet: adapter.wallet, cards: cardIds.length }, 'wallet update failed; it will be retried');
-        throw error;
-      }
-      // Recording outcomes must never fail the job: a retry would push the same cards again.
-      if (outcomes && outcomes.length > 0 && options.onPublished) {
-        await options.onPublished(adapter.wallet, outcomes).catch((error: unknown) => {
-          logger.error({ err: error, wallet: adapter.wallet }, 'recording wallet outcomes failed');
-        });
+      const cardIds = [...new Set(jobs.flatMap((job) => cardsOfJob(job.data)))];
+      for (let i = 0; i < cardIds.length; i += MAX_CARDS_PER_PUBLISH) {
+        const slice = cardIds.slice(i, i + MAX_CARDS_PER_PUBLISH);
+        let outcomes: PublishOutcome[] | void;
+        try {
+          outcomes = await adapter.publish(slice);
+        } catch (error) {
+          logger.error({ err: error, wallet: adapter.wallet, cards: slice.length }, 'wallet update failed; it will be retried');
+          throw error;
+        }
+        // Recording outcomes must never fail the job: a retry would push the same cards again.
+        if (outcomes && outcomes.length > 0 && options.onPublished) {
+          await options.onPublished(adapter.wallet, outcomes).catch((error: unknown) => {
+            logger.error({ err: error, wallet: adapter.wallet }, 'recording wallet outcomes failed');
+          });
+        }
       }
     });
   }

@@ -4,7 +4,7 @@ import type { Db } from '../db/database.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { createWebhookDelivery, DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from './delivery.js';
 import { onEmitFailure } from './events.js';
-import type { UrlPolicy } from './url-policy.js';
+import { urlPolicyFor, type UrlPolicy } from './url-policy.js';
 
 export { emitEvent, WEBHOOK_EVENT_TYPES, type WebhookEventType, type WebhookEventData } from './events.js';
 export { webhookRoutes } from './routes.js';
@@ -26,10 +26,7 @@ export function createWebhooks(deps: {
   /** Shorter retry delays and disable span for tests (deps only, not configuration). */
   overrides?: Partial<WebhookSettings>;
 }) {
-  const policy: UrlPolicy = {
-    allowLoopback: deps.config.NODE_ENV === 'test' || deps.config.NODE_ENV === 'development',
-    allowPrivateNetworks: deps.config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
-  };
+  const policy: UrlPolicy = urlPolicyFor(deps.config);
   const settings: WebhookSettings = { ...DEFAULT_WEBHOOK_SETTINGS, ...deps.overrides };
   const delivery = createWebhookDelivery({ db: deps.db, jobs: deps.jobs, settings, policy, logger: deps.logger, registry: deps.registry });
   let unsubscribe: (() => void) | undefined;

@@ -80,8 +80,10 @@ export const DeliveriesQuerySchema = Type.Object(
   },
   { additionalProperties: false },
 );
+export type DeliveriesQuery = Static<typeof DeliveriesQuerySchema>;
 
 export const DeliveriesSchema = Type.Object({
   items: Type.Array(DeliverySchema),
   nextBefore: Type.Union([Type.Integer(), Type.Null()], { description: 'Pass as `before` for the next (older) page; null at the end' }),
 });
+export type DeliveriesDto = Static<typeof DeliveriesSchema>;

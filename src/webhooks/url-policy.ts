@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import type { Config } from '../config.js';
 import { unprocessable } from '../http/errors.js';
 
 /**
@@ -12,6 +13,14 @@ export interface UrlPolicy {
   allowLoopback: boolean;
   /** Private, link-local and other non-public addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS). */
   allowPrivateNetworks: boolean;
+}
+
+/** The instance's policy: loopback in development and test only; private networks when configured. */
+export function urlPolicyFor(config: Pick<Config, 'NODE_ENV' | 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'>): UrlPolicy {
+  return {
+    allowLoopback: config.NODE_ENV === 'test' || config.NODE_ENV === 'development',
+    allowPrivateNetworks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+  };
 }
 
 const loopback = new BlockList();

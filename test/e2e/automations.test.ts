@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
-import { pushToken, waitForCardJobsIdle } from '../support/apple-device.js';
+import { pushToken, waitForCardJobsIdle, type RoleHeaders } from '../support/apple-device.js';
 import { DAYS, installOnDevice, issueConsentingCard, setHistory } from '../support/campaigns.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 
@@ -110,6 +110,81 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     expect(campaigns.json().every((c: { automation: string }) => c.automation === 'birthday')).toBe(true);
   });
 
+  const enableBirthday = async (as: RoleHeaders) => {
+    const res = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/automations',
+      headers: as('marketer'),
+      payload: { birthday: { enabled: true, bonusPoints: 200 } },
+    });
+    expect(res.statusCode).toBe(200);
+    return res.json().birthday.enabledSince as string;
+  };
+  const occasions = async (programId: string, cardId: string) =>
+    (await deliveries(programId, 'birthday')).filter((d) => d.card_id === cardId).map((d) => d.occasion).sort();
+
+  it('catches up a birthday missed while the service was down, once; not one from a month ago, nor one from before enrollment', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'auto-birthday-late'); // Europe/Moscow (UTC+3)
+    now = new Date('2029-04-01T09:00:00Z');
+    expect(await enableBirthday(as)).toBe(now.toISOString());
+    const missed = await issueConsentingCard(t, as, { birthday: '1985-05-10' });
+    const monthAgo = await issueConsentingCard(t, as, { birthday: '1985-04-12' });
+    for (const c of [missed, monthAgo]) await setHistory(t, program.id, c.id, now, 10, []);
+
+    now = new Date('2029-05-09T09:00:00Z'); // 12:00 in Moscow, the day before: the last tick before the outage
+    await tick(program.id);
+    expect(await ledger(missed.id, 'birthday')).toHaveLength(0);
+
+    // Down from May 9 to May 12: no tick on the birthday (May 10). A holder enrolls on May 12
+    // whose birthday was May 11: not missed by the outage, so no late greeting.
+    now = new Date('2029-05-12T09:00:00Z');
+    const joinedSince = await issueConsentingCard(t, as, { birthday: '1985-05-11' });
+    await setHistory(t, program.id, joinedSince.id, now, 0, []);
+    await tick(program.id);
+    await tick(program.id);
+    expect((await ledger(missed.id, 'birthday')).map((e) => e.points)).toEqual([200]);
+    expect(await occasions(program.id, missed.id)).toEqual(['2029']);
+    expect((await card(missed.id)).promo).toEqual({ ru: 'С днём рождения! Дарим вам бонусные баллы', en: 'Happy birthday! Bonus points are on your card' });
+    expect(await ledger(monthAgo.id, 'birthday')).toHaveLength(0); // April 12: 30 days ago, past the catch-up window
+    expect(await ledger(joinedSince.id, 'birthday')).toHaveLength(0);
+
+    now = new Date('2029-05-13T09:00:00Z'); // still inside the window: still once
+    await tick(program.id);
+    expect((await ledger(missed.id, 'birthday')).map((e) => e.points)).toEqual([200]);
+    expect(await deliveries(program.id, 'birthday')).toHaveLength(1);
+  });
+
+  it('catches up a Dec 31 birthday on Jan 2 as last year\'s occasion', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'auto-birthday-new-year');
+    now = new Date('2029-12-20T09:00:00Z');
+    await enableBirthday(as);
+    const c = await issueConsentingCard(t, as, { birthday: '1970-12-31' });
+    await setHistory(t, program.id, c.id, now, 100, []);
+    now = new Date('2030-01-02T09:00:00Z');
+    await tick(program.id);
+    expect(await occasions(program.id, c.id)).toEqual(['2029']);
+    now = new Date('2030-12-31T09:00:00Z');
+    await tick(program.id);
+    expect(await occasions(program.id, c.id)).toEqual(['2029', '2030']);
+    expect(await ledger(c.id, 'birthday')).toHaveLength(2);
+  });
+
+  it('does not greet a birthday from before the automation was switched on', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'auto-birthday-switch-on');
+    now = new Date('2029-06-12T09:00:00Z');
+    const before = await issueConsentingCard(t, as, { birthday: '1990-06-10' }); // two days ago: inside the window
+    const today = await issueConsentingCard(t, as, { birthday: '1990-06-12' });
+    for (const c of [before, today]) await setHistory(t, program.id, c.id, now, 100, []);
+    await enableBirthday(as);
+    await tick(program.id);
+    expect(await ledger(today.id, 'birthday')).toHaveLength(1);
+    expect(await ledger(before.id, 'birthday')).toHaveLength(0);
+    now = new Date('2029-06-13T09:00:00Z');
+    await tick(program.id);
+    expect(await ledger(before.id, 'birthday')).toHaveLength(0);
+    expect((await deliveries(program.id, 'birthday')).map((d) => d.card_id)).toEqual([today.id]);
+  });
+
   it('reminds before points expire after inactivity, then expires them once', async () => {
     const T0 = new Date('2027-01-01T10:00:00Z'); // 13:00 in Moscow
     now = new Date(T0.getTime() - 60 * DAYS);
@@ -205,6 +280,23 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     now = new Date(now.getTime() + 120 * DAYS);
     await tick(program.id);
     expect((await deliveries(program.id, 'winback')).map((d) => d.occasion.split(':')[0]).sort()).toEqual(['lost', 'sleeping']);
+  });
+
+  it('win-back catches up: a card that entered Sleeping while the service was down gets its message at the next tick, once', async () => {
+    now = new Date('2029-08-01T09:00:00Z');
+    const { program, as } = await createProgramWithKeys(t.app, 'auto-winback-late');
+    await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('marketer'), payload: { winback: { enabled: true } } });
+    const lapsing = await issueConsentingCard(t, as);
+    await setHistory(t, program.id, lapsing.id, now, 400, [57]); // Sleeping (60 days) in 3 days
+    await tick(program.id);
+    expect(await deliveries(program.id, 'winback')).toEqual([]);
+
+    now = new Date(now.getTime() + 6 * DAYS); // down for 6 days; the card entered Sleeping 3 days ago
+    await tick(program.id);
+    await tick(program.id);
+    const sent = await deliveries(program.id, 'winback');
+    expect(sent.map((d) => [d.card_id, d.occasion.split(':')[0]])).toEqual([[lapsing.id, 'sleeping']]);
+    expect((await card(lapsing.id)).promo).toEqual({ ru: 'Давно не виделись! Заходите — мы соскучились', en: 'We miss you! Come and see us soon' });
   });
 
   it('congratulates on a tier upgrade once per tier', async () => {

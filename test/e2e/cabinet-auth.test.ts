@@ -54,6 +54,21 @@ describe(`cabinet sign-in and sessions (${TEST_DATABASE_KIND} database)`, () => 
     expect(pre).toMatchObject({ httpOnly: true, sameSite: 'Lax', secure: true, path: '/app' });
   });
 
+  it('without SMTP_URL says honestly that there is no password reset by email', async () => {
+    const client = new CabinetClient(t.app);
+    const page = await client.get('/app/sign-in');
+    expect(page.body).not.toContain('href="/app/reset"');
+    expect(page.body).toContain('Попросите владельца программы создать для вас ссылку для входа');
+    const reset = await client.get('/app/reset');
+    expect(reset.statusCode).toBe(404);
+    expect(reset.body).toContain('Сброс пароля по почте не настроен');
+    expect(reset.body).toContain('ссылку для входа');
+    const post = await client.post('/app/reset', { _csrf: client.csrf(page.body), email: 'owner@example.com' });
+    expect(post.statusCode).toBe(404);
+    expect((await client.get(`/app/reset/${'A'.repeat(43)}`)).statusCode).toBe(404);
+    expect(await t.database.handle.db.selectFrom('staff_password_reset').selectAll().execute()).toEqual([]);
+  });
+
   it('refuses a sign-in POST without or with a wrong CSRF token (403), whatever the password', async () => {
     const client = new CabinetClient(t.app);
     await client.get('/app/sign-in');

@@ -1,6 +1,7 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
-import { passUrl, pushToken, waitForCardJobsIdle } from '../support/apple-device.js';
+import { adjustOk, passUrl, pushToken, waitForCardJobsIdle } from '../support/apple-device.js';
 import {
   getCampaign,
   installOnDevice,
@@ -220,6 +221,86 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
     expect(resend.json().code).toBe('campaign_not_sendable');
     expect((await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${draft.id}/cancel`, headers: as('marketer') })).json().code).toBe('campaign_not_cancellable');
   });
+
+  it('replays POST /campaigns and POST /campaigns/{id}/send retried with the same Idempotency-Key', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'campaign-idempotency');
+    const c = await issueConsentingCard(t, as);
+    await installOnDevice(t, c, pushToken(0x1de));
+    await waitForCardJobsIdle(t);
+    t.apnsStandIn.received.length = 0;
+    const withKey = (key?: string) => ({ ...as('marketer'), ...(key ? { 'idempotency-key': key } : {}) });
+    const post = (payload: object, key?: string) => t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: withKey(key), payload });
+    const send = (id: string, key?: string) => t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${id}/send`, headers: withKey(key) });
+    const count = async () => (await t.database.handle.db.selectFrom('campaign').select('id').where('program_id', '=', program.id).execute()).length;
+    const body = { name: 'Once', message: { ru: 'Один раз', en: 'Once' }, audience: { all: true } };
+
+    const first = await post(body, 'create-once-1');
+    expect(first.statusCode).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    // The retry (same body, keys in another order) replays the first answer: no second campaign.
+    const retry = await post({ audience: { all: true }, message: body.message, name: 'Once' }, 'create-once-1');
+    expect(retry.statusCode).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(first.json());
+    expect(await count()).toBe(1);
+    // The same key with another body is refused, as for the POS endpoints.
+    const reused = await post({ ...body, name: 'Twice' }, 'create-once-1');
+    expect(reused.statusCode).toBe(422);
+    expect(reused.json().code).toBe('idempotency_key_reused');
+    expect(await count()).toBe(1);
+    // Without the header nothing changes: each POST creates a campaign.
+    const a = await post(body);
+    const b = await post(body);
+    expect([a.statusCode, b.statusCode]).toEqual([201, 201]);
+    expect(a.json().id).not.toBe(b.json().id);
+    expect(await count()).toBe(3);
+
+    const id = first.json().id;
+    const sent = await send(id, 'send-once-1');
+    expect(sent.statusCode).toBe(202);
+    expect(sent.json().status).toBe('sending');
+    const again = await send(id, 'send-once-1');
+    expect(again.statusCode).toBe(202);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(sent.json());
+    // Another key, or none, still finds the campaign no longer sendable.
+    expect((await send(id, 'send-once-2')).json().code).toBe('campaign_not_sendable');
+    expect((await send(id)).statusCode).toBe(409);
+    const done = await waitForCampaignDelivered(t, as, id);
+    expect(done.progress).toEqual({ targeted: 1, processed: 1, delivered: 1, skipped: 0 });
+    // Retried after the campaign was sent: the first 202 again, nothing sent twice.
+    const late = await send(id, 'send-once-1');
+    expect(late.statusCode).toBe(202);
+    expect(late.json()).toEqual(sent.json());
+    await waitForCardJobsIdle(t);
+    expect(t.apnsStandIn.received.filter((p) => p.token === pushToken(0x1de))).toHaveLength(1);
+    expect((await getCampaign(t, as, id)).progress).toEqual(done.progress);
+    // The key belongs to that send: the same key for another campaign's send is refused.
+    const other = await send(a.json().id, 'send-once-1');
+    expect(other.statusCode).toBe(422);
+    expect(other.json().code).toBe('idempotency_key_reused');
+    expect((await getCampaign(t, as, a.json().id)).status).toBe('draft');
+  });
+
+  it('lists campaigns filtered by status', async () => {
+    const { as } = await createProgramWithKeys(t.app, 'campaign-status-filter');
+    const create = async (name: string) =>
+      (await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name, message: { ru: name, en: name }, audience: { all: true } } })).json();
+    const draft = await create('Draft');
+    const sent = await create('Sent');
+    expect((await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${sent.id}/send`, headers: as('marketer') })).statusCode).toBe(202);
+    await waitForCampaignDelivered(t, as, sent.id);
+    const list = async (query: string) => {
+      const res = await t.app.inject({ method: 'GET', url: `/api/v1/campaigns${query}`, headers: as('marketer') });
+      expect(res.statusCode).toBe(200);
+      return res.json().map((x: { id: string; status: string }) => [x.id, x.status]);
+    };
+    expect(await list('?status=draft')).toEqual([[draft.id, 'draft']]);
+    expect(await list('?status=sent')).toEqual([[sent.id, 'sent']]);
+    expect(await list('?status=scheduled')).toEqual([]);
+    expect((await list('')).map(([id]: [string]) => id).sort()).toEqual([draft.id, sent.id].sort());
+    expect((await t.app.inject({ method: 'GET', url: '/api/v1/campaigns?status=done', headers: as('marketer') })).statusCode).toBe(400);
+  });
 });
 
 describe(`campaign cancel mid-way (${TEST_DATABASE_KIND} database)`, () => {
@@ -270,5 +351,67 @@ describe(`campaign cancel mid-way (${TEST_DATABASE_KIND} database)`, () => {
     const withPromo = await db.selectFrom('card').select('id').where('promo', 'is not', null).where('id', 'in', cards.map((c) => c.id)).execute();
     expect(withPromo).toHaveLength(processedAtCancel);
     expect(t.apnsStandIn.received).toHaveLength(processedAtCancel);
+  });
+});
+
+describe(`bulk card changes in batch jobs (${TEST_DATABASE_KIND} database)`, () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // Chunks of 20 recipients; the Apple update path takes them in jobs of 8 cards (8 + 8 + 4).
+    t = await startTestApp({ env: { CAMPAIGN_CHUNK_SIZE: '20', CAMPAIGN_PUSH_RATE: '1000', APPLE_UPDATE_CARDS_PER_JOB: '8' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('pushes every device of a campaign exactly once through batch jobs, and single changes stay one job per card', async () => {
+    const { as } = await createProgramWithKeys(t.app, 'batch-jobs');
+    const cards: TestCard[] = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await issueConsentingCard(t, as);
+      await installOnDevice(t, c, pushToken(0xba00 + i));
+      cards.push(c);
+    }
+    await waitForCardJobsIdle(t);
+    t.apnsStandIn.received.length = 0;
+    const db = t.database.handle.db;
+    const { rows: jobsBefore } = await sql<{ id: string }>`
+      SELECT id FROM pgboss.job WHERE name = 'wallet-update-apple' UNION ALL SELECT id FROM pgboss.archive WHERE name = 'wallet-update-apple'
+    `.execute(db);
+
+    const created = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/campaigns',
+        headers: as('marketer'),
+        payload: { name: 'Batches', message: { ru: 'Пачками', en: 'In batches' }, audience: { all: true } },
+      })
+    ).json();
+    await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });
+    await waitForCampaignDelivered(t, as, created.id);
+    await waitForCardJobsIdle(t);
+
+    // One push per device, none twice.
+    const tokens = t.apnsStandIn.received.map((r) => r.token).sort();
+    expect(tokens).toEqual(cards.map((_, i) => pushToken(0xba00 + i)).sort());
+    // The campaign's two chunks became 2 × (8 + 8 + 4) cards in six jobs, not forty.
+    const { rows } = await sql<{ cards: number }>`
+      SELECT jsonb_array_length(data -> 'cardIds') AS cards FROM pgboss.job
+      WHERE name = 'wallet-update-apple' AND NOT (id = ANY(${jobsBefore.map((j) => j.id)}::uuid[]))
+      UNION ALL
+      SELECT jsonb_array_length(data -> 'cardIds') FROM pgboss.archive
+      WHERE name = 'wallet-update-apple' AND NOT (id = ANY(${jobsBefore.map((j) => j.id)}::uuid[]))
+    `.execute(db);
+    expect(rows.map((r) => r.cards).sort((a, b) => a - b)).toEqual([4, 4, 8, 8, 8, 8]);
+    const figures = await getCampaign(t, as, created.id);
+    expect(figures.delivery.apple).toMatchObject({ pushesAccepted: 40, pushesFailed: 0, cardsReached: 40 });
+
+    // A single change (a POS adjustment) is one job for that card, keyed by it so bursts coalesce.
+    await adjustOk(t, as, cards[0]!.id, 10);
+    const single = await sql<{ data: { cardId?: string; cardIds?: string[] }; singleton_key: string }>`
+      SELECT data, singleton_key FROM pgboss.job WHERE name = 'wallet-update-apple' AND data ->> 'cardId' = ${cards[0]!.id}
+        AND NOT (id = ANY(${jobsBefore.map((j) => j.id)}::uuid[]))
+    `.execute(db);
+    expect(single.rows).toEqual([{ data: { cardId: cards[0]!.id }, singleton_key: cards[0]!.id }]);
   });
 });

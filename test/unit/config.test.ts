@@ -47,6 +47,37 @@ describe('configuration', () => {
     expect(loadConfig({ NODE_ENV: 'production', ADMIN_KEY: 'x'.repeat(32) }).ADMIN_KEY).toHaveLength(32);
   });
 
+  it('takes SMTP_URL and MAIL_FROM for outgoing mail; mail is off without them', () => {
+    expect(loadConfig({}).SMTP_URL).toBeUndefined();
+    const config = loadConfig({ SMTP_URL: 'smtp://user:s3cret@smtp.example.com:587', MAIL_FROM: 'Cards <no-reply@example.com>' });
+    expect(config.SMTP_URL).toBe('smtp://user:s3cret@smtp.example.com:587');
+    expect(config.MAIL_FROM).toBe('Cards <no-reply@example.com>');
+    expect(loadConfig({ SMTP_URL: 'smtps://smtp.example.com', MAIL_FROM: 'no-reply@example.com' }).SMTP_URL).toBe('smtps://smtp.example.com');
+  });
+
+  it('refuses an invalid SMTP_URL without echoing it (it carries the SMTP password)', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as ConfigError).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const wrongScheme = problems({ SMTP_URL: 'http://mailer:hunter2-secret@smtp.example.com', MAIL_FROM: 'no-reply@example.com' });
+    expect(wrongScheme).toMatch(/SMTP_URL/);
+    expect(wrongScheme).not.toContain('hunter2-secret');
+    expect(wrongScheme).not.toContain('smtp.example.com');
+    const noHost = problems({ SMTP_URL: 'smtp://mailer:hunter2-secret@', MAIL_FROM: 'no-reply@example.com' });
+    expect(noHost).toMatch(/SMTP_URL: not a valid URL/);
+    expect(noHost).not.toContain('hunter2-secret');
+    const noFrom = problems({ SMTP_URL: 'smtp://mailer:hunter2-secret@smtp.example.com:587' });
+    expect(noFrom).toMatch(/MAIL_FROM: required when SMTP_URL is set/);
+    expect(noFrom).not.toContain('hunter2-secret');
+    expect(problems({ SMTP_URL: 'smtp://smtp.example.com', MAIL_FROM: 'not an address' })).toMatch(/MAIL_FROM/);
+  });
+
   it('requires both Google settings or neither', () => {
     expect(() => loadConfig({ GOOGLE_ISSUER_ID: '3388000000012345678' })).toThrow(/GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE/);
   });

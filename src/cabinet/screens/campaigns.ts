@@ -1,8 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { sql } from 'kysely';
 import type { Audience, CreateCampaign } from '../../campaigns/schemas.js';
-import { SEGMENT_CODES, SEGMENT_NAMES, segmentCounts, segmentedCards, thresholdsOf, type SegmentCode } from '../../campaigns/segments.js';
-import type { CampaignRow, CampaignService } from '../../campaigns/service.js';
+import { SEGMENT_CODES, SEGMENT_NAMES, segmentCounts, thresholdsOf, type SegmentCode } from '../../campaigns/segments.js';
+import { audienceSize as countAudience, type CampaignRow, type CampaignService } from '../../campaigns/service.js';
 import type { CampaignDto } from '../../campaigns/schemas.js';
 import type { ProgramRow } from '../../db/schema.js';
 import { AppError } from '../../http/errors.js';
@@ -197,21 +196,8 @@ export const campaignsScreen: Screen = {
       return kit.campaigns;
     }
 
-    /**
-     * Cards the audience reaches now: active, with marketing consent, of the tiers and/or segments.
-     * The same conditions as the service's audience statement (src/campaigns/service.ts, which does
-     * not export a count).
-     */
-    async function audienceSize(program: ProgramRow, audience: { tiers?: string[]; segments?: SegmentCode[] }): Promise<number> {
-      const tiers = audience.tiers ? sql`AND c.tier = ANY(${audience.tiers}::text[])` : sql``;
-      const segmentJoin = audience.segments
-        ? sql`JOIN (${segmentedCards(program.id, thresholdsOf(program.segments), ctx.clock())}) s ON s.card_id = c.id AND s.segment = ANY(${audience.segments}::text[])`
-        : sql``;
-      const { rows } = await sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM card c ${segmentJoin}
-        WHERE c.program_id = ${program.id} AND c.status = 'active' AND c.consent ${tiers}`.execute(db);
-      return Number(rows[0]?.n ?? 0);
-    }
+    /** Cards the audience reaches now: the service's own audience statement, counted. */
+    const audienceSize = (program: ProgramRow, audience: { tiers?: string[]; segments?: SegmentCode[] }) => countAudience(db, program, audience, ctx.clock());
 
     const statusBadge = (t: Msg, status: string) =>
       html`<span class="badge${status === 'sent' ? ' ok' : status === 'cancelled' ? ' warn' : ''}" data-field="status">${t.statuses[status] ?? status}</span>`;

@@ -1,5 +1,6 @@
 import type { Screen } from '../kit.js';
 import { accountScreen } from './account.js';
+import { automationsScreen } from './automations.js';
 import { campaignsScreen } from './campaigns.js';
 import { cashierScreen } from './cashier.js';
 import { designScreen } from './design.js';
@@ -24,6 +25,7 @@ export const SCREENS: Screen[] = [
   cashierScreen,
   campaignsScreen,
   segmentsScreen,
+  automationsScreen,
   statsScreen,
   qrScreen,
   settingsScreen,

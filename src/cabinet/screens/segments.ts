@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { segmentCounts, thresholdsOf, validateThresholds, type SegmentCode, type SegmentThresholds } from '../../campaigns/segments.js';
+import { saveThresholds, segmentCounts, thresholdsOf, type SegmentCode, type SegmentThresholds } from '../../campaigns/segments.js';
+import { AppError } from '../../http/errors.js';
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { barChart } from '../charts.js';
@@ -158,9 +159,15 @@ ${field({ name: 'coreMinPurchases', label: t.fields.coreMinPurchases, value: v.c
       if (spend === undefined) errors.whalesMinSpend = t.errors.money;
       else input.whalesMinSpend = spend;
       if (Object.keys(errors).length > 0) return render(request, reply, { status: 422, values, errors });
-      const result = validateThresholds(input);
-      if (!result.ok) return render(request, reply, { status: 422, values, formError: `${t.errors.invalid} ${result.errors.join('; ')}` });
-      await db.updateTable('program').set({ segments: JSON.stringify(result.thresholds), updated_at: new Date() }).where('id', '=', session.programId).execute();
+      try {
+        await saveThresholds(db, session.programId, input);
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'invalid_segments') {
+          const problems = (error.details?.errors as string[] | undefined) ?? [error.message];
+          return render(request, reply, { status: 422, values, formError: `${t.errors.invalid} ${problems.join('; ')}` });
+        }
+        throw error;
+      }
       return kit.redirect(reply, '/app/segments?saved=1');
     });
   },

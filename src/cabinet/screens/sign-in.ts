@@ -14,11 +14,13 @@ import {
 import { CABINET_MESSAGES, texts } from '../i18n.js';
 import { safeNext, type Screen } from '../kit.js';
 import { CSRF_FIELD, field, formText, notice } from '../layout.js';
+import { passwordResetRoutes } from './password-reset.js';
 
 /**
  * Sign-in: email + password, or a one-time link an owner created (`/app/sign-in/link/{token}`: the
  * GET shows whom it signs in and a button; only the POST uses it up, so link previews in messengers
  * and mail scanners cannot spend it). Sign-out. Failed attempts are limited per IP and per account.
+ * Password reset by email (when SMTP_URL is set) lives in password-reset.ts, registered from here.
  */
 const T = texts({
   ru: {
@@ -36,6 +38,8 @@ const T = texts({
     linkInvalidTitle: 'Ссылка недействительна',
     linkInvalidText: 'Ссылка уже использована или её срок истёк. Попросите владельца программы создать новую.',
     toPassword: 'Войти по паролю',
+    forgot: 'Забыли пароль?',
+    passwordReset: 'Пароль изменён, все прежние сеансы завершены. Войдите с новым паролем.',
   },
   en: {
     title: 'Sign in to the cabinet',
@@ -52,6 +56,8 @@ const T = texts({
     linkInvalidTitle: 'This link is not valid',
     linkInvalidText: 'The link was already used or has expired. Ask the programme owner for a new one.',
     toPassword: 'Sign in with a password',
+    forgot: 'Forgot your password?',
+    passwordReset: 'Your password was changed and every earlier session ended. Sign in with the new password.',
   },
 });
 
@@ -78,6 +84,7 @@ ${field({ name: 'email', label: t.email, type: 'email', value: state.email, attr
 ${field({ name: 'password', label: t.password, type: 'password', errors, attrs: html` autocomplete="current-password" required maxlength="256"${state.email ? html` autofocus` : ''}` })}
 <div class="actions"><button class="button large" type="submit">${t.submit}</button></div>
 </form>
+${kit.passwordReset?.enabled ? html`<p><a href="/app/reset">${t.forgot}</a></p>` : ''}
 <p class="muted small">${t.noPassword}</p>
 </div>`,
       });
@@ -87,7 +94,8 @@ ${field({ name: 'password', label: t.password, type: 'password', errors, attrs: 
       const query = request.query as Record<string, string | undefined>;
       const next = safeNext(query.next);
       if (request.cabinet) return kit.redirect(reply, next ?? '/app');
-      return form(request, reply, { next, info: query['signed-out'] ? T[kit.lang(request)].signedOut : undefined });
+      const t = T[kit.lang(request)];
+      return form(request, reply, { next, info: query['signed-out'] ? t.signedOut : query.reset ? t.passwordReset : undefined });
     });
 
     app.post(
@@ -174,6 +182,9 @@ ${field({ name: 'password', label: t.password, type: 'password', errors, attrs: 
         return kit.redirect(reply, staff.password_hash ? '/app' : '/app/account?welcome=1');
       },
     );
+
+    // «Забыли пароль?»: /app/reset and /app/reset/{token} (off without SMTP_URL).
+    await app.register(passwordResetRoutes, { kit });
 
     app.post('/app/sign-out', { config: { access: 'signed-in' } }, async (request, reply) => {
       await kit.endSession(request, reply);

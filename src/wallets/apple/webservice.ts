@@ -4,8 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { AppContext } from '../../app-context.js';
-import { findApplePassAuth, findCardByAppleSerial, type ApplePassAuth } from '../../cards/repository.js';
-import { findProgram } from '../../programs/repository.js';
+import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth } from '../../cards/repository.js';
 import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
@@ -187,10 +186,12 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
       // The pass needs the whole card; authentication read only what it and the 304 need. Its
       // Last-Modified follows the row the pass is built from (it may have changed meanwhile).
-      const card = await findCardByAppleSerial(db, request.params.serialNumber);
-      if (!card) return reply.status(401).send();
+      const found = await findCardWithProgramVersion(db, request.params.serialNumber);
+      if (!found) return reply.status(401).send();
+      const { program_version: programVersion, ...card } = found;
       reply.header('last-modified', lastModifiedOf(card.updated_at).toUTCString());
-      const program = await findProgram(db, card.program_id);
+      // The program row is the same for every card of a campaign: read once per version of it.
+      const program = await passes.programAt(card.program_id, programVersion);
       if (!program) return reply.status(401).send();
       const pass = await passes.passFor(card, program);
       // Which version each device downloaded (campaign figures: devices that fetched the update).
