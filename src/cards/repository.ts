@@ -43,7 +43,9 @@ export function findCardByPublicToken(executor: Executor, token: string) {
  * wrote the program row, so any change to the program changes it): the pass download reads the
  * program itself only when that version is not cached yet.
  */
-export function findCardWithProgramVersion(executor: Executor, serial: string) {
+export type CardWithProgramVersion = CardRow & { program_version: string };
+
+export function findCardWithProgramVersion(executor: Executor, serial: string): Promise<CardWithProgramVersion | undefined> {
   return executor
     .selectFrom('card as c')
     .innerJoin('program as p', 'p.id', 'c.program_id')

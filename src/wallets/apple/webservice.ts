@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { AppContext } from '../../app-context.js';
-import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth } from '../../cards/repository.js';
+import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth, type CardWithProgramVersion } from '../../cards/repository.js';
 import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
@@ -51,19 +51,25 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
    * Unknown serials and foreign pass types get the same 401 as a wrong token, so the endpoint is
    * no oracle for which serials exist (reference 1.2). Compared in constant time over digests.
    */
-  async function authenticatePass(request: FastifyRequest, reply: FastifyReply) {
-    const params = request.params as { passTypeIdentifier?: string; serialNumber?: string };
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
-    const card =
-      match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber
-        ? await findApplePassAuth(db, params.serialNumber)
-        : undefined;
-    if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
-      return reply.status(401).send();
-    }
-    request.applePassCard = card;
+  /**
+   * `lookup` reads the pass's card: the registration routes need three columns; the pass download
+   * reads the whole card with its program's version in the same query, so a download is one query
+   * (each round trip to PostgreSQL costs more than the columns, see bench:campaign).
+   */
+  function passAuthentication(lookup: (serial: string) => Promise<ApplePassAuth | undefined>) {
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      const params = request.params as { passTypeIdentifier?: string; serialNumber?: string };
+      const header = request.headers.authorization;
+      const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
+      const card = match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber ? await lookup(params.serialNumber) : undefined;
+      if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
+        return reply.status(401).send();
+      }
+      request.applePassCard = card;
+    };
   }
+  const authenticatePass = passAuthentication((serial) => findApplePassAuth(db, serial));
+  const authenticatePassDownload = passAuthentication((serial) => findCardWithProgramVersion(db, serial));
 
   /**
    * Fastify's validator coerces types (`coerceTypes: 'array'`), so without this `{"pushToken": true}`,
@@ -174,27 +180,18 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
   // The current pass. HEAD is answered by Fastify from this GET route (Wallet sends HEAD too).
   app.get(
     '/v1/passes/:passTypeIdentifier/:serialNumber',
-    { preValidation: authenticatePass, logLevel: 'warn', schema: { tags: ['apple'], params: PassParams } },
+    { preValidation: authenticatePassDownload, logLevel: 'warn', schema: { tags: ['apple'], params: PassParams } },
     async (request, reply) => {
-      // Last-Modified comes from the stored update time, whole seconds (reference 1.3); the
-      // update path keeps it strictly increasing per change.
-      const lastModifiedOf = (updatedAt: Date) => new Date(Math.floor(updatedAt.getTime() / 1000) * 1000);
-      const lastModified = lastModifiedOf(request.applePassCard!.updated_at);
+      const { program_version: programVersion, ...card } = request.applePassCard as CardWithProgramVersion;
+      const lastModified = new Date(Math.floor(card.updated_at.getTime() / 1000) * 1000);
       reply.header('last-modified', lastModified.toUTCString()).header('cache-control', 'no-cache');
       const since = request.headers['if-modified-since'];
       const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
       if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
-      // The pass needs the whole card; authentication read only what it and the 304 need. Its
-      // Last-Modified follows the row the pass is built from (it may have changed meanwhile).
-      const found = await findCardWithProgramVersion(db, request.params.serialNumber);
-      if (!found) return reply.status(401).send();
-      const { program_version: programVersion, ...card } = found;
-      reply.header('last-modified', lastModifiedOf(card.updated_at).toUTCString());
       // The program row is the same for every card of a campaign: read once per version of it.
       const program = await passes.programAt(card.program_id, programVersion);
       if (!program) return reply.status(401).send();
       const pass = await passes.passFor(card, program);
-      // Which version each device downloaded (campaign figures: devices that fetched the update).
       passFetches?.record(card.id, card.update_tag);
       return reply.type('application/vnd.apple.pkpass').send(pass);
     },
