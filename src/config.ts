@@ -45,10 +45,15 @@ export const ConfigSchema = Type.Object({
   /** Recipients per campaign chunk (one transaction, one job). */
   CAMPAIGN_CHUNK_SIZE: Type.Integer({ minimum: 10, maximum: 10_000, default: 1000 }),
   /**
-   * Apple devices per second a campaign may reach: each pushed device fetches its updated pass, which
-   * the service signs. Default from `npm run bench:campaign` on 2 cores (README, Campaigns).
+   * Ceiling of Apple devices per second a campaign may reach. The pace itself follows the devices'
+   * fetches (CAMPAIGN_FETCH_WINDOW_SECONDS); this only caps it (README, Campaigns → Pacing).
    */
-  CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
+  CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 1500 }),
+  /**
+   * The fetch window: a chunk waits for the devices pushed two chunks earlier to fetch their new pass,
+   * until their fetches stop for this many seconds (offline devices). 0 = pace by CAMPAIGN_PUSH_RATE only.
+   */
+  CAMPAIGN_FETCH_WINDOW_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 3 }),
   /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   /** Whether `npm start` seeds the demo program when the database has no program yet. */

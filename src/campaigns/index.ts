@@ -32,7 +32,7 @@ interface Logger {
 }
 
 export function createCampaignModule(deps: {
-  config: Pick<Config, 'CAMPAIGN_CHUNK_SIZE' | 'CAMPAIGN_PUSH_RATE' | 'CAMPAIGN_STALL_SECONDS'>;
+  config: Pick<Config, 'CAMPAIGN_CHUNK_SIZE' | 'CAMPAIGN_PUSH_RATE' | 'CAMPAIGN_STALL_SECONDS' | 'CAMPAIGN_FETCH_WINDOW_SECONDS'>;
   db: Db;
   jobs: JobQueue;
   cardChanges: CardChangeRecorder;
@@ -55,6 +55,7 @@ export function createCampaignModule(deps: {
       chunkSize: deps.config.CAMPAIGN_CHUNK_SIZE,
       pushRatePerSecond: deps.config.CAMPAIGN_PUSH_RATE,
       stallSeconds: deps.config.CAMPAIGN_STALL_SECONDS,
+      fetchWindowIdleSeconds: deps.config.CAMPAIGN_FETCH_WINDOW_SECONDS,
     },
     onFinished: (trx, event) => emitEvent(trx, { programId: event.programId, type: 'campaign.finished', data: { ...event } }),
   });

@@ -64,9 +64,42 @@ export interface CampaignSettings {
    * is paced by its own rate limiter (20 requests/s), and its backlog waits in the database.
    */
   backpressureWallets: string[];
+  /**
+   * The fetch window: before chunk n, wait until the devices pushed by chunk n-2 have fetched their
+   * new pass (90 % of them, or no new fetch for this many seconds: the rest are offline). This paces
+   * the pushes at the rate the service actually re-signs passes, whatever the machine; `pushRatePerSecond`
+   * stays a ceiling. 0 = off.
+   */
+  fetchWindowIdleSeconds: number;
 }
 
-export const DEFAULT_CAMPAIGN_SETTINGS: CampaignSettings = { chunkSize: 1000, pushRatePerSecond: 500, stallSeconds: 60, backpressureWallets: ['apple'] };
+/** The recipients of one chunk: card ids after `after` (exclusive) up to `upTo` (inclusive). */
+export interface ChunkRange {
+  after: string | null;
+  upTo: string;
+}
+
+export interface ChunkJob {
+  campaignId: string;
+  chunk: number;
+  /** The range of the previous chunk (the next job watches it). */
+  previous?: ChunkRange;
+  /** The range whose devices must have fetched before this chunk runs (the chunk before the previous). */
+  watch?: ChunkRange;
+}
+
+/** Share of a watched chunk's pushed devices that must have fetched before the next chunk goes. */
+const FETCH_WINDOW_SHARE = 0.9;
+/** A chunk never waits longer than this for the devices of an earlier chunk. */
+const MAX_FETCH_WINDOW_WAIT_MS = 60_000;
+
+export const DEFAULT_CAMPAIGN_SETTINGS: CampaignSettings = {
+  chunkSize: 1000,
+  pushRatePerSecond: 1500,
+  stallSeconds: 60,
+  backpressureWallets: ['apple'],
+  fetchWindowIdleSeconds: 3,
+};
 /** A chunk never waits longer than this for the update path (e.g. no process runs wallet workers). */
 const MAX_BACKPRESSURE_WAIT_MS = 60_000;
 
@@ -358,9 +391,7 @@ export class CampaignService {
     const { jobs } = this.deps;
     await this.ensureQueues();
     await jobs.work<{ campaignId: string }>(CAMPAIGN_QUEUES.start, { batchSize: 1 }, async ([job]) => this.runStart(job!.data.campaignId));
-    await jobs.work<{ campaignId: string; chunk: number }>(CAMPAIGN_QUEUES.chunk, { batchSize: 1 }, async ([job]) =>
-      this.runChunk(job!.data.campaignId, job!.data.chunk),
-    );
+    await jobs.work<ChunkJob>(CAMPAIGN_QUEUES.chunk, { batchSize: 1 }, async ([job]) => this.runChunk(job!.data.campaignId, job!.data.chunk, job!.data));
     await jobs.work<{ campaignId: string }>(CAMPAIGN_QUEUES.googleClass, { batchSize: 1 }, async ([job]) =>
       this.runGoogleClassMessages(job!.data.campaignId),
     );
@@ -463,15 +494,56 @@ export class CampaignService {
 
   // ---- chunks ---------------------------------------------------------------------------------
 
-  async runChunk(campaignId: string, chunk: number): Promise<void> {
+  async runChunk(campaignId: string, chunk: number, job: Partial<ChunkJob> = {}): Promise<void> {
     // Pacing: wait (outside any transaction) until the previous chunk's devices have had their time.
     const head = await this.db.selectFrom('campaign').select(['status', 'next_chunk', 'not_before']).where('id', '=', campaignId).executeTakeFirst();
     if (!head || head.status !== 'sending' || head.next_chunk !== chunk) return;
     const wait = head.not_before ? head.not_before.getTime() - Date.now() : 0;
     if (wait > 0) await sleep(Math.min(wait, 60_000));
     await this.waitForUpdatePath();
+    if (job.watch) await this.waitForFetches(campaignId, job.watch);
     const startedAt = Date.now();
-    await this.db.transaction().execute((trx) => this.processChunk(trx, campaignId, chunk, startedAt));
+    await this.db.transaction().execute((trx) => this.processChunk(trx, campaignId, chunk, startedAt, job.previous));
+  }
+
+  /**
+   * The fetch window (see `fetchWindowIdleSeconds`): waits until the devices pushed for the recipients
+   * in `range` have downloaded the pass version the campaign made (`apple_pass_fetch`, written by the
+   * web service once a second), or until their fetches stop coming in.
+   */
+  private async waitForFetches(campaignId: string, range: ChunkRange) {
+    const idleMs = this.settings.fetchWindowIdleSeconds * 1000;
+    if (idleMs <= 0 || !this.deps.wallets.includes('apple')) return;
+    const started = Date.now();
+    let lastFetched = -1;
+    let lastProgressAt = started;
+    for (;;) {
+      const { rows } = await sql<{ pushed: number; fetched: number; awaiting: number; sending: boolean }>`
+        SELECT (SELECT status = 'sending' FROM campaign WHERE id = ${campaignId}) AS sending,
+          count(*) FILTER (WHERE r.apple_pushes_accepted > 0)::int AS pushed,
+          count(*) FILTER (WHERE r.apple_pushes_accepted > 0 AND EXISTS (
+            SELECT 1 FROM apple_pass_fetch f WHERE f.card_id = r.card_id AND f.update_tag >= r.update_tag))::int AS fetched,
+          count(*) FILTER (WHERE r.status = 'processed' AND r.apple_published_at IS NULL)::int AS awaiting
+        FROM campaign_recipient r
+        WHERE r.campaign_id = ${campaignId} AND r.card_id <= ${range.upTo}
+          ${range.after ? sql`AND r.card_id > ${range.after}` : sql``}
+      `.execute(this.db);
+      const { pushed, fetched, awaiting, sending } = rows[0]!;
+      if (!sending) return; // cancelled meanwhile: the chunk will do nothing
+      if (awaiting === 0 && fetched >= pushed * FETCH_WINDOW_SHARE) return;
+      const now = Date.now();
+      if (fetched > lastFetched) {
+        lastFetched = fetched;
+        lastProgressAt = now;
+      } else if (awaiting === 0 && now - lastProgressAt >= idleMs) {
+        return; // the others are not fetching now (offline devices); their passes wait for them
+      }
+      if (now - started >= MAX_FETCH_WINDOW_WAIT_MS) {
+        this.logger.warn({ campaignId, pushed, fetched, awaiting }, 'devices are slow to fetch; campaign chunk goes ahead');
+        return;
+      }
+      await sleep(250);
+    }
   }
 
   /** Backpressure: wait while the update path has more than `maxUpdateBacklog` jobs waiting. */
@@ -492,7 +564,7 @@ export class CampaignService {
     }
   }
 
-  private async processChunk(trx: Trx, campaignId: string, chunk: number, startedAt: number): Promise<void> {
+  private async processChunk(trx: Trx, campaignId: string, chunk: number, startedAt: number, previous?: ChunkRange): Promise<void> {
     const campaign = await lockCampaign(trx, campaignId);
     // The fence: only the chunk the campaign expects runs; duplicates and stale retries do nothing.
     if (!campaign || campaign.status !== 'sending' || !campaign.materialized || campaign.next_chunk !== chunk) return;
@@ -561,7 +633,9 @@ export class CampaignService {
       .returningAll()
       .executeTakeFirstOrThrow();
     if (!done) {
-      await this.deps.jobs.send(trx, CAMPAIGN_QUEUES.chunk, { campaignId: campaign.id, chunk: chunk + 1 });
+      const range: ChunkRange | undefined = rows.length > 0 ? { after: campaign.cursor_card_id, upTo: rows[rows.length - 1]!.card_id } : undefined;
+      const next: ChunkJob = { campaignId: campaign.id, chunk: chunk + 1, previous: range, watch: previous };
+      await this.deps.jobs.send(trx, CAMPAIGN_QUEUES.chunk, next);
     } else {
       await this.deps.onFinished?.(trx, {
         programId: updated.program_id,

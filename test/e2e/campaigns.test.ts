@@ -415,3 +415,54 @@ describe(`bulk card changes in batch jobs (${TEST_DATABASE_KIND} database)`, () 
     expect(single.rows).toEqual([{ data: { cardId: cards[0]!.id }, singleton_key: cards[0]!.id }]);
   });
 });
+
+describe(`campaign fetch window (${TEST_DATABASE_KIND} database)`, () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // Chunks of 10, no rate ceiling to speak of; the fetch window waits up to 30 s for fetches to stop.
+    t = await startTestApp({ env: { CAMPAIGN_CHUNK_SIZE: '10', CAMPAIGN_PUSH_RATE: '100000', CAMPAIGN_FETCH_WINDOW_SECONDS: '30' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('runs chunk n only once the devices pushed by chunk n-2 have fetched their new pass', async () => {
+    const { as } = await createProgramWithKeys(t.app, 'fetch-window');
+    const cards: TestCard[] = [];
+    for (let i = 0; i < 30; i++) {
+      const c = await issueConsentingCard(t, as);
+      await installOnDevice(t, c, pushToken(0xfe00 + i));
+      cards.push(c);
+    }
+    await waitForCardJobsIdle(t);
+    const created = (
+      await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/campaigns',
+        headers: as('marketer'),
+        payload: { name: 'Windowed', message: { ru: 'Окно', en: 'Window' }, audience: { all: true } },
+      })
+    ).json();
+    await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });
+
+    // Chunks 0 and 1 go at once; chunk 2 waits for chunk 0's devices, which do not fetch yet.
+    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed >= 20, { what: 'the first two chunks' });
+    await waitFor(async () => (await getCampaign(t, as, created.id)).delivery.apple.pushesAccepted >= 20, { what: 'their pushes' });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await getCampaign(t, as, created.id)).progress.processed).toBe(20);
+
+    // Nine of chunk 0's ten devices fetch the new pass (chunk 0 = the ten smallest card ids).
+    const chunk0 = [...cards].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, 10);
+    for (const card of chunk0.slice(0, 9)) {
+      const pass = await t.app.inject({ method: 'GET', url: passUrl(t.material.passTypeIdentifier, card.serial), headers: card.auth });
+      expect(pass.statusCode).toBe(200);
+    }
+    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed === 30, { what: 'the third chunk' });
+    // The (empty) fourth chunk watches chunk 1: once its devices fetch, the campaign is sent.
+    const sorted = [...cards].sort((a, b) => (a.id < b.id ? -1 : 1));
+    for (const card of sorted.slice(10, 20)) {
+      await t.app.inject({ method: 'GET', url: passUrl(t.material.passTypeIdentifier, card.serial), headers: card.auth });
+    }
+    await waitFor(async () => (await getCampaign(t, as, created.id)).status === 'sent', { what: 'the campaign to finish' });
+  });
+});

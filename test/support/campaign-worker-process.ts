@@ -48,6 +48,8 @@ async function main() {
       // No process runs the wallet workers in the crash test: their queue only grows.
       maxUpdateBacklog: 0,
       backpressureWallets: ['apple'],
+      // Nor does any device fetch: no fetch window.
+      fetchWindowIdleSeconds: 0,
     },
     onFinished: (trx, event) => emitEvent(trx, { programId: event.programId, type: 'campaign.finished', data: { ...event } }),
   });
