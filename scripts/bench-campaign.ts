@@ -18,6 +18,7 @@
  * under 300 MB, no event-loop stall over 100 ms.
  *
  * Environment: BENCH_CARDS (250000), BENCH_FETCH_CONCURRENCY (32), BENCH_TIMEOUT_SECONDS (900),
+ * BENCH_SERVICE_NODE_FLAGS (node flags for the service process only),
  * CAMPAIGN_PUSH_RATE / CAMPAIGN_CHUNK_SIZE (the service's configuration; defaults as in production).
  */
 import { performance } from 'node:perf_hooks';
@@ -103,6 +104,8 @@ async function main() {
     });
     const { port: apnsPort } = await devices.next('ready');
     service = forkChild<CampaignServiceMessage>(path.join(here, 'bench-support/campaign-service.ts'), {
+      // BENCH_SERVICE_NODE_FLAGS: node flags for the service only (e.g. --max-semi-space-size=4).
+      extraExecArgv: (process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
       env: {
         BENCH_DATABASE_URL: database.url,
         BENCH_ADMIN_KEY: adminKey,

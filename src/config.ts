@@ -50,7 +50,7 @@ export const ConfigSchema = Type.Object({
    */
   CAMPAIGN_PUSH_RATE: Type.Integer({ minimum: 1, maximum: 100_000, default: 1500 }),
   /**
-   * The fetch window: a chunk waits for the devices pushed two chunks earlier to fetch their new pass,
+   * The fetch window: a chunk waits for the devices pushed three chunks earlier to fetch their new pass,
    * until their fetches stop for this many seconds (offline devices). 0 = pace by CAMPAIGN_PUSH_RATE only.
    */
   CAMPAIGN_FETCH_WINDOW_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 3 }),

@@ -65,7 +65,7 @@ export interface CampaignSettings {
    */
   backpressureWallets: string[];
   /**
-   * The fetch window: before chunk n, wait until the devices pushed by chunk n-2 have fetched their
+   * The fetch window: before chunk n, wait until the devices pushed by chunk n-3 have fetched their
    * new pass (90 % of them, or no new fetch for this many seconds: the rest are offline). This paces
    * the pushes at the rate the service actually re-signs passes, whatever the machine; `pushRatePerSecond`
    * stays a ceiling. 0 = off.
@@ -82,11 +82,17 @@ export interface ChunkRange {
 export interface ChunkJob {
   campaignId: string;
   chunk: number;
-  /** The range of the previous chunk (the next job watches it). */
-  previous?: ChunkRange;
-  /** The range whose devices must have fetched before this chunk runs (the chunk before the previous). */
-  watch?: ChunkRange;
+  /** The ranges of the chunks before this one, the latest first (up to FETCH_WINDOW_CHUNKS). */
+  recent?: ChunkRange[];
 }
+
+/**
+ * Chunk n waits for the devices of chunk n − FETCH_WINDOW_CHUNKS. Enough chunks stay in flight to
+ * cover the way from a chunk's commit to its devices' fetches being counted (update job pick-up,
+ * pushes, downloads, the fetch counts written once a second): with fewer, bench:campaign left the
+ * machine idle between chunks.
+ */
+const FETCH_WINDOW_CHUNKS = 3;
 
 /** Share of a watched chunk's pushed devices that must have fetched before the next chunk goes. */
 const FETCH_WINDOW_SHARE = 0.9;
@@ -501,9 +507,10 @@ export class CampaignService {
     const wait = head.not_before ? head.not_before.getTime() - Date.now() : 0;
     if (wait > 0) await sleep(Math.min(wait, 60_000));
     await this.waitForUpdatePath();
-    if (job.watch) await this.waitForFetches(campaignId, job.watch);
+    const watched = job.recent?.[FETCH_WINDOW_CHUNKS - 1];
+    if (watched) await this.waitForFetches(campaignId, watched);
     const startedAt = Date.now();
-    await this.db.transaction().execute((trx) => this.processChunk(trx, campaignId, chunk, startedAt, job.previous));
+    await this.db.transaction().execute((trx) => this.processChunk(trx, campaignId, chunk, startedAt, job.recent ?? []));
   }
 
   /**
@@ -564,7 +571,7 @@ export class CampaignService {
     }
   }
 
-  private async processChunk(trx: Trx, campaignId: string, chunk: number, startedAt: number, previous?: ChunkRange): Promise<void> {
+  private async processChunk(trx: Trx, campaignId: string, chunk: number, startedAt: number, recent: ChunkRange[] = []): Promise<void> {
     const campaign = await lockCampaign(trx, campaignId);
     // The fence: only the chunk the campaign expects runs; duplicates and stale retries do nothing.
     if (!campaign || campaign.status !== 'sending' || !campaign.materialized || campaign.next_chunk !== chunk) return;
@@ -633,8 +640,8 @@ export class CampaignService {
       .returningAll()
       .executeTakeFirstOrThrow();
     if (!done) {
-      const range: ChunkRange | undefined = rows.length > 0 ? { after: campaign.cursor_card_id, upTo: rows[rows.length - 1]!.card_id } : undefined;
-      const next: ChunkJob = { campaignId: campaign.id, chunk: chunk + 1, previous: range, watch: previous };
+      const range: ChunkRange = { after: campaign.cursor_card_id, upTo: rows[rows.length - 1]!.card_id };
+      const next: ChunkJob = { campaignId: campaign.id, chunk: chunk + 1, recent: [range, ...recent].slice(0, FETCH_WINDOW_CHUNKS) };
       await this.deps.jobs.send(trx, CAMPAIGN_QUEUES.chunk, next);
     } else {
       await this.deps.onFinished?.(trx, {

@@ -78,7 +78,9 @@ export function createCardChangeRecorder(
       }
       const batches: Array<{ name: string; data: CardChangedJob; singletonKey: string; startAfter: string }> = [];
       for (let i = 0; i < unique.length; i += perJob) {
-        batches.push({ name, data: { cardIds: unique.slice(i, i + perJob) } satisfies CardChangedJob, singletonKey: `batch:${randomUUID()}`, startAfter });
+        // No debounce: a batch never coalesces with anything, so waiting would only delay the pushes
+        // (and a campaign's fetch window, which waits for them).
+        batches.push({ name, data: { cardIds: unique.slice(i, i + perJob) } satisfies CardChangedJob, singletonKey: `batch:${randomUUID()}`, startAfter: '0' });
       }
       return batches;
     });

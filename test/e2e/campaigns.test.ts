@@ -426,10 +426,10 @@ describe(`campaign fetch window (${TEST_DATABASE_KIND} database)`, () => {
     await t?.close();
   });
 
-  it('runs chunk n only once the devices pushed by chunk n-2 have fetched their new pass', async () => {
+  it('runs chunk n only once the devices pushed by chunk n-3 have fetched their new pass', async () => {
     const { as } = await createProgramWithKeys(t.app, 'fetch-window');
     const cards: TestCard[] = [];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 40; i++) {
       const c = await issueConsentingCard(t, as);
       await installOnDevice(t, c, pushToken(0xfe00 + i));
       cards.push(c);
@@ -445,11 +445,11 @@ describe(`campaign fetch window (${TEST_DATABASE_KIND} database)`, () => {
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });
 
-    // Chunks 0 and 1 go at once; chunk 2 waits for chunk 0's devices, which do not fetch yet.
-    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed >= 20, { what: 'the first two chunks' });
-    await waitFor(async () => (await getCampaign(t, as, created.id)).delivery.apple.pushesAccepted >= 20, { what: 'their pushes' });
+    // Chunks 0, 1 and 2 go at once; chunk 3 waits for chunk 0's devices, which do not fetch yet.
+    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed >= 30, { what: 'the first three chunks' });
+    await waitFor(async () => (await getCampaign(t, as, created.id)).delivery.apple.pushesAccepted >= 30, { what: 'their pushes' });
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    expect((await getCampaign(t, as, created.id)).progress.processed).toBe(20);
+    expect((await getCampaign(t, as, created.id)).progress.processed).toBe(30);
 
     // Nine of chunk 0's ten devices fetch the new pass (chunk 0 = the ten smallest card ids).
     const chunk0 = [...cards].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, 10);
@@ -457,8 +457,8 @@ describe(`campaign fetch window (${TEST_DATABASE_KIND} database)`, () => {
       const pass = await t.app.inject({ method: 'GET', url: passUrl(t.material.passTypeIdentifier, card.serial), headers: card.auth });
       expect(pass.statusCode).toBe(200);
     }
-    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed === 30, { what: 'the third chunk' });
-    // The (empty) fourth chunk watches chunk 1: once its devices fetch, the campaign is sent.
+    await waitFor(async () => (await getCampaign(t, as, created.id)).progress.processed === 40, { what: 'the fourth chunk' });
+    // The (empty) fifth chunk watches chunk 1: once its devices fetch, the campaign is sent.
     const sorted = [...cards].sort((a, b) => (a.id < b.id ? -1 : 1));
     for (const card of sorted.slice(10, 20)) {
       await t.app.inject({ method: 'GET', url: passUrl(t.material.passTypeIdentifier, card.serial), headers: card.auth });
