@@ -3,7 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Config } from './config.js';
+import { trustProxyOption, type Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
 import { createAuthenticator } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
@@ -83,6 +83,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Request URLs are logged with one-time tokens (sign-in and reset links) redacted.
     ...(deps.logger ? { loggerInstance: withRedactedRequests(deps.logger) } : { logger: false }),
     genReqId: () => crypto.randomUUID(),
+    // Behind a reverse proxy: the client address comes from X-Forwarded-For, only when the peer is a trusted proxy.
+    ...(config.TRUST_PROXY ? { trustProxy: trustProxyOption(config.TRUST_PROXY) } : {}),
     // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
     routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -66,6 +67,12 @@ export const ConfigSchema = Type.Object({
    * mail: the cabinet has no "Forgot password?" and owners issue sign-in links instead.
    */
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  /**
+   * Which proxies may set X-Forwarded-For (Fastify `trustProxy`): unset = none, the TCP peer is the
+   * client; a number = that many proxy hops; or a comma-separated list of proxy addresses / CIDRs
+   * (e.g. `127.0.0.1,10.0.0.0/8`). Per-IP limits (join form, sign-in) count the address it yields.
+   */
+  TRUST_PROXY: Type.Optional(Type.String({ maxLength: 2000 })),
   /** The From of outgoing mail, `no-reply@example.com` or `Cards <no-reply@example.com>`; required with SMTP_URL. */
   MAIL_FROM: Type.Optional(Type.String({ pattern: '^([^<>\\r\\n]*<[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+>|[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+)$', maxLength: 320 })),
 });
@@ -119,7 +126,34 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.SMTP_URL !== undefined && !config.MAIL_FROM) {
     problems.push('MAIL_FROM: required when SMTP_URL is set (e.g. "Loyalty cards <no-reply@example.com>")');
   }
+  if (config.TRUST_PROXY !== undefined && trustProxyOption(config.TRUST_PROXY) === undefined) {
+    problems.push(`TRUST_PROXY: a number of hops or a comma-separated list of IP addresses or CIDRs (got ${JSON.stringify(config.TRUST_PROXY)})`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   config.PUBLIC_URL = config.PUBLIC_URL.replace(/\/+$/, '');
   return config;
+}
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy`: hops as a number, or the list of trusted proxy addresses
+ * and CIDRs. `true` (trust any peer) is refused on purpose: then anyone could pick the IP the
+ * per-IP limits count by sending X-Forwarded-For. Undefined when the value is not valid.
+ */
+export function trustProxyOption(value: string): ((address: string, hop: number) => boolean) | string[] | undefined {
+  const text = value.trim();
+  if (/^\d{1,2}$/.test(text)) {
+    // As Fastify does for a hop count (its types take only the function form).
+    const hops = Number(text);
+    return (_address, hop) => hop < hops;
+  }
+  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  if (entries.length === 0) return undefined;
+  const valid = entries.every((entry) => {
+    const [address, prefix, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    if (family === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  });
+  return valid ? entries : undefined;
 }

@@ -133,3 +133,38 @@ describe(`join form abuse protections (${TEST_DATABASE_KIND} database)`, () => {
     expect(other.statusCode).toBe(303);
   });
 });
+
+describe(`join form behind a reverse proxy (${TEST_DATABASE_KIND} database)`, () => {
+  let t: TestApp;
+  const clock = createTestClock();
+  const SLUG = 'proxied-shop';
+  const PROXY = '10.9.9.9';
+  beforeAll(async () => {
+    t = await startTestApp({ clock: clock.now, env: { TRUST_PROXY: `${PROXY},192.0.2.0/24` } });
+    await createProgramWithKeys(t.app, SLUG, { defaultLanguage: 'en' });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  async function postMany(visitor: Visitor, count: number, phoneBase: number) {
+    const { inputs } = await openJoinPage(t.app, visitor, `/join/${SLUG}`);
+    clock.advance(3_000);
+    const statuses: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const res = await submitJoinForm(t.app, visitor, SLUG, inputs, { name: `Proxied ${i}`, phone: `+7917${phoneBase + i}` });
+      statuses.push(res.statusCode);
+    }
+    return statuses;
+  }
+
+  it('with TRUST_PROXY the per-IP limit counts the X-Forwarded-For client of a trusted proxy, and ignores it from anyone else', async () => {
+    // Two clients behind the trusted proxy: each has its own 10 a minute.
+    const first = await postMany(newVisitor({ remoteAddress: PROXY, forwardedFor: '203.0.113.1' }), 11, 2000000);
+    expect(first.slice(0, 10).every((s) => s === 303)).toBe(true);
+    expect(first[10]).toBe(429);
+    expect(await postMany(newVisitor({ remoteAddress: PROXY, forwardedFor: '203.0.113.2' }), 1, 2000100)).toEqual([303]);
+    // A peer that is not a trusted proxy cannot borrow or burn another client's allowance.
+    expect(await postMany(newVisitor({ remoteAddress: '198.51.100.60', forwardedFor: '203.0.113.1' }), 1, 2000200)).toEqual([303]);
+  });
+});

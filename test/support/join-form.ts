@@ -49,6 +49,8 @@ export interface Visitor {
   userAgent: string;
   remoteAddress: string;
   acceptLanguage?: string;
+  /** Sent as X-Forwarded-For (a visitor behind a reverse proxy). */
+  forwardedFor?: string;
 }
 
 export const IPHONE_UA =
@@ -65,6 +67,7 @@ export function newVisitor(options: Partial<Omit<Visitor, 'jar'>> = {}): Visitor
     userAgent: options.userAgent ?? IPHONE_UA,
     remoteAddress: options.remoteAddress ?? `10.0.${Math.floor(visitorCount / 250)}.${(visitorCount % 250) + 1}`,
     acceptLanguage: options.acceptLanguage,
+    forwardedFor: options.forwardedFor,
   };
 }
 
@@ -72,6 +75,7 @@ function headers(visitor: Visitor): Record<string, string> {
   return {
     'user-agent': visitor.userAgent,
     ...(visitor.acceptLanguage ? { 'accept-language': visitor.acceptLanguage } : {}),
+    ...(visitor.forwardedFor ? { 'x-forwarded-for': visitor.forwardedFor } : {}),
     ...(visitor.jar.cookies.size > 0 ? { cookie: visitor.jar.header() } : {}),
   };
 }

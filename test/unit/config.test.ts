@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig, trustProxyOption } from '../../src/config.js';
 
 describe('configuration', () => {
   it('applies the documented defaults', () => {
@@ -80,5 +80,18 @@ describe('configuration', () => {
 
   it('requires both Google settings or neither', () => {
     expect(() => loadConfig({ GOOGLE_ISSUER_ID: '3388000000012345678' })).toThrow(/GOOGLE_ISSUER_ID and GOOGLE_SERVICE_ACCOUNT_FILE/);
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('takes a hop count or a list of addresses and CIDRs, and refuses anything else (including "true")', () => {
+    expect(trustProxyOption('127.0.0.1, 10.0.0.0/8,::1,fd00::/8')).toEqual(['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']);
+    const hops = trustProxyOption('1');
+    expect(typeof hops).toBe('function');
+    expect((hops as (a: string, h: number) => boolean)('10.0.0.1', 0)).toBe(true);
+    expect((hops as (a: string, h: number) => boolean)('10.0.0.1', 1)).toBe(false);
+    for (const bad of ['true', 'proxy.local', '10.0.0.0/33', '::1/129', '1.2.3.4/8/1', ',']) expect(trustProxyOption(bad)).toBeUndefined();
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY/);
+    expect(loadConfig({ TRUST_PROXY: '127.0.0.1' }).TRUST_PROXY).toBe('127.0.0.1');
   });
 });
