@@ -194,9 +194,11 @@ async function main() {
         [campaign.id],
       );
       last = { status: row.rows[0]!.status, processed: row.rows[0]!.processed + row.rows[0]!.skipped, targeted: row.rows[0]!.targeted };
-      // Every 2 s, the same cheap count the backpressure uses (the partial index of waiting jobs).
+      // Every 2 s, the count the backpressure uses (cards in waiting jobs; the partial index of waiting jobs).
       if (round % 4 === 0) {
-        const backlog = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'wallet-update-apple' AND state < 'active'`);
+        const backlog = await pool.query<{ n: number }>(
+          `SELECT coalesce(sum(coalesce(jsonb_array_length(data -> 'cardIds'), 1)), 0)::int AS n FROM pgboss.job WHERE name = 'wallet-update-apple' AND state < 'active'`,
+        );
         lastBacklog = backlog.rows[0]!.n;
         maxBacklog = Math.max(maxBacklog, lastBacklog);
       }
@@ -254,7 +256,7 @@ async function main() {
     console.log(`  pushes: ${d.answered} accepted by the stand-in, ${round(d.answered / pushSpan, 0)} pushes/s over ${round(pushSpan)} s (first to last push)`);
     console.log(`  re-fetched passes: ${d.fetched} (${d.fetchErrors} errors${d.firstFetchError ? `, first: ${d.firstFetchError}` : ''}), last at send + ${round(refetchSeconds)} s`);
     console.log(`  passes signed by the service: ${stats.signed}, ${round(stats.signed / signSpan, 0)} per second over ${round(signSpan)} s`);
-    console.log(`  wallet-update backlog (Apple jobs waiting), max: ${maxBacklog}`);
+    console.log(`  wallet-update backlog (Apple card updates waiting), max: ${maxBacklog}`);
     console.log(`  service peak RSS: ${round(stats.maxRssMb)} MB (${round(idle.rssMb)} MB when it was ready, ${round(stats.rssMb)} MB at the end: heap ${round(stats.heapUsedMb)} of ${round(stats.heapTotalMb)} MB, external ${round(stats.externalMb)} MB; ready: heap ${round(idle.heapUsedMb)} of ${round(idle.heapTotalMb)} MB, external ${round(idle.externalMb)} MB)   target < ${TARGET_RSS_MB} MB: ${verdict(stats.maxRssMb < TARGET_RSS_MB)}`);
     const e = stats.eventLoop;
     console.log(

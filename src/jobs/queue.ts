@@ -85,19 +85,10 @@ export class JobQueue {
   }
 
   /**
-   * Jobs of a queue that a worker could run now (created or retrying, start time passed): a
-   * backlog, unlike jobs still in their debounce delay. Served by pg-boss's index of waiting jobs.
-   */
-  async dueJobs(name: string): Promise<number> {
-    const { rows } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM ${sql.table(`${JOB_SCHEMA}.job`)} WHERE name = ${name} AND state < 'active' AND start_after <= now()
-    `.execute(this.db);
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /**
-   * Like `dueJobs`, but a job whose data holds an array under `arrayField` counts as that many items
-   * (a batch job of 250 cards is 250 cards of backlog, not one).
+   * The backlog of a queue: what a worker could run now (created or retrying, start time passed),
+   * unlike jobs still in their debounce delay; served by pg-boss's index of waiting jobs. A job whose
+   * data holds an array under `arrayField` counts as that many items (a batch job of 250 cards is
+   * 250 cards of backlog, not one).
    */
   async dueItems(name: string, arrayField: string): Promise<number> {
     const { rows } = await sql<{ n: number }>`
