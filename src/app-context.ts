@@ -6,12 +6,18 @@ import type { PassService } from './wallets/apple/pass-service.js';
 import type { AppleIdentity } from './programs/service.js';
 import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
+import type { Notifications } from './db/notifications.js';
+import type { CertificateMonitor } from './wallets/apple/certificate-monitor.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
   config: Config;
   db: Db;
   dbKind: 'postgres' | 'embedded';
+  /** Cross-instance LISTEN/NOTIFY (db/notifications.ts). */
+  notifications: Notifications;
+  /** The Apple certificates' expiry (metrics, log warnings, /readyz, the owner's overview). */
+  certificates: CertificateMonitor;
   clock: () => Date;
   jobs: JobQueue;
   cardChanges: CardChangeRecorder;

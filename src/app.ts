@@ -5,6 +5,10 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trustProxyOption, type Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
+import { createNotifications, type Notifications } from './db/notifications.js';
+import { databaseRateLimitStore, pruneRateLimitCounters } from './http/rate-limit-store.js';
+import { runScheduled } from './jobs/scheduled.js';
+import { createCertificateMonitor } from './wallets/apple/certificate-monitor.js';
 import { createAuthenticator } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { JobQueue } from './jobs/queue.js';
@@ -58,8 +62,13 @@ export interface AppDeps {
     settings: GoogleWalletSettings;
     verifier: CallbackVerifier;
   };
-  /** Start the background workers with the app (default true; the bench turns them off). */
+  /**
+   * Start the background workers with the app (default: as ROLE says, i.e. not for `api`; the
+   * bench and some tests turn them off).
+   */
   runWorkers?: boolean;
+  /** Cross-instance notifications (default: over `database`, see db/notifications.ts). */
+  notifications?: Notifications;
   /** Seconds a wallet update waits so bursts coalesce (default: config). */
   pollingIntervalSeconds?: number;
   /** Join-form bot timing and rate limit (defaults in enrollment/guard.ts; tests shorten them). */
@@ -72,6 +81,9 @@ export interface AppDeps {
 
 export type App = FastifyInstance & { ctx: AppContext };
 
+/** Worker housekeeping every 10 minutes (expired rate-limit counters), once across all workers. */
+export const MAINTENANCE_QUEUE = 'maintenance';
+
 /**
  * The composition root. Builds the whole service from its dependencies and never listens:
  * `server.ts` adds the port, timeouts and signals; tests use `inject()` or `listen({port: 0})`.
@@ -79,6 +91,10 @@ export type App = FastifyInstance & { ctx: AppContext };
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
   const db = deps.database.db;
+  // ROLE (issue #13): `api` serves HTTP and only enqueues; `worker` runs the queues and serves only
+  // the health and metrics routes; `all` does both.
+  const serveApi = config.ROLE !== 'worker';
+  const runWorkers = config.ROLE !== 'api' && deps.runWorkers !== false;
   const app = Fastify({
     // Request URLs are logged with one-time tokens (sign-in and reset links) redacted.
     ...(deps.logger ? { loggerInstance: withRedactedRequests(deps.logger) } : { logger: false }),
@@ -113,7 +129,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   registerErrorHandling(app);
   const metrics = createMetrics();
-  const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
+  // pg-boss's maintenance and cron run where the workers run; an `api` instance only sends jobs.
+  const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log, maintenance: runWorkers });
+  const notifications = deps.notifications ?? createNotifications(deps.database, { logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];
   const cardChanges = createCardChangeRecorder(jobs, {
     debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS,
@@ -121,10 +139,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
   });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
+  // Program rows and images are cached per version anyway; a change anywhere frees the old ones here.
+  notifications.subscribe('program_changed', (programId) => passes.forgetProgram(programId));
+  notifications.onReset(() => passes.forgetAllPrograms());
+  const certificates = createCertificateMonitor({
+    material: deps.apple.material,
+    clock: deps.clock ?? (() => new Date()),
+    logger: app.log,
+    registry: metrics.registry,
+  });
+  const lifecycle = { stopping: false };
   const ctx: AppContext = {
     config,
     db,
     dbKind: deps.database.kind,
+    notifications,
+    certificates,
     clock: deps.clock ?? (() => new Date()),
     jobs,
     cardChanges,
@@ -172,18 +202,34 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const passwordReset = createPasswordReset({ db, jobs, mailer, publicUrl: config.PUBLIC_URL, clock: ctx.clock, logger: app.log });
 
   app.addHook('onReady', async () => {
+    await notifications.ready();
     await jobs.start();
-    if (deps.runWorkers !== false) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
-    await campaignModule.start(deps.runWorkers !== false);
-    await webhooks.start(deps.runWorkers !== false);
-    await passwordReset.start(deps.runWorkers !== false);
+    // Every role creates the queues (an api instance sends to them); only workers work them.
+    if (runWorkers) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+    await campaignModule.start(runWorkers);
+    await webhooks.start(runWorkers);
+    await passwordReset.start(runWorkers);
+    if (runWorkers) {
+      await jobs.ensureQueue(MAINTENANCE_QUEUE, { policy: 'singleton', retryLimit: 1, expireInSeconds: 300 });
+      await jobs.boss.schedule(MAINTENANCE_QUEUE, '*/10 * * * *');
+      await jobs.work(MAINTENANCE_QUEUE, {}, async () => {
+        await runScheduled(db, MAINTENANCE_QUEUE, { leaseSeconds: 300, minIntervalSeconds: 300 }, () => pruneRateLimitCounters(db));
+      });
+    }
+    certificates.start();
+  });
+  app.addHook('preClose', async () => {
+    // From here /readyz answers 503, so a load balancer stops sending new requests.
+    lifecycle.stopping = true;
   });
   app.addHook('onClose', async () => {
-    // Let running jobs finish before the database goes away.
+    certificates.stop();
+    // Let running jobs finish before the database goes away; unfinished ones are retried elsewhere.
     await jobs.stop();
     webhooks.close();
     mailer?.close();
     await campaignModule.close();
+    await notifications.close();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
@@ -192,58 +238,80 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     );
   });
 
-  await app.register(rateLimit, { global: false });
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'walletcards API', version: '1', description: 'Loyalty cards in Apple Wallet and Google Wallet' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Per-address limits are counted in the database, across every instance (issue #13).
+  await app.register(rateLimit, { global: false, store: databaseRateLimitStore(db) as never });
+  if (serveApi) {
+    await app.register(swagger, {
+      openapi: {
+        info: { title: 'walletcards API', version: '1', description: 'Loyalty cards in Apple Wallet and Google Wallet' },
+        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+        security: [{ bearer: [] }],
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  const authenticate = createAuthenticator(db, deps.adminKey);
-  await app.register(
-    async (api) => {
-      api.addHook('onRequest', async (request) => {
-        request.principal = await authenticate(request);
-      });
-      await api.register(programRoutes, { ctx });
-      await api.register(cardRoutes, { ctx });
-      await api.register(loyaltyRoutes, { ctx });
-      await api.register(staffRoutes, { ctx });
-      await api.register(statsRoutes, { ctx });
-      await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
-      await api.register(cabinetApiRoutes, { ctx });
-      await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
-    },
-    { prefix: '/api/v1' },
-  );
-  await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple', passFetches: campaignModule.passFetches });
-  await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
-  await app.register(publicCardRoutes, { ctx });
-  await app.register(publicPageRoutes, {
-    ctx,
-    joinForm: { ...DEFAULT_JOIN_FORM_SETTINGS, ...deps.joinForm },
-    keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
-  });
+    const authenticate = createAuthenticator(db, deps.adminKey);
+    await app.register(
+      async (api) => {
+        api.addHook('onRequest', async (request) => {
+          request.principal = await authenticate(request);
+        });
+        await api.register(programRoutes, { ctx });
+        await api.register(cardRoutes, { ctx });
+        await api.register(loyaltyRoutes, { ctx });
+        await api.register(staffRoutes, { ctx });
+        await api.register(statsRoutes, { ctx });
+        await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
+        await api.register(cabinetApiRoutes, { ctx });
+        await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
+      },
+      { prefix: '/api/v1' },
+    );
+    await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple', passFetches: campaignModule.passFetches });
+    await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
+    await app.register(publicCardRoutes, { ctx });
+    await app.register(publicPageRoutes, {
+      ctx,
+      joinForm: { ...DEFAULT_JOIN_FORM_SETTINGS, ...deps.joinForm },
+      keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
+    });
 
-  await app.register(cabinetRoutes, {
-    ctx,
-    csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'),
-    auth: deps.cabinet,
-    campaigns: campaignModule.campaigns,
-    passwordReset,
-  });
+    await app.register(cabinetRoutes, {
+      ctx,
+      csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'),
+      auth: deps.cabinet,
+      campaigns: campaignModule.campaigns,
+      passwordReset,
+    });
+  }
 
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  /**
+   * Readiness: 200 when this instance can do its job (database reachable, job queue installed and
+   * running), 503 otherwise and while shutting down. The certificate's state is reported but does
+   * not make an instance unready: an expired certificate stops pushes and signing on every instance
+   * alike, and taking them all out of the load balancer would stop the POS API too.
+   */
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    try {
-      await db.selectFrom('program').select('id').limit(1).execute();
-      return { status: 'ok', database: ctx.dbKind };
-    } catch {
-      return reply.status(503).send({ status: 'unavailable' });
-    }
+    const [database, queue] = await Promise.all([
+      db
+        .selectFrom('program')
+        .select('id')
+        .limit(1)
+        .execute()
+        .then(() => 'ok' as const, () => 'unreachable' as const),
+      jobs.health(),
+    ]);
+    const report = certificates.report();
+    const passTypeId = report.certificates.find((c) => c.certificate === 'pass_type_id')!;
+    const ready = database === 'ok' && queue === 'ok' && !lifecycle.stopping;
+    return reply.status(ready ? 200 : 503).send({
+      status: ready ? 'ok' : lifecycle.stopping ? 'stopping' : 'unavailable',
+      role: config.ROLE,
+      database: database === 'ok' ? ctx.dbKind : database,
+      queue,
+      certificate: { state: report.state, expiresAt: passTypeId.notAfter.toISOString(), daysLeft: passTypeId.daysLeft },
+    });
   });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),

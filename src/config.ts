@@ -10,6 +10,12 @@ export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
     default: 'development',
   }),
+  /**
+   * What this process does (issue #13): `api` serves HTTP and enqueues jobs; `worker` runs the job
+   * queues and scheduled work and serves only /livez, /readyz and /metrics; `all` does both (one
+   * process, `npm start`). Any number of each may share one PostgreSQL.
+   */
+  ROLE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')], { default: 'all' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   PUBLIC_URL: Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'http://localhost:3000' }),
@@ -33,7 +39,10 @@ export const ConfigSchema = Type.Object({
   GOOGLE_SAVE_URL_PREFIX: Type.String({ default: 'https://pay.google.com/gp/v/save/' }),
   /** Comma-separated domains allowed to host the JavaScript save button; empty for plain links. */
   GOOGLE_ORIGINS: Type.String({ default: '' }),
-  /** Google's published limit is 20 requests per second per project. */
+  /**
+   * Google's published limit is 20 requests per second per project: one limit for the whole
+   * deployment (shared through PostgreSQL; per process on the embedded database).
+   */
   GOOGLE_REQUESTS_PER_SECOND: Type.Number({ minimum: 0.1, maximum: 1000, default: 20 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
@@ -125,6 +134,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.SMTP_URL !== undefined && !config.MAIL_FROM) {
     problems.push('MAIL_FROM: required when SMTP_URL is set (e.g. "Loyalty cards <no-reply@example.com>")');
+  }
+  if (config.ROLE !== 'all' && !config.DATABASE_URL) {
+    problems.push(`ROLE: "${config.ROLE}" needs DATABASE_URL (the embedded database belongs to one process; use ROLE=all)`);
   }
   if (config.TRUST_PROXY !== undefined && trustProxyOption(config.TRUST_PROXY) === undefined) {
     problems.push(`TRUST_PROXY: a number of hops or a comma-separated list of IP addresses or CIDRs (got ${JSON.stringify(config.TRUST_PROXY)})`);

@@ -5,7 +5,8 @@ import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
-import { migrateToLatest } from './db/migrate.js';
+import { withBootLock } from './db/boot.js';
+import { migrateToLatest, SchemaTooNewError } from './db/migrate.js';
 import { seedDemoProgram } from './demo.js';
 import { createAppleRuntime } from './wallets/apple/runtime.js';
 import { createGoogleRuntime } from './wallets/google/runtime.js';
@@ -35,10 +36,7 @@ async function main() {
   const apple = await createAppleRuntime(config, logger);
 
   const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
-  const applied = await migrateToLatest(database.db);
-  if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-  logger.info({ database: database.kind === 'embedded' ? `embedded (${path.resolve(config.DATA_DIR)})` : 'postgres' }, 'database ready');
-  const google = createGoogleRuntime(config, logger);
+  const google = createGoogleRuntime(config, logger, database);
   if (google) logger.info({ issuerId: google.settings.issuerId }, 'Google Wallet enabled');
   else logger.info('Google Wallet is not configured (GOOGLE_ISSUER_ID, GOOGLE_SERVICE_ACCOUNT_FILE): running Apple Wallet only');
 
@@ -46,18 +44,27 @@ async function main() {
   app.server.requestTimeout = 30_000;
   app.server.headersTimeout = 15_000;
   app.server.keepAliveTimeout = 65_000;
-  await app.ready();
 
-  if (config.DEMO_PROGRAM) {
-    const demo = await seedDemoProgram(app);
-    if (demo) {
-      logger.info(
-        { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
-        'demo program created (keys are shown only now)',
-      );
-      // Printed to the terminal (not the log): a one-time link that signs the demo owner in to /app.
-      console.log(`\n  Demo owner sign-in link for the cabinet (one-time, valid 7 days):\n    ${demo.ownerSignInUrl}\n`);
-    }
+  // Instances starting together on one database take turns (db/boot.ts): migrations, pg-boss's
+  // schema and queues, and the demo program happen once, without racing.
+  const demo = await withBootLock(
+    database,
+    async () => {
+      const applied = await migrateToLatest(database.db);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+      logger.info({ database: database.kind === 'embedded' ? `embedded (${path.resolve(config.DATA_DIR)})` : 'postgres', role: config.ROLE }, 'database ready');
+      await app.ready();
+      return config.DEMO_PROGRAM && config.ROLE !== 'worker' ? seedDemoProgram(app) : undefined;
+    },
+    logger,
+  );
+  if (demo) {
+    logger.info(
+      { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
+      'demo program created (keys are shown only now)',
+    );
+    // Printed to the terminal (not the log): a one-time link that signs the demo owner in to /app.
+    console.log(`\n  Demo owner sign-in link for the cabinet (one-time, valid 7 days):\n    ${demo.ownerSignInUrl}\n`);
   }
   await app.listen({ port: config.PORT, host: config.HOST });
 
@@ -65,7 +72,7 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: no new connections, finishing requests and jobs');
+    logger.info({ signal, role: config.ROLE }, 'shutting down: no new connections, finishing requests and jobs');
     const force = setTimeout(() => {
       logger.error('graceful shutdown timed out');
       process.exit(1);
@@ -102,6 +109,11 @@ function developmentAdminKey(config: Config, logger: pino.Logger): string {
 }
 
 main().catch((error) => {
+  // A schema newer than the code is an operator's situation, not a crash: say it plainly.
+  if (error instanceof SchemaTooNewError) {
+    console.error(error.message);
+    process.exit(3);
+  }
   console.error(error);
   process.exit(1);
 });

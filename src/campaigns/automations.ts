@@ -29,6 +29,7 @@ import type { Db } from '../db/database.js';
 import type { ProgramRow } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
+import { runScheduled } from '../jobs/scheduled.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
 import { MessageSchema } from './schemas.js';
 import { segmentedCards, thresholdsOf } from './segments.js';
@@ -182,7 +183,8 @@ export class AutomationService {
   async startWorkers(jobs: JobQueue) {
     await jobs.ensureQueue(AUTOMATIONS_TICK_QUEUE, { retryLimit: 0, expireInSeconds: 600 });
     await jobs.work(AUTOMATIONS_TICK_QUEUE, { batchSize: 1 }, async () => {
-      await this.tick();
+      // Once per tick across all workers, never overlapping a slow tick elsewhere (jobs/scheduled.ts).
+      await runScheduled(this.db, AUTOMATIONS_TICK_QUEUE, { leaseSeconds: 600, minIntervalSeconds: 300 }, () => this.tick());
     });
     await jobs.boss.schedule(AUTOMATIONS_TICK_QUEUE, '*/15 * * * *');
   }

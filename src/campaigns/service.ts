@@ -27,6 +27,7 @@ import type { CampaignStatus, CampaignTable, Database, Localized, ProgramRow } f
 import type { Selectable } from 'kysely';
 import { AppError, notFound } from '../http/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
+import { runScheduled } from '../jobs/scheduled.js';
 import { postToLedger } from '../loyalty/ledger.js';
 import { expiryDue, type LoyaltyRules } from '../loyalty/rules.js';
 import { cardChangedColumns, dueCardUpdates, ensureWalletUpdateQueues, type CardChangeRecorder, type PublishOutcome } from '../updates/card-changes.js';
@@ -401,11 +402,15 @@ export class CampaignService {
     await jobs.work<{ campaignId: string }>(CAMPAIGN_QUEUES.googleClass, { batchSize: 1 }, async ([job]) =>
       this.runGoogleClassMessages(job!.data.campaignId),
     );
+    // Once per tick across all workers, never overlapping (jobs/scheduled.ts); the lease matches the
+    // tick job's expiry.
+    const lease = { leaseSeconds: 120 };
     await jobs.work(CAMPAIGN_QUEUES.tick, { batchSize: 1 }, async () => {
-      await this.tick();
+      await runScheduled(this.db, CAMPAIGN_QUEUES.tick, { ...lease, minIntervalSeconds: 30 }, () => this.tick());
     });
     await jobs.boss.schedule(CAMPAIGN_QUEUES.tick, '* * * * *');
-    await this.tick();
+    // At start (resume after a restart), unless another worker is ticking right now.
+    await runScheduled(this.db, CAMPAIGN_QUEUES.tick, lease, () => this.tick());
     if (options.watchdogSeconds) {
       this.watchdog = setInterval(() => void this.resumeStalled().catch((error) => this.logger.error({ err: error }, 'campaign watchdog failed')), options.watchdogSeconds * 1000);
       this.watchdog.unref();

@@ -18,6 +18,16 @@ export interface SqlExecutor {
 export interface DatabaseHandle {
   db: Db;
   kind: 'postgres' | 'embedded';
+  /**
+   * PostgreSQL only: for the few dedicated connections outside the pool (LISTEN, the boot lock).
+   * A secret (it may carry the password): never log it.
+   */
+  connectionString?: string;
+  /**
+   * Embedded only: LISTEN on the one PGlite connection (between other queries, never inside a
+   * transaction). Resolves to the function that stops listening.
+   */
+  listen?(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -36,7 +46,7 @@ export function openDatabase(options: { databaseUrl?: string; dataDir?: string; 
       },
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    return { db, kind: 'postgres', connectionString: options.databaseUrl, close: () => db.destroy() };
   }
   let dataLocation = 'memory://';
   if (options.dataDir) {
@@ -45,12 +55,26 @@ export function openDatabase(options: { databaseUrl?: string; dataDir?: string; 
   }
   // Loaded on first use: the PGlite module costs ~40 MB of memory that a PostgreSQL deployment
   // should not pay (measured by `npm run bench:campaign`).
-  const open = async (): Promise<PGlite> => {
-    const { PGlite, types } = await import('@electric-sql/pglite');
-    return new PGlite(dataLocation, { parsers: { [types.INT8]: (v: string) => Number(v) } });
-  };
+  let instance: Promise<PGlite> | undefined;
+  const open = (): Promise<PGlite> =>
+    (instance ??= (async () => {
+      const { PGlite, types } = await import('@electric-sql/pglite');
+      return new PGlite(dataLocation, { parsers: { [types.INT8]: (v: string) => Number(v) } });
+    })());
   const db = new Kysely<Database>({ dialect: new PGliteDialect(open) });
-  return { db, kind: 'embedded', close: () => db.destroy() };
+  return {
+    db,
+    kind: 'embedded',
+    // Holding kysely's connection (the dialect's mutex) while LISTEN runs keeps it out of any open
+    // transaction on the shared connection: a LISTEN inside one would be undone by its rollback.
+    listen: (channel, handler) =>
+      db.connection().execute(async () => {
+        const pglite = await open();
+        const stop = await pglite.listen(channel, handler);
+        return () => db.connection().execute(() => stop());
+      }),
+    close: () => db.destroy(),
+  };
 }
 
 /** Adapts a kysely executor for pg-boss's `db` option. */

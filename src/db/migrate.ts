@@ -32,8 +32,39 @@ export class SqlFileMigrationProvider implements MigrationProvider {
   }
 }
 
-/** Applies every pending migration; returns the names applied. */
+/** The database has migrations this code does not know: it was migrated by a newer version. */
+export class SchemaTooNewError extends Error {
+  constructor(readonly unknown: string[]) {
+    super(
+      `The database schema is newer than this code: migration${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ` +
+        `${unknown.length > 1 ? 'were' : 'was'} applied by a newer version and ${unknown.length > 1 ? 'are' : 'is'} not in ${MIGRATIONS_DIR}. ` +
+        'Refusing to start: run the version that applied it (or newer), or restore the database from before it.',
+    );
+    this.name = 'SchemaTooNewError';
+  }
+}
+
+/**
+ * Refuses a database that a newer version migrated (an old instance restarted during a rolling
+ * upgrade, or a rollback of the code alone): its queries may no longer match the schema. Kysely
+ * would stop too, with "corrupted migrations"; this says what happened and what to do.
+ */
+export async function assertSchemaNotNewer(db: Db, dir: string = MIGRATIONS_DIR): Promise<void> {
+  const { rows } = await sql<{ present: boolean }>`SELECT to_regclass('kysely_migration') IS NOT NULL AS present`.execute(db);
+  if (!rows[0]?.present) return;
+  const applied = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
+  const known = new Set(Object.keys(await new SqlFileMigrationProvider(dir).getMigrations()));
+  const unknown = applied.rows.map((r) => r.name).filter((name) => !known.has(name));
+  if (unknown.length > 0) throw new SchemaTooNewError(unknown);
+}
+
+/**
+ * Applies every pending migration; returns the names applied. Refuses a schema newer than the code
+ * (SchemaTooNewError). Several processes may run it at once: kysely holds an advisory lock while
+ * it migrates, and start-up runs it under the boot lock (db/boot.ts) anyway.
+ */
 export async function migrateToLatest(db: Db): Promise<string[]> {
+  await assertSchemaNotNewer(db);
   const migrator = new Migrator({ db, provider: new SqlFileMigrationProvider() });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

@@ -26,6 +26,8 @@ export interface ProgramTable {
   segments: ColumnType<Record<string, unknown>, string | undefined, string>;
   /** Automation switches and texts (campaigns/automations.ts); '{}' = all off. */
   automations: ColumnType<Record<string, unknown>, string | undefined, string>;
+  /** Bumped by every image change: the per-process image cache is keyed by it (issue #13). */
+  image_version: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -378,6 +380,28 @@ export interface CardTierChangeTable {
   changed_at: Timestamp;
 }
 
+/** @fastify/rate-limit counters shared by every instance (http/rate-limit-store.ts). */
+export interface RateLimitCounterTable {
+  key: string;
+  hits: number;
+  reset_at: Date;
+}
+
+/** The next free slot of an outgoing API's deployment-wide rate limit (wallets/google/rate-limiter.ts). */
+export interface ApiRateSlotTable {
+  name: string;
+  next_at: Date;
+}
+
+/** Leases of scheduled work: once per tick across all workers (jobs/scheduled.ts). */
+export interface ScheduledTaskTable {
+  name: string;
+  holder: string | null;
+  running_until: Date | null;
+  last_started_at: Date | null;
+  last_finished_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
 export interface Database {
   program: ProgramTable;
   program_image: ProgramImageTable;
@@ -407,6 +431,9 @@ export interface Database {
   staff_sign_in_link: StaffSignInLinkTable;
   sign_in_failure: SignInFailureTable;
   staff_password_reset: StaffPasswordResetTable;
+  rate_limit_counter: RateLimitCounterTable;
+  api_rate_slot: ApiRateSlotTable;
+  scheduled_task: ScheduledTaskTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

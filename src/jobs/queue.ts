@@ -39,11 +39,21 @@ export class JobQueue {
   readonly boss: PgBoss;
   /** pg-boss statements still running; stop() waits for them before the database may close. */
   #inFlight = new Set<Promise<unknown>>();
+  #started = false;
   #stopping = false;
 
   constructor(
     private readonly db: Db,
-    private readonly options: { pollingIntervalSeconds?: number; logger?: QueueLogger } = {},
+    private readonly options: {
+      pollingIntervalSeconds?: number;
+      logger?: QueueLogger;
+      /**
+       * pg-boss's maintenance (expiring, archiving, retrying) and cron (schedules) in this process
+       * (default true). An `api` instance turns them off: it only sends jobs, the workers keep the
+       * queues (pg-boss coordinates several maintaining instances itself).
+       */
+      maintenance?: boolean;
+    } = {},
   ) {
     const executor = sqlExecutor(db);
     this.boss = new PgBoss({
@@ -57,12 +67,29 @@ export class JobQueue {
       },
       schema: JOB_SCHEMA,
       // Maintenance and monitoring are cheap; keep the defaults but never crash on their errors.
+      ...(options.maintenance === false ? { supervise: false, schedule: false } : {}),
     } as PgBoss.ConstructorOptions);
     this.boss.on('error', (error) => options.logger?.error({ err: error }, 'job queue error'));
   }
 
   async start() {
     await this.boss.start();
+    this.#started = true;
+  }
+
+  /**
+   * For /readyz: 'ok' when the queue is started and its tables answer; 'stopping' once stop() began;
+   * 'not_started' before start(); 'unreachable' when the database does not answer.
+   */
+  async health(): Promise<'ok' | 'stopping' | 'not_started' | 'unreachable'> {
+    if (this.#stopping) return 'stopping';
+    if (!this.#started) return 'not_started';
+    try {
+      await sql`SELECT 1 FROM ${sql.table(`${JOB_SCHEMA}.version`)} LIMIT 1`.execute(this.db);
+      return 'ok';
+    } catch {
+      return 'unreachable';
+    }
   }
 
   async ensureQueue(name: string, options: Omit<PgBoss.Queue, 'name'>) {

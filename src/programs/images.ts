@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { AppContext } from '../app-context.js';
 import { AppError } from '../http/errors.js';
 import { getProgramOr404, touchAllCards } from './service.js';
@@ -31,8 +32,14 @@ export async function saveProgramImage(ctx: Pick<AppContext, 'db' | 'cardChanges
       .values({ program_id: programId, name: `${name}.png`, png })
       .onConflict((oc) => oc.columns(['program_id', 'name']).doUpdateSet({ png, updated_at: new Date() }))
       .execute();
-    await trx.updateTable('program').set({ updated_at: new Date() }).where('id', '=', programId).execute();
+    // image_version keys every instance's image cache (PassService.programImages): bumped here, in
+    // the transaction that stores the image, before any card's new update tag can be read.
+    await trx
+      .updateTable('program')
+      .set({ updated_at: new Date(), image_version: sql<number>`image_version + 1` })
+      .where('id', '=', programId)
+      .execute();
     await touchAllCards(trx, ctx.cardChanges, programId);
   });
-  ctx.passes.forgetProgramImages(programId);
+  ctx.passes.forgetProgram(programId);
 }

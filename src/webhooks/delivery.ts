@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { Counter, type Registry } from 'prom-client';
 import type { Db, Executor } from '../db/database.js';
 import type { JobQueue } from '../jobs/queue.js';
+import { runScheduled } from '../jobs/scheduled.js';
 import { WEBHOOK_DELIVERY_QUEUE, type WebhookDeliveryJob } from './events.js';
 import { signatureHeaders } from './signing.js';
 import { addressAllowed, bareHost, guardedLookup, RefusedAddressError, type UrlPolicy } from './url-policy.js';
@@ -306,8 +307,11 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       await jobs.ensureQueue(WEBHOOK_PRUNE_QUEUE, { policy: 'singleton', retryLimit: 2, expireInSeconds: 900 });
       await jobs.boss.schedule(WEBHOOK_PRUNE_QUEUE, '23 3 * * *');
       await jobs.work(WEBHOOK_PRUNE_QUEUE, {}, async () => {
-        const deleted = await pruneWebhookLog(db, settings.logRetentionDays);
-        if (deleted > 0) logger.info({ deleted, days: settings.logRetentionDays }, 'webhook events pruned');
+        // Once a day across all workers (jobs/scheduled.ts).
+        await runScheduled(db, WEBHOOK_PRUNE_QUEUE, { leaseSeconds: 900, minIntervalSeconds: 3600 }, async () => {
+          const deleted = await pruneWebhookLog(db, settings.logRetentionDays);
+          if (deleted > 0) logger.info({ deleted, days: settings.logRetentionDays }, 'webhook events pruned');
+        });
       });
       await jobs.work<WebhookDeliveryJob>(WEBHOOK_DELIVERY_QUEUE, { batchSize: settings.batchSize }, async (batch) => {
         const outcomes = await Promise.allSettled(batch.map((job) => attempt(job.data)));

@@ -49,7 +49,7 @@ describe('server process', () => {
     expect(output()).toMatch(/demo program created/);
     const live = await fetch(`${url}/readyz`);
     expect(live.status).toBe(200);
-    expect(await live.json()).toEqual({ status: 'ok', database: 'embedded' });
+    expect(await live.json()).toMatchObject({ status: 'ok', role: 'all', database: 'embedded', queue: 'ok', certificate: { state: 'ok' } });
     const cardPage = /"pass":"http:\/\/localhost:3000(\/c\/[^"]+)"/.exec(output())?.[1];
     const pass = await fetch(`${url}${cardPage}`);
     expect(pass.status).toBe(200);

@@ -121,7 +121,8 @@ export async function startTestApp(
     joinForm: options.joinForm,
     webhooks: options.webhooks,
     cabinet: options.cabinet,
-    google: createGoogleRuntime(config, { warn() {}, error() {} }),
+    // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
+    google: createGoogleRuntime(config, { warn() {}, error() {} }, database.handle),
     pollingIntervalSeconds: 0.5,
   });
   await app.ready();

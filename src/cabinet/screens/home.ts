@@ -3,7 +3,7 @@ import { localDay } from '../../enrollment/funnel.js';
 import { funnelStats } from '../../enrollment/stats.js';
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
-import { formatNumber, formatPercent, texts } from '../i18n.js';
+import { formatDate, formatNumber, formatPercent, texts } from '../i18n.js';
 import { can, type Screen } from '../kit.js';
 
 /**
@@ -20,6 +20,12 @@ const T = texts({
     views: 'Просмотров страницы',
     conversion: 'Просмотр → установка',
     go: 'Перейти',
+    certificate: {
+      expiring: (date: string, days: number) =>
+        `Сертификат Apple Wallet (Pass Type ID) истекает ${date} — через ${days} дн. После этого карты в Apple Wallet перестанут обновляться. Продлите сертификат в Apple Developer и замените его на сервере (docs/operations.md, «Продление сертификата»).`,
+      expired: (date: string) =>
+        `Сертификат Apple Wallet (Pass Type ID) истёк ${date}: карты в Apple Wallet не обновляются и новые не выпускаются. Продлите сертификат в Apple Developer и замените его на сервере.`,
+    },
     links: {
       cashier: ['Касса', 'Найти карту, начислить и списать баллы, вернуть покупку.'],
       stats: ['Статистика', 'Установки по дням, воронка по источникам, рейтинг сотрудников.'],
@@ -37,6 +43,12 @@ const T = texts({
     views: 'Join page views',
     conversion: 'View → install',
     go: 'Open',
+    certificate: {
+      expiring: (date: string, days: number) =>
+        `The Apple Wallet certificate (Pass Type ID) expires on ${date}, in ${days} days. After that, cards in Apple Wallet stop updating. Renew it in Apple Developer and replace it on the server (docs/operations.md, Certificate renewal).`,
+      expired: (date: string) =>
+        `The Apple Wallet certificate (Pass Type ID) expired on ${date}: cards in Apple Wallet no longer update and new ones cannot be issued. Renew it in Apple Developer and replace it on the server.`,
+    },
     links: {
       cashier: ['Till', 'Find a card, accrue and redeem points, refund a purchase.'],
       stats: ['Statistics', 'Installs per day, the funnel by source, the staff leaderboard.'],
@@ -72,9 +84,20 @@ export const homeScreen: Screen = {
         db.selectFrom('card').select(sql<number>`count(*)::int`.as('n')).where('program_id', '=', program.id).executeTakeFirstOrThrow(),
       ]);
       const shortcuts = SHORTCUTS.filter((s) => can(session.role, s.access));
+      // The owner is told when the Apple certificate nears expiry (30 days): pushes stop with it.
+      const certificate = session.role === 'owner' ? kit.ctx.certificates.report().certificates.find((c) => c.certificate === 'pass_type_id') : undefined;
+      const certificateNotice =
+        certificate && certificate.state !== 'ok'
+          ? html`<div class="notice warn" role="alert" data-certificate-expiry>${
+              certificate.state === 'expired'
+                ? t.certificate.expired(formatDate(l, program.time_zone, certificate.notAfter))
+                : t.certificate.expiring(formatDate(l, program.time_zone, certificate.notAfter), certificate.daysLeft)
+            }</div>`
+          : '';
       return kit.page(request, reply, {
         title: t.title,
         body: html`<h1>${t.title}</h1>
+${certificateNotice}
 <section class="panel" aria-labelledby="period-title">
 <h2 id="period-title">${t.period}</h2>
 <dl class="figures">

@@ -69,7 +69,7 @@ class PassCache {
  */
 export class PassService {
   readonly #passes: PassCache;
-  readonly #images = new Map<string, Promise<Record<string, Buffer>>>();
+  readonly #images = new Map<string, { version: number; images: Promise<Record<string, Buffer>> }>();
   readonly #programs = new Map<string, { version: string; program: Promise<ProgramRow | undefined> }>();
 
   constructor(
@@ -97,7 +97,7 @@ export class PassService {
     const key = `${card.apple_serial}:${card.update_tag}`;
     let pass = this.#passes.get(key);
     if (!pass) {
-      pass = this.programImages(program.id).then((images) => this.packager.build(this.passInput(card, program, images)));
+      pass = this.programImages(program.id, program.image_version).then((images) => this.packager.build(this.passInput(card, program, images)));
       this.#passes.set(key, pass);
     }
     return pass;
@@ -119,21 +119,40 @@ export class PassService {
     return entry.program;
   }
 
-  /** Called after a program's images change (the cards' update tags move too). */
-  forgetProgramImages(programId: string) {
+  /**
+   * Drops what is cached of a program (its row and images). Correctness never depends on it: both
+   * caches are keyed by the row's version. It frees the old versions at once, in every instance:
+   * `buildApp` calls it for each `program_changed` notification (db/notifications.ts).
+   */
+  forgetProgram(programId: string) {
     this.#images.delete(programId);
+    this.#programs.delete(programId);
   }
 
-  private programImages(programId: string): Promise<Record<string, Buffer>> {
-    let images = this.#images.get(programId);
-    if (!images) {
-      images = listProgramImages(this.db, programId).then((rows) =>
-        // Google's class logo is stored with the program's images but is not part of the pass.
-        Object.fromEntries(rows.filter((r) => !r.name.startsWith('google-')).map((r) => [r.name, Buffer.from(r.png)])),
-      );
-      images.catch(() => this.#images.delete(programId));
-      this.#images.set(programId, images);
-    }
+  /** Drops every cached program (after the notification connection was lost for a while). */
+  forgetAllPrograms() {
+    this.#images.clear();
+    this.#programs.clear();
+  }
+
+  /**
+   * The program's images at `version` (`program.image_version`, which every image change bumps in
+   * its transaction). Keyed by the version, not only the program: another instance that saved a new
+   * logo bumped it, so the first pass signed here with the new version reads the new images
+   * (issue #13: the cache was cleared only in the process that saved the image).
+   */
+  private programImages(programId: string, version: number): Promise<Record<string, Buffer>> {
+    const cached = this.#images.get(programId);
+    if (cached && cached.version >= version) return cached.images;
+    const images = listProgramImages(this.db, programId).then((rows) =>
+      // Google's class logo is stored with the program's images but is not part of the pass.
+      Object.fromEntries(rows.filter((r) => !r.name.startsWith('google-')).map((r) => [r.name, Buffer.from(r.png)])),
+    );
+    const entry = { version, images };
+    images.catch(() => {
+      if (this.#images.get(programId) === entry) this.#images.delete(programId);
+    });
+    this.#images.set(programId, entry);
     return images;
   }
 

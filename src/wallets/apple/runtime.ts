@@ -41,12 +41,9 @@ export async function createAppleRuntime(config: Config, logger: Logger): Promis
     if (created) logger.warn({ dir: certDir }, 'generated DEVELOPMENT Apple certificates: passes will not install on a real iPhone');
   }
   const material = loadAppleCertificates(certDir, config.APPLE_KEY_PASSPHRASE);
-  const { warnings } = checkAppleCertificates(
-    material,
-    { passTypeIdentifier: config.APPLE_PASS_TYPE_ID, teamIdentifier: config.APPLE_TEAM_ID },
-    new Date(),
-  );
-  for (const warning of warnings) logger.warn({}, warning);
+  // Refuses a mismatched or expired certificate. Its expiry warnings are logged by the certificate
+  // monitor the app starts (certificate-monitor.ts), at start-up and as each band is crossed.
+  checkAppleCertificates(material, { passTypeIdentifier: config.APPLE_PASS_TYPE_ID, teamIdentifier: config.APPLE_TEAM_ID }, new Date());
   logger.info(
     { passTypeIdentifier: material.passTypeIdentifier, teamIdentifier: material.teamIdentifier, expires: material.signerNotAfter },
     'Apple Pass Type ID certificate loaded',

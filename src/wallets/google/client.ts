@@ -32,7 +32,7 @@ import type { walletobjects_v1 } from '@googleapis/walletobjects';
 import { randomBytes } from 'node:crypto';
 import { createServiceAccountTokenProvider, type AccessTokenProvider } from './auth.js';
 import type { GoogleWalletSettings } from './config.js';
-import { processRateLimiter, type RateLimiter } from './rate-limiter.js';
+import { limiterRate, processRateLimiter, type RateLimiter } from './rate-limiter.js';
 
 export type LoyaltyClass = walletobjects_v1.Schema$LoyaltyClass;
 export type LoyaltyObject = walletobjects_v1.Schema$LoyaltyObject;
@@ -175,7 +175,10 @@ interface RequestSpec {
   batchBoundary?: string;
 }
 
-/** Builds a client from settings, with its own token provider and the process-wide limiter. */
+/**
+ * Builds a client from settings, with its own token provider and, unless one is given (the
+ * deployment-wide limiter on PostgreSQL, see runtime.ts), the process-wide limiter.
+ */
 export function createGoogleWalletClient(
   settings: GoogleWalletSettings,
   overrides: Partial<GoogleWalletClientOptions> = {},
@@ -189,7 +192,7 @@ export function createGoogleWalletClient(
     });
   const limiter =
     overrides.limiter ??
-    processRateLimiter(settings.requestsPerSecond, (active) =>
+    processRateLimiter(limiterRate(settings.requestsPerSecond), (active) =>
       overrides.logger?.warn({ requested: settings.requestsPerSecond, active }, 'Google Wallet rate limiter already created with another rate'),
     );
   return new GoogleWalletClient({ ...overrides, apiBaseUrl: settings.apiBaseUrl, tokens, limiter });

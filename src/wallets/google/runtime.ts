@@ -1,7 +1,12 @@
 import type { Config } from '../../config.js';
+import type { DatabaseHandle } from '../../db/database.js';
 import { createCallbackVerifier, type CallbackVerifier } from './callback.js';
 import { createGoogleWalletClient, type GoogleWalletClient } from './client.js';
 import { createGoogleWalletSettings, loadServiceAccount, type GoogleWalletSettings } from './config.js';
+import { createDatabaseRateLimiter, limiterRate } from './rate-limiter.js';
+
+/** The row of `api_rate_slot` that schedules Google Wallet API calls for the whole deployment. */
+export const GOOGLE_RATE_SLOT = 'google-wallet';
 
 export interface GoogleRuntime {
   client: GoogleWalletClient;
@@ -14,8 +19,12 @@ interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** Google Wallet from the configuration, or undefined when it is not configured (Apple only). */
-export function createGoogleRuntime(config: Config, logger: Logger): GoogleRuntime | undefined {
+/**
+ * Google Wallet from the configuration, or undefined when it is not configured (Apple only). With a
+ * PostgreSQL database the rate limit is shared by every process on it (GOOGLE_REQUESTS_PER_SECOND is
+ * per Google project, i.e. per deployment); on the embedded database it is the process's own.
+ */
+export function createGoogleRuntime(config: Config, logger: Logger, database?: DatabaseHandle): GoogleRuntime | undefined {
   if (!config.GOOGLE_ISSUER_ID || !config.GOOGLE_SERVICE_ACCOUNT_FILE) return undefined;
   const settings = createGoogleWalletSettings({
     issuerId: config.GOOGLE_ISSUER_ID,
@@ -30,7 +39,12 @@ export function createGoogleRuntime(config: Config, logger: Logger): GoogleRunti
   });
   return {
     settings,
-    client: createGoogleWalletClient(settings, { logger }),
+    client: createGoogleWalletClient(settings, {
+      logger,
+      ...(database?.kind === 'postgres'
+        ? { limiter: createDatabaseRateLimiter(database.db, { name: GOOGLE_RATE_SLOT, ratePerSecond: limiterRate(settings.requestsPerSecond) }) }
+        : {}),
+    }),
     verifier: createCallbackVerifier({
       issuerId: settings.issuerId,
       senderId: settings.callbackSenderId,
