@@ -34,6 +34,9 @@ export interface Notifications {
 
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** The listening connection's application_name (visible in pg_stat_activity). */
+export const NOTIFICATIONS_APPLICATION_NAME = 'walletcards-notifications';
+
 function checkChannel(channel: string) {
   if (!CHANNEL.test(channel)) throw new Error(`Invalid notification channel ${JSON.stringify(channel)}: use lower-case letters, digits and _`);
 }
@@ -167,7 +170,7 @@ class PgNotifications implements Notifications {
   }
 
   async #open(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true });
+    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true, application_name: NOTIFICATIONS_APPLICATION_NAME });
     client.on('notification', (message) => this.#subscribers.deliver(message.channel, message.payload ?? ''));
     // Errors after connecting (the server went away, the session was terminated) end the client.
     client.on('error', (error) => this.#lost(client, error));

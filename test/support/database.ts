@@ -18,11 +18,11 @@ export interface TestDatabase {
  * A fresh, migrated database for one test file: a new PostgreSQL database (created from
  * DATABASE_URL's server, dropped afterwards) or a new in-memory embedded database.
  */
-export async function createTestDatabase(options: { poolSize?: number } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { poolSize?: number; /** false: an empty database (nothing migrated). */ migrate?: boolean } = {}): Promise<TestDatabase> {
   const baseUrl = process.env.DATABASE_URL;
   if (!baseUrl) {
     const handle = openDatabase({});
-    await migrateToLatest(handle.db);
+    if (options.migrate !== false) await migrateToLatest(handle.db);
     return { handle, drop: () => handle.close() };
   }
   const name = `wc_test_${randomBytes(6).toString('hex')}`;
@@ -33,7 +33,7 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
   const url = new URL(baseUrl);
   url.pathname = `/${name}`;
   const handle = openDatabase({ databaseUrl: url.toString(), poolSize: options.poolSize });
-  await migrateToLatest(handle.db);
+  if (options.migrate !== false) await migrateToLatest(handle.db);
   return {
     handle,
     url: url.toString(),

@@ -247,6 +247,12 @@ export interface GoogleFakeOptions {
   now?: number;
   /** Seed for fault probabilities. */
   seed?: number;
+  /**
+   * Google's per-project rate limit, enforced like Google would: a Wallet API request (batch or
+   * not; not the token or issuer-keys endpoints) arriving when this many arrived within the last
+   * second is answered 429 RESOURCE_EXHAUSTED. Unset = no limit.
+   */
+  requestsPerSecondLimit?: number;
 }
 
 interface FakeResponse {
@@ -279,6 +285,12 @@ export interface GoogleFake {
   callsTo(route: FakeRoute): FakeCall[];
   /** Notifying sends of an object within the last 24 h of the fake clock. */
   notificationsInWindow(id: string): number;
+  /** Arrival times (ms, monotonic clock) of every Wallet API request, as the server saw them arrive. */
+  arrivals: number[];
+  /** The most Wallet API requests that arrived within any one-second window. */
+  maxArrivalsPerSecond(): number;
+  /** Requests answered 429 because of `requestsPerSecondLimit`. */
+  rateLimited: number;
   close(): Promise<void>;
 }
 
@@ -398,6 +410,17 @@ export async function startGoogleFake(opts: GoogleFakeOptions): Promise<GoogleFa
     },
     notificationsInWindow(id) {
       return (fake.notificationsSent.get(id) ?? []).filter((t) => t > clockMs - DAY_MS && t <= clockMs).length;
+    },
+    arrivals: [],
+    rateLimited: 0,
+    maxArrivalsPerSecond() {
+      const times = [...fake.arrivals].sort((a, b) => a - b);
+      let best = 0;
+      for (let i = 0, j = 0; i < times.length; i++) {
+        while (times[i]! - times[j]! >= 1000) j++;
+        best = Math.max(best, i - j + 1);
+      }
+      return best;
     },
     async close() {
       await app.close();
@@ -769,7 +792,25 @@ export async function startGoogleFake(opts: GoogleFakeOptions): Promise<GoogleFa
     else await reply.type('application/json; charset=UTF-8').send(JSON.stringify(response.body ?? {}));
   }
 
+  // Arrivals are taken when the request arrives (before its body is read): what Google would count.
+  const limited = new WeakSet<FastifyRequest>();
+  app.addHook('onRequest', async (request) => {
+    const { pathname } = new URL(request.url, 'http://fake');
+    if (!pathname.startsWith('/walletobjects/v1/') && pathname !== '/batch') return;
+    const now = performance.now();
+    if (opts.requestsPerSecondLimit !== undefined) {
+      let recent = 0;
+      for (let i = fake.arrivals.length - 1; i >= 0 && now - fake.arrivals[i]! < 1000; i--) recent++;
+      if (recent >= opts.requestsPerSecondLimit) limited.add(request);
+    }
+    fake.arrivals.push(now);
+  });
+
   app.all('/*', async (request, reply) => {
+    if (limited.has(request)) {
+      fake.rateLimited++;
+      return send(reply, { status: 429, body: errorBody(429, 'Quota exceeded for quota metric requests per second', 'RESOURCE_EXHAUSTED') });
+    }
     const pathWithQuery = request.url;
     const { pathname } = new URL(pathWithQuery, 'http://fake');
     const text = typeof request.body === 'string' ? request.body : '';

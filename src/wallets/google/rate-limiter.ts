@@ -111,7 +111,13 @@ export function createTokenBucket(opts: TokenBucketOptions): RateLimiter {
  */
 export function createDatabaseRateLimiter(
   db: Db,
-  options: { name: string; ratePerSecond: number; sleep?: (ms: number) => Promise<void> },
+  options: {
+    name: string;
+    ratePerSecond: number;
+    sleep?: (ms: number) => Promise<void>;
+    /** Called with each slot handed out (ms since the epoch, database clock): tests and benchmarks. */
+    onGrant?: (slotMs: number) => void;
+  },
 ): RateLimiter {
   const rate = options.ratePerSecond;
   if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`ratePerSecond must be positive, got ${rate}`);
@@ -123,14 +129,17 @@ export function createDatabaseRateLimiter(
       waiting++;
       try {
         // RETURNING sees the new next_at: this caller's slot is the one before it.
-        const { rows } = await sql<{ wait_ms: number }>`
+        const { rows } = await sql<{ wait_ms: number; slot_ms: number }>`
           INSERT INTO api_rate_slot AS s (name, next_at)
           VALUES (${options.name}, clock_timestamp() + make_interval(secs => ${spacingMicros}::float8 / 1e6))
           ON CONFLICT (name) DO UPDATE
             SET next_at = greatest(s.next_at, clock_timestamp()) + make_interval(secs => ${spacingMicros}::float8 / 1e6)
-          RETURNING greatest(0, extract(epoch FROM (s.next_at - make_interval(secs => ${spacingMicros}::float8 / 1e6) - clock_timestamp())) * 1000)::float8 AS wait_ms
+          RETURNING
+            greatest(0, extract(epoch FROM (s.next_at - make_interval(secs => ${spacingMicros}::float8 / 1e6) - clock_timestamp())) * 1000)::float8 AS wait_ms,
+            (extract(epoch FROM s.next_at - make_interval(secs => ${spacingMicros}::float8 / 1e6)) * 1000)::float8 AS slot_ms
         `.execute(db);
         const waitMs = Number(rows[0]?.wait_ms ?? 0);
+        options.onGrant?.(Number(rows[0]?.slot_ms));
         if (waitMs > 0) await sleep(Math.ceil(waitMs));
       } finally {
         waiting--;
