@@ -99,15 +99,20 @@ export function createTokenBucket(opts: TokenBucketOptions): RateLimiter {
 
 /**
  * One limiter for every process on the database (issue #13: four processes with a limiter each sent
- * Google 75–80 requests in one second). The schedule is one row, `api_rate_slot`: each acquire moves
- * the row's next free slot on by 1/rate in one atomic UPDATE and gets its own slot back, then waits
- * until then. Slots are times on the database's clock, so the processes' clocks never matter, and
- * they are handed out in the order the UPDATEs commit (FIFO across instances). The same spacing as
- * the token bucket with burst 1: no one-second window gets more than `ratePerSecond` slots.
+ * Google 75–80 requests in one second). The schedule is one row, `api_rate_slot`: a request may go
+ * when the row's `next_at` has passed, and taking it moves `next_at` on by 1/rate in the same atomic
+ * UPDATE. Times are the database's clock, so the processes' clocks never matter.
  *
- * One UPDATE of one row per Google request; PostgreSQL holds thousands of those a second
- * (`npm run bench:cluster` measures it), far above Google's 20/s, so no Redis is needed.
- * A slot taken by a process that dies before using it is simply lost (fewer requests, never more).
+ * A slot is granted only when it is due and the request leaves right away, never reserved ahead:
+ * with reservations, a process that the machine did not schedule for a few hundred milliseconds
+ * (two busy cores) woke with several slots due at once and sent them together, above the limit at
+ * Google's end (test/cluster/cluster.test.ts saw it). Each process also asks for one slot at a time
+ * (its waiters queue in order locally), so a stalled process can hold back at most one request.
+ * A caller told to wait sleeps until `next_at` and asks again; processes that ask at the same moment
+ * race for the slot, and the loser asks again for the next one.
+ *
+ * One statement per Google request (and per lost race); PostgreSQL runs thousands of those a
+ * second (`npm run bench:cluster` measures it), far above Google's 20/s, so no Redis is needed.
  */
 export function createDatabaseRateLimiter(
   db: Db,
@@ -115,35 +120,62 @@ export function createDatabaseRateLimiter(
     name: string;
     ratePerSecond: number;
     sleep?: (ms: number) => Promise<void>;
-    /** Called with each slot handed out (ms since the epoch, database clock): tests and benchmarks. */
+    /** Called with each slot granted (ms since the epoch, database clock): tests and benchmarks. */
     onGrant?: (slotMs: number) => void;
   },
 ): RateLimiter {
   const rate = options.ratePerSecond;
   if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`ratePerSecond must be positive, got ${rate}`);
-  const spacingMicros = Math.max(1, Math.round(1_000_000 / rate));
+  const spacingSeconds = Math.max(1, Math.round(1_000_000 / rate)) / 1_000_000;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let waiting = 0;
-  return {
-    async acquire() {
-      waiting++;
-      try {
-        // RETURNING sees the new next_at: this caller's slot is the one before it.
-        const { rows } = await sql<{ wait_ms: number; slot_ms: number }>`
-          INSERT INTO api_rate_slot AS s (name, next_at)
-          VALUES (${options.name}, clock_timestamp() + make_interval(secs => ${spacingMicros}::float8 / 1e6))
-          ON CONFLICT (name) DO UPDATE
-            SET next_at = greatest(s.next_at, clock_timestamp()) + make_interval(secs => ${spacingMicros}::float8 / 1e6)
-          RETURNING
-            greatest(0, extract(epoch FROM (s.next_at - make_interval(secs => ${spacingMicros}::float8 / 1e6) - clock_timestamp())) * 1000)::float8 AS wait_ms,
-            (extract(epoch FROM s.next_at - make_interval(secs => ${spacingMicros}::float8 / 1e6)) * 1000)::float8 AS slot_ms
-        `.execute(db);
-        const waitMs = Number(rows[0]?.wait_ms ?? 0);
-        options.onGrant?.(Number(rows[0]?.slot_ms));
-        if (waitMs > 0) await sleep(Math.ceil(waitMs));
-      } finally {
-        waiting--;
+  let turn: Promise<void> = Promise.resolve();
+
+  /** Takes the slot if it is due; otherwise says how long until it is (ms). */
+  const tryTake = async (): Promise<{ granted: boolean; waitMs: number; slotMs: number }> => {
+    // The UPDATE takes the slot when due. The SELECT (the statement's snapshot, i.e. the row before
+    // any concurrent taker committed) answers when it was not; a race lost to a concurrent taker
+    // reads as "due" there and is simply asked again after a millisecond.
+    const { rows } = await sql<{ granted: boolean; wait_ms: number; slot_ms: number }>`
+      WITH taken AS (
+        UPDATE api_rate_slot SET next_at = clock_timestamp() + make_interval(secs => ${spacingSeconds}::float8)
+        WHERE name = ${options.name} AND next_at <= clock_timestamp()
+        RETURNING next_at
+      )
+      SELECT true AS granted, 0::float8 AS wait_ms, (extract(epoch FROM next_at - make_interval(secs => ${spacingSeconds}::float8)) * 1000)::float8 AS slot_ms FROM taken
+      UNION ALL
+      SELECT false, greatest(1, extract(epoch FROM next_at - clock_timestamp()) * 1000)::float8, 0
+      FROM api_rate_slot WHERE name = ${options.name} AND NOT EXISTS (SELECT 1 FROM taken)
+    `.execute(db);
+    const row = rows[0];
+    if (!row) {
+      // First use of this name: create the row (due now) and ask again.
+      await sql`INSERT INTO api_rate_slot (name, next_at) VALUES (${options.name}, clock_timestamp()) ON CONFLICT (name) DO NOTHING`.execute(db);
+      return { granted: false, waitMs: 0, slotMs: 0 };
+    }
+    return { granted: row.granted, waitMs: Number(row.wait_ms), slotMs: Number(row.slot_ms) };
+  };
+
+  const takeSlot = async () => {
+    for (;;) {
+      const attempt = await tryTake();
+      if (attempt.granted) {
+        options.onGrant?.(attempt.slotMs);
+        return;
       }
+      if (attempt.waitMs > 0) await sleep(Math.ceil(attempt.waitMs));
+    }
+  };
+
+  return {
+    acquire() {
+      waiting++;
+      const mine = turn.then(takeSlot).finally(() => {
+        waiting--;
+      });
+      // The next waiter of this process asks only once this one has its slot (or failed).
+      turn = mine.catch(() => undefined);
+      return mine;
     },
     get waiting() {
       return waiting;
