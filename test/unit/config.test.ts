@@ -94,4 +94,11 @@ describe('TRUST_PROXY', () => {
     expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/TRUST_PROXY/);
     expect(loadConfig({ TRUST_PROXY: '127.0.0.1' }).TRUST_PROXY).toBe('127.0.0.1');
   });
+
+  it('takes ROLE (all by default); api and worker need PostgreSQL', () => {
+    expect(loadConfig({}).ROLE).toBe('all');
+    expect(loadConfig({ ROLE: 'worker', DATABASE_URL: 'postgres://h/db' }).ROLE).toBe('worker');
+    expect(() => loadConfig({ ROLE: 'api' })).toThrow(/ROLE: "api" needs DATABASE_URL/);
+    expect(() => loadConfig({ ROLE: 'scheduler', DATABASE_URL: 'postgres://h/db' })).toThrow(/ROLE/);
+  });
 });
