@@ -431,7 +431,7 @@ export class CampaignService {
       const program = await trx.selectFrom('program').selectAll().where('id', '=', campaign.program_id).executeTakeFirstOrThrow();
       const audience = campaign.audience as Audience;
       const result = await sql`
-        INSERT INTO campaign_recipient (campaign_id, card_id)
+        INSERT INTO campaign_recipient (campaign_id, card_id, program_id)
         ${audienceSelect(campaign.id, program, audience, this.deps.clock())}
         ON CONFLICT DO NOTHING
       `.execute(trx);
@@ -872,7 +872,7 @@ function audienceSelect(campaignId: string, program: ProgramRow, audience: Audie
     ? sql`JOIN (${segmentedCards(program.id, thresholdsOf(program.segments), now)}) s ON s.card_id = c.id AND s.segment = ANY(${segments}::text[])`
     : sql``;
   return sql`
-    SELECT ${campaignId}::uuid, c.id
+    SELECT ${campaignId}::uuid, c.id, c.program_id
     FROM card c
     ${segmentJoin}
     WHERE c.program_id = ${program.id} AND c.status = 'active' AND c.consent ${tiers}

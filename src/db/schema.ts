@@ -178,6 +178,8 @@ export interface LedgerEntryTable {
 }
 
 export interface IdempotencyRecordTable {
+  /** The program of a program-scoped key (`scope` is its id); filled by a trigger (the Citus path, issue #13). */
+  program_id: ColumnType<string | null, string | null | undefined, string | null>;
   scope: string;
   key: string;
   request_hash: string;
@@ -187,6 +189,8 @@ export interface IdempotencyRecordTable {
 }
 
 export interface AppleRegistrationTable {
+  /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
+  program_id: ColumnType<string, string | undefined, string>;
   device_library_identifier: string;
   pass_type_identifier: string;
   serial_number: string;
@@ -252,6 +256,8 @@ export interface GoogleObjectTable {
 }
 
 export interface GoogleNotificationTable {
+  /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
+  program_id: ColumnType<string, string | undefined, string>;
   id: Generated<number>;
   object_id: string;
   kind: 'update' | 'message';
@@ -293,6 +299,8 @@ export interface WebhookEventTable {
 export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
 
 export interface WebhookDeliveryTable {
+  /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
+  program_id: ColumnType<string, string | undefined, string>;
   id: Generated<number>;
   endpoint_id: string;
   event_id: string;
@@ -339,6 +347,8 @@ export interface CampaignTable {
 }
 
 export interface CampaignRecipientTable {
+  /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
+  program_id: ColumnType<string, string | undefined, string>;
   campaign_id: string;
   card_id: string;
   status: Generated<'pending' | 'processed' | 'skipped' | 'cancelled'>;
@@ -355,6 +365,8 @@ export interface CampaignRecipientTable {
 }
 
 export interface ApplePassFetchTable {
+  /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
+  program_id: ColumnType<string, string | undefined, string>;
   card_id: string;
   update_tag: number;
   fetches: number;

@@ -1,0 +1,13 @@
+DROP TRIGGER idempotency_record_program_id ON idempotency_record;
+ALTER TABLE idempotency_record DROP COLUMN program_id;
+DROP TRIGGER webhook_delivery_program_id ON webhook_delivery;
+ALTER TABLE webhook_delivery DROP COLUMN program_id;
+DROP TRIGGER google_notification_program_id ON google_notification;
+ALTER TABLE google_notification DROP COLUMN program_id;
+DROP TRIGGER campaign_recipient_program_id ON campaign_recipient;
+ALTER TABLE campaign_recipient DROP COLUMN program_id;
+DROP TRIGGER apple_pass_fetch_program_id ON apple_pass_fetch;
+ALTER TABLE apple_pass_fetch DROP COLUMN program_id;
+DROP TRIGGER apple_registration_program_id ON apple_registration;
+ALTER TABLE apple_registration DROP COLUMN program_id;
+DROP FUNCTION fill_program_id();
