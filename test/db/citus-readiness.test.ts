@@ -96,7 +96,9 @@ describe(`schema ready to be distributed by program (${TEST_DATABASE_KIND} datab
 
   it('the six tables that gained program_id get it from their parent row on every insert', async () => {
     const db = database.handle.db;
-    const program = await db.insertInto('program').values({ slug: 'citus', name: 'Citus', rules: '{"tiers":[]}' }).returning('id').executeTakeFirstOrThrow();
+    const program = await db
+      .insertInto('program')
+      .values({ slug: 'citus', name: 'Citus', rules: '{"tiers":[]}', design: '{}', apple: '{}', google: '{}', texts: '{}', locations: '[]' }).returning('id').executeTakeFirstOrThrow();
     const card = await db
       .insertInto('card')
       .values({ program_id: program.id, number: '1', holder_name: 'H', phone: '+1', tier: 'standard', referral_code: 'r', public_token: 'pt-citus', apple_serial: 'as-citus', apple_auth_token: 'a'.repeat(16) })
