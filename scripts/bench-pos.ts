@@ -164,7 +164,7 @@ async function capturePurchase(databaseUrl: string, adminKey: string, seed: Seed
   });
   const pool = benchPool({ ...poolConfig(databaseUrl, poolSize), Client: RecordingClient } as pg.PoolConfig);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const database: DatabaseHandle = { db, kind: 'postgres', close: () => db.destroy() };
+  const database: DatabaseHandle = { db, kind: 'postgres', connectionString: databaseUrl, close: () => db.destroy() };
   const apns = createApnsSender({ certPem: material.signerCertPem, keyPem: material.signerKeyPem, host: '127.0.0.1', port: 9 });
   const app = await buildApp({
     config,

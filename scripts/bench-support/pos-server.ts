@@ -149,7 +149,7 @@ function openPreparingDatabase(databaseUrl: string, poolSize: number | undefined
     },
   } as pg.PoolConfig);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, kind: 'postgres', close: () => db.destroy() };
+  return { db, kind: 'postgres', connectionString: databaseUrl, close: () => db.destroy() };
 }
 
 main().catch((error: unknown) => {
