@@ -6,7 +6,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trustProxyOption, type Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
 import { createAuthenticator } from './http/auth.js';
-import { registerErrorHandling } from './http/errors.js';
+import { clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
+import { registerInputGuard } from './http/input-guard.js';
+import { validatorFactory } from './http/validation.js';
 import { JobQueue } from './jobs/queue.js';
 import { createMetrics } from './metrics.js';
 import { programRoutes } from './programs/routes.js';
@@ -88,16 +90,23 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
     routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
-    // Fastify's default Ajv options strip properties a schema does not declare
-    // (removeAdditional: true), so `additionalProperties: false` silently dropped a misspelt
-    // field and answered 201. Unknown fields must be a 400 problem instead (spec: validation).
-    ajv: { customOptions: { removeAdditional: false } },
+    // Bodies are validated without type coercion, paths and queries with it (http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
+    // Router and HTTP-parser errors are problem details too (bad percent-encoding, an over-long path segment).
+    frameworkErrors: frameworkErrorProblem,
+    clientErrorHandler: clientErrorProblem,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // An empty body with Content-Type: application/json (Wallet's DELETE may send one) is no body,
   // not a 400 (reference section 6).
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // JSON is UTF-8 (RFC 8259); a body that says it is encoded otherwise would be read as something else.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(request.headers['content-type']))?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      const error = Object.assign(new Error(`JSON bodies must be UTF-8 (got charset=${charset.slice(0, 40)})`), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' });
+      return done(error, undefined);
+    }
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
     try {
@@ -112,6 +121,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   registerErrorHandling(app);
+  // NUL bytes and unpaired surrogates are refused before any route or hook reads the request.
+  registerInputGuard(app);
   const metrics = createMetrics();
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { DateTimeInput } from '../http/schemas.js';
 import { SEGMENT_CODES, SegmentThresholdsSchema } from './segments.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -33,7 +34,7 @@ export const CreateCampaignSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     message: MessageSchema,
     audience: AudienceSchema,
-    scheduledAt: Type.Optional(Type.String({ format: 'date-time', description: 'Send automatically from this moment (scheduler tick, every minute)' })),
+    scheduledAt: Type.Optional(DateTimeInput({ description: 'Send automatically from this moment (scheduler tick, every minute)' })),
     bonusPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Points granted with the message (ledger kind campaign_bonus)' })),
   },
   { additionalProperties: false },

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { CalendarDate } from '../http/schemas.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -39,7 +40,7 @@ export const IssueCardSchema = Type.Object(
         name: Type.String({ minLength: 1, maxLength: 200 }),
         phone: Type.String({ minLength: 5, maxLength: 32, description: 'Any common format; stored as E.164' }),
         email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
-        birthday: Type.Optional(Type.String({ format: 'date' })),
+        birthday: Type.Optional(CalendarDate()),
       },
       { additionalProperties: false },
     ),
