@@ -6,6 +6,7 @@ import type { PassService } from './wallets/apple/pass-service.js';
 import type { AppleIdentity } from './programs/service.js';
 import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
+import type { QrRenderer } from './enrollment/qr.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
@@ -19,4 +20,6 @@ export interface AppContext {
   appleIdentity: AppleIdentity;
   links: CardLinks;
   metrics: Metrics;
+  /** The public QR endpoints' renderer (worker thread, cache, limits). */
+  qr: QrRenderer;
 }

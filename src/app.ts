@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -6,11 +7,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trustProxyOption, type Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
 import { createAuthenticator } from './http/auth.js';
-import { clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
+import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
 import { registerInputGuard } from './http/input-guard.js';
 import { validatorFactory } from './http/validation.js';
 import { JobQueue } from './jobs/queue.js';
 import { createMetrics } from './metrics.js';
+import { QrRenderer } from './enrollment/qr.js';
 import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
 import { loyaltyRoutes } from './loyalty/routes.js';
@@ -146,6 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     links: { publicUrl: config.PUBLIC_URL, googleEnabled: Boolean(deps.google) },
     metrics,
+    qr: new QrRenderer(),
   };
   app.decorate('ctx', ctx);
 
@@ -195,6 +198,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webhooks.close();
     mailer?.close();
     await campaignModule.close();
+    await ctx.qr.close();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
@@ -256,9 +260,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return reply.status(503).send({ status: 'unavailable' });
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  // Prometheus metrics: behind METRICS_TOKEN when it is set; without it, off in production and open
+  // in development and test (spec: Configuration). The figures describe the business (campaigns,
+  // pushes, request rates per route): not for the public.
+  const metricsDigest = config.METRICS_TOKEN ? createHash('sha256').update(config.METRICS_TOKEN).digest() : undefined;
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (!metricsDigest && config.NODE_ENV === 'production') throw new AppError(404, 'route_not_found', 'No route GET /metrics');
+    if (metricsDigest) {
+      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+      const given = createHash('sha256').update(match?.[1] ?? '').digest();
+      if (!match || !timingSafeEqual(given, metricsDigest)) {
+        reply.header('www-authenticate', 'Bearer realm="metrics"');
+        throw new AppError(401, 'unauthorized', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>"');
+      }
+    }
+    return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.registry.metrics());
+  });
 
   return app as unknown as App;
 }

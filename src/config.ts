@@ -57,10 +57,18 @@ export const ConfigSchema = Type.Object({
   CAMPAIGN_FETCH_WINDOW_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 3 }),
   /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
-  /** Whether `npm start` seeds the demo program when the database has no program yet. */
+  /** Whether `npm start` seeds the demo program when the database has no program yet (never in production). */
   DEMO_PROGRAM: Type.Boolean({ default: true }),
-  /** Let webhooks reach private, link-local and other non-public addresses (an instance whose receivers are on its own network). */
+  /**
+   * Let webhooks reach loopback, private, link-local and other non-public addresses (an instance whose
+   * receivers are on its own network, or a test's local receiver). Off in every environment by default.
+   */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
+  /**
+   * Bearer token `/metrics` requires (`Authorization: Bearer <token>`). A secret: no default. Unset:
+   * `/metrics` answers 404 in production and is open in development and test.
+   */
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })),
   /**
    * Outgoing mail (cabinet password reset), e.g. `smtp://user:pass@smtp.example.com:587` (STARTTLS
    * when the server offers it) or `smtps://…:465`. A secret: no default, never shown. Unset = no
@@ -86,7 +94,7 @@ export class ConfigError extends Error {
   }
 }
 
-const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL', 'SMTP_URL']);
+const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL', 'SMTP_URL', 'METRICS_TOKEN']);
 
 /** Reads the configuration from an environment map; throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

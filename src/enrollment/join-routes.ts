@@ -19,7 +19,7 @@ import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type Join
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
 import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, type JoinFormValues } from './pages.js';
-import { qrPng, qrSvgDocument, qrSvgInline, QR_SIZE } from './qr.js';
+import { qrSvgInline, QR_SIZE } from './qr.js';
 import { issueCard, normalizePhone } from './service.js';
 import { findActiveStaff } from './staff-routes.js';
 
@@ -436,6 +436,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
   await app.register(qrRoutes, { ctx });
 };
 
+const QrParams = Type.Object({ slug: Type.String({ maxLength: 63 }) });
 const QrQuery = Type.Object({
   staff: Type.Optional(Uuid),
   source: Type.Optional(Type.String({ pattern: SOURCE_PATTERN, description: 'Source tag, e.g. poster, till, instagram' })),
@@ -456,20 +457,21 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { c
 
   app.get(
     '/programs/:slug/qr.svg',
-    { schema: { tags: ['public'], summary: 'QR code of the join link (SVG)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    { schema: { tags: ['public'], summary: 'QR code of the join link (SVG)', params: QrParams, querystring: QrQuery } },
     async (request, reply) => {
       const url = await target(request.params.slug, request.query);
-      const svg = await qrSvgDocument(url, request.query.size ?? QR_SIZE.default);
+      const svg = await ctx.qr.svg(url, request.query.size ?? QR_SIZE.default);
       return reply.type('image/svg+xml; charset=utf-8').header('cache-control', cacheControl).send(`<?xml version="1.0" encoding="UTF-8"?>\n${svg}`);
     },
   );
 
   app.get(
     '/programs/:slug/qr.png',
-    { schema: { tags: ['public'], summary: 'QR code of the join link (PNG, ?size= pixels)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    { schema: { tags: ['public'], summary: `QR code of the join link (PNG, ?size= pixels, at most ${QR_SIZE.max})`, params: QrParams, querystring: QrQuery } },
     async (request, reply) => {
       const url = await target(request.params.slug, request.query);
-      const png = await qrPng(url, request.query.size ?? QR_SIZE.default);
+      // Drawn on the renderer's worker thread, cached, at most 16 waiting (enrollment/qr.ts).
+      const png = await ctx.qr.png(url, request.query.size ?? QR_SIZE.default);
       return reply.type('image/png').header('cache-control', cacheControl).send(png);
     },
   );

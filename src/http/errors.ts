@@ -141,6 +141,8 @@ export function clientErrorProblem(error: NodeJS.ErrnoException, socket: Socket)
 export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
+      const retryAfter = error.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number' && reply.getHeader('retry-after') === undefined) reply.header('retry-after', String(retryAfter));
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.details));
     }
     const mapped = fastifyErrorToProblem(error as FastifyError);
