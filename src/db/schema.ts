@@ -92,6 +92,13 @@ export interface SignInFailureTable {
   at: Timestamp;
 }
 
+/** Where an account (sign-in e-mail) last signed in successfully (cabinet/auth.ts: sign-in throttling). */
+export interface SignInKnownAddressTable {
+  email: string;
+  ip: string;
+  last_success_at: Timestamp;
+}
+
 export interface StaffPasswordResetTable {
   id: Generated<string>;
   staff_id: string;
@@ -406,6 +413,7 @@ export interface Database {
   staff_session: StaffSessionTable;
   staff_sign_in_link: StaffSignInLinkTable;
   sign_in_failure: SignInFailureTable;
+  sign_in_known_address: SignInKnownAddressTable;
   staff_password_reset: StaffPasswordResetTable;
 }
 
