@@ -20,9 +20,30 @@ import pino from 'pino';
  */
 const TOKEN_PATH = /(\/+app\/+(?:reset|sign-in\/+link)\/+)[^/?#]+/g;
 const CARD_PATH = /^(\/+c\/+)[^/?#]+/;
+/**
+ * Query parameters whose values are logged as they are: paging, filters, sizes, attribution tags.
+ * Every other value is replaced — a search (`/api/v1/cards?query=+7916…`, the cashier's `?q=`), a
+ * referral code, a `next` path that may itself carry one.
+ */
+const LOGGED_QUERY_KEYS = new Set(['lang', 'limit', 'status', 'size', 'source', 'utm_source', 'staff', 'from', 'to', 'before', 'automation', 'v', 'saved', 'sent', 'reset', 'signed-out', 'uploaded', 'welcome']);
+
+function redactQuery(query: string): string {
+  return query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      const key = pair.slice(0, eq);
+      return LOGGED_QUERY_KEYS.has(key) ? pair : `${key}=[redacted]`;
+    })
+    .join('&');
+}
 
 export function redactUrl(url: string): string {
-  return url.replace(TOKEN_PATH, '$1[redacted]').replace(CARD_PATH, '$1[redacted]');
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const redacted = path.replace(TOKEN_PATH, '$1[redacted]').replace(CARD_PATH, '$1[redacted]');
+  return q < 0 ? redacted : `${redacted}?${redactQuery(url.slice(q + 1))}`;
 }
 
 /** Fastify's own request serializer, with the URL redacted. */
@@ -50,23 +71,25 @@ export function redactDatabaseMessage(message: string): string {
 }
 
 /**
- * pino's error serializer, with database errors reduced to what names the failure (and the same for
- * every error in the `cause` chain). Other errors keep pino's standard shape.
+ * The error serializer of every logger: type, message, stack and the error's own fields, with the
+ * cause chain serialized the same way, one level at a time (pino's standard serializer folds the
+ * causes' messages into the top message, which carried a database error's quoted value up with it).
+ * Database errors keep only what names the failure.
  */
 export function serializeError(error: unknown, depth = 0): unknown {
-  if (!(error instanceof Error) || depth > 5) return pino.stdSerializers.err(error as Error);
+  if (!(error instanceof Error)) return pino.stdSerializers.err(error as Error);
   const record = error as unknown as Record<string, unknown>;
-  if (isDatabaseError(record)) {
-    const message = redactDatabaseMessage(error.message);
-    const out: Record<string, unknown> = { type: error.constructor?.name ?? 'Error', message };
+  const database = isDatabaseError(record);
+  const message = database ? redactDatabaseMessage(error.message) : error.message;
+  const out: Record<string, unknown> = { type: error.constructor?.name ?? error.name, message };
+  if (error.stack) out.stack = database ? error.stack.split(error.message).join(message) : error.stack;
+  if (database) {
     for (const field of SAFE_DATABASE_FIELDS) if (record[field] !== undefined) out[field] = record[field];
-    if (error.stack) out.stack = error.stack.split(error.message).join(message);
-    if (error.cause !== undefined) out.cause = serializeError(error.cause, depth + 1);
-    return out;
+  } else {
+    for (const key of Object.keys(record)) if (key !== 'cause' && key !== 'stack' && key !== 'message') out[key] = record[key];
   }
-  const standard = pino.stdSerializers.err(error) as Record<string, unknown>;
-  if (error.cause !== undefined) standard.cause = serializeError(error.cause, depth + 1);
-  return standard;
+  if (error.cause !== undefined) out.cause = depth < 5 ? serializeError(error.cause, depth + 1) : '[cause chain cut]';
+  return out;
 }
 
 /** The serializers every logger of the service uses (server.ts sets them on the root logger too). */
