@@ -60,8 +60,9 @@ export const ConfigSchema = Type.Object({
   /** Whether `npm start` seeds the demo program when the database has no program yet (never in production). */
   DEMO_PROGRAM: Type.Boolean({ default: true }),
   /**
-   * Let webhooks reach loopback, private, link-local and other non-public addresses (an instance whose
-   * receivers are on its own network, or a test's local receiver). Off in every environment by default.
+   * Let webhooks reach loopback and private addresses (an instance whose receivers are on its own
+   * network, or a test's local receiver). Off in every environment by default; link-local, reserved
+   * and IPv4-embedding IPv6 addresses are never reached (webhooks/url-policy.ts).
    */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
   /**

@@ -40,8 +40,8 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
-  409: 'Conflict',
   408: 'Request Timeout',
+  409: 'Conflict',
   413: 'Content Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
@@ -114,10 +114,11 @@ export function frameworkErrorProblem(error: FastifyError, request: FastifyReque
 /**
  * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before a request exists (a
  * malformed request line, headers too large, a request that timed out) is answered on the raw
- * socket, as problem details like everything else.
+ * socket, as problem details like everything else (the rest as Fastify's default handler does it).
  */
 export function clientErrorProblem(error: NodeJS.ErrnoException, socket: Socket) {
-  if (!socket.writable) return;
+  // A reset connection is already gone: nothing to answer (Node: "Event: 'clientError'").
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, code] =
     error.code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'headers_too_large']
@@ -132,9 +133,10 @@ export function clientErrorProblem(error: NodeJS.ErrnoException, socket: Socket)
     code,
     requestId: '',
   });
-  socket.end(
-    `HTTP/1.1 ${status} ${TITLES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${TITLES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
 }
 
 /** The one error handler: every error leaves as RFC 9457 problem details. */

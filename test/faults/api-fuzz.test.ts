@@ -252,7 +252,6 @@ describe(`OpenAPI-driven fuzzing: no 5xx, problem details, no state change (${TE
         }
       }
     }
-    if (process.env.FUZZ_DEBUG) for (const o of outcomes) if (o.status < 400) console.log(o.op, o.variant, o.auth, o.status);
     const after = await snapshot();
     const changed = Object.keys(before).filter((table) => before[table] !== after[table]);
 
