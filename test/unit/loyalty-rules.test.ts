@@ -616,7 +616,7 @@ describe('referralBonuses', () => {
     expect(referralBonuses(onEnrollment, 'enrollment')).toEqual({ inviter: 3000, invitee: 3000 });
     expect(referralBonuses(onEnrollment, 'first_purchase')).toBeNull();
 
-    const onFirstPurchase = withRules((r) => (r.referral = { inviterBonus: 500, inviteeBonus: 200, grantOn: 'first_purchase' }));
+    const onFirstPurchase = withRules((r) => (r.referral = { inviterBonus: 500, inviteeBonus: 200, grantOn: 'first_purchase', maxPerInviterPerDay: 5 }));
     expect(referralBonuses(onFirstPurchase, 'enrollment')).toBeNull();
     expect(referralBonuses(onFirstPurchase, 'first_purchase')).toEqual({ inviter: 500, invitee: 200 });
   });
