@@ -8,6 +8,7 @@ import type { DatabaseHandle } from './db/database.js';
 import { createAuthenticator } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { JobQueue } from './jobs/queue.js';
+import { startRetention } from './jobs/retention.js';
 import { createMetrics } from './metrics.js';
 import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
@@ -177,6 +178,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await campaignModule.start(deps.runWorkers !== false);
     await webhooks.start(deps.runWorkers !== false);
     await passwordReset.start(deps.runWorkers !== false);
+    await startRetention(jobs, db, {
+      settings: { idempotencyDays: config.IDEMPOTENCY_RETENTION_DAYS },
+      runWorkers: deps.runWorkers !== false,
+      logger: app.log,
+    });
   });
   app.addHook('onClose', async () => {
     // Let running jobs finish before the database goes away.

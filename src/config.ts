@@ -57,6 +57,8 @@ export const ConfigSchema = Type.Object({
   CAMPAIGN_FETCH_WINDOW_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 3 }),
   /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+  /** Idempotency-Key records older than this many days are pruned by the hourly retention job. */
+  IDEMPOTENCY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
   /** Whether `npm start` seeds the demo program when the database has no program yet. */
   DEMO_PROGRAM: Type.Boolean({ default: true }),
   /** Let webhooks reach private, link-local and other non-public addresses (an instance whose receivers are on its own network). */

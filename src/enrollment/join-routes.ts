@@ -350,6 +350,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
             ...(current.source ? { source: current.source } : {}),
           },
           'join-form',
+          // Self-service: bonuses stay pending until the phone answers a code or the first purchase.
+          { channel: 'self_service' },
         );
         if (issued.created && values.consent) {
           const version = consentVersion(program.id, lang, consent);

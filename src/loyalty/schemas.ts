@@ -71,6 +71,11 @@ export const HistorySchema = Type.Object({
   cardId: Type.String(),
   balance: Type.Integer(),
   ledgerSum: Type.Integer({ description: 'Sum of the whole ledger; always equals balance' }),
+  pendingPoints: Type.Integer({ description: 'Bonuses not spendable yet (self-service card not verified); not part of the ledger' }),
+  pending: Type.Array(
+    Type.Object({ kind: Type.String(), points: Type.Integer(), reason: Type.Union([Type.String(), Type.Null()]), createdAt: Type.String() }),
+    { description: 'The pending bonuses (sum = pendingPoints)' },
+  ),
   purchases: Type.Array(PurchaseView),
   ledger: Type.Array(LedgerView),
   stats: Type.Object({
