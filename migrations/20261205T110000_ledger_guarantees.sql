@@ -90,7 +90,7 @@ CREATE INDEX pending_bonus_purchase_idx ON pending_bonus (release_purchase_id) W
 
 -- ---- One-time codes ----------------------------------------------------------------------------------
 -- No personal data: the phone and the client IP are stored as HMACs (key derived from ADMIN_KEY), the
--- code as an HMAC too. `purpose` separates flows (card verification, takeover, plastic card …).
+-- code as an HMAC of the row id and the code (never the code itself). `purpose` separates flows (card verification, takeover, plastic card …).
 CREATE TABLE phone_verification (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   program_id uuid NOT NULL REFERENCES program(id) ON DELETE CASCADE,
@@ -104,7 +104,8 @@ CREATE TABLE phone_verification (
   sent_at timestamptz,
   consumed_at timestamptz
 );
-CREATE INDEX phone_verification_phone_idx ON phone_verification (program_id, phone_hash, created_at);
+-- The per-phone send limit counts across programs (it protects the phone's owner from SMS floods).
+CREATE INDEX phone_verification_phone_idx ON phone_verification (phone_hash, created_at);
 CREATE INDEX phone_verification_ip_idx ON phone_verification (ip_hash, created_at);
 
 -- ---- Passes of a taken-over card ------------------------------------------------------------------------

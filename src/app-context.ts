@@ -6,6 +6,7 @@ import type { PassService } from './wallets/apple/pass-service.js';
 import type { AppleIdentity } from './programs/service.js';
 import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
+import type { PhoneVerificationService } from './verification/phone-verification.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
@@ -19,4 +20,6 @@ export interface AppContext {
   appleIdentity: AppleIdentity;
   links: CardLinks;
   metrics: Metrics;
+  /** One-time codes to phones (SMS_GATEWAY_URL); `available` is false without a gateway. */
+  verification: PhoneVerificationService;
 }

@@ -9,6 +9,8 @@ import { createAuthenticator } from './http/auth.js';
 import { registerErrorHandling } from './http/errors.js';
 import { JobQueue } from './jobs/queue.js';
 import { startRetention } from './jobs/retention.js';
+import { createConfiguredSmsGateway } from './sms/gateway.js';
+import { PhoneVerificationService, type VerificationSettings } from './verification/phone-verification.js';
 import { createMetrics } from './metrics.js';
 import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
@@ -69,6 +71,8 @@ export interface AppDeps {
   webhooks?: Partial<WebhookSettings>;
   /** Cabinet sessions, sign-in links and sign-in limits (defaults in cabinet/auth.ts; tests shorten them). */
   cabinet?: Partial<AuthSettings>;
+  /** One-time code lifetime, attempts and send limits (defaults in verification/phone-verification.ts). */
+  verification?: Partial<VerificationSettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -122,11 +126,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
   });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
+  const clock = deps.clock ?? (() => new Date());
+  // The code, the phone and the client IP are stored as HMACs under this key (no extra secret to configure).
+  const verification = new PhoneVerificationService(
+    db,
+    createConfiguredSmsGateway(config),
+    deriveKey(deps.adminKey, 'phone-verification'),
+    deps.verification,
+    clock,
+    app.log,
+  );
   const ctx: AppContext = {
     config,
     db,
     dbKind: deps.database.kind,
-    clock: deps.clock ?? (() => new Date()),
+    clock,
     jobs,
     cardChanges,
     passes,
@@ -136,6 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     links: { publicUrl: config.PUBLIC_URL, googleEnabled: Boolean(deps.google) },
     metrics,
+    verification,
   };
   app.decorate('ctx', ctx);
 
