@@ -95,6 +95,8 @@ function fastifyErrorToProblem(error: FastifyError): { status: number; code: str
 export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
+      // A refusal replayed for an Idempotency-Key retry carries the header a replayed success does.
+      if (error.details?.replayed === true) reply.header('idempotent-replayed', 'true');
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.details));
     }
     const mapped = fastifyErrorToProblem(error as FastifyError);
