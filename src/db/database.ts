@@ -40,6 +40,12 @@ export function openDatabase(options: { databaseUrl?: string; dataDir?: string; 
     // already dropped that client and the next query opens a new connection, so there is nothing
     // else to do (a query that was running on it fails on its own and is answered as a 500).
     pool.on('error', () => undefined);
+    // The same for a connection that is checked out (inside a transaction, between two queries)
+    // when the server ends it: pg emits 'error' on the client, and with no listener that too would
+    // crash the process. The transaction's next query then fails, and the pool discards the client.
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
