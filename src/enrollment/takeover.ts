@@ -23,6 +23,8 @@ import { cardChangedColumns, type CardChangeRecorder } from '../updates/card-cha
  *   card (nothing rotates, the devices they have keep working).
  *
  * Points, history, tier and referral code stay with the card: they belong to the phone's owner.
+ * Marketing consent, email and birthday are cleared by a takeover: they were given by whoever
+ * enrolled the number.
  */
 export async function claimCardByPhone(
   trx: Executor,
@@ -75,6 +77,13 @@ export async function retireCredentials(trx: Executor, cardChanges: CardChangeRe
       apple_auth_token: generateToken(24),
       google_object_id: null,
       google_generation: sql<number>`google_generation + 1`,
+      // Whoever enrolled the number gave these, not necessarily the phone's owner: marketing consent
+      // must come from the owner, and the email and birthday may be someone else's.
+      consent: false,
+      consent_at: null,
+      consent_version: null,
+      email: null,
+      birthday: null,
       ...cardChangedColumns(),
     })
     .where('id', '=', card.id)

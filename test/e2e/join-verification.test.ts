@@ -323,7 +323,7 @@ describe(`self-service bonuses, phone verification and takeover (${TEST_DATABASE
       const victimPhone = '+79169990001';
       // Someone else enrolls the victim's number and installs the card in both wallets.
       const squatter = newVisitor();
-      const { res } = await join(t, clock, 'takeover-shop', { name: 'Squatter', phone: victimPhone }, squatter);
+      const { res } = await join(t, clock, 'takeover-shop', { name: 'Squatter', phone: victimPhone, email: 'squatter@example.com', consent: 'yes' }, squatter);
       const oldToken = cardTokenOf(res);
       const claimed = await cardByToken(t, oldToken);
       const oldDevice = 'device-squatter';
@@ -354,6 +354,9 @@ describe(`self-service bonuses, phone verification and takeover (${TEST_DATABASE
 
       const after = await cardById(t, claimed.id);
       expect(after).toMatchObject({ balance: before.balance, lifetime_spend: before.lifetime_spend, verified_via: 'otp', public_token: newToken, google_object_id: null, google_generation: 1 });
+      // The squatter's consent and email are not the owner's.
+      expect(before).toMatchObject({ consent: true, email: 'squatter@example.com' });
+      expect(after).toMatchObject({ consent: false, consent_at: null, consent_version: null, email: null, birthday: null });
       expect(after.number).not.toBe(before.number);
       expect(after.apple_serial).not.toBe(before.apple_serial);
       expect(after.apple_auth_token).not.toBe(before.apple_auth_token);
