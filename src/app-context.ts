@@ -7,6 +7,7 @@ import type { AppleIdentity } from './programs/service.js';
 import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
 import type { QrRenderer } from './enrollment/qr.js';
+import type { PhoneVerificationService } from './verification/phone-verification.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
@@ -22,4 +23,6 @@ export interface AppContext {
   metrics: Metrics;
   /** The public QR endpoints' renderer (worker thread, cache, limits). */
   qr: QrRenderer;
+  /** One-time codes to phones (SMS_GATEWAY_URL); `available` is false without a gateway. */
+  verification: PhoneVerificationService;
 }

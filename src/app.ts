@@ -11,6 +11,9 @@ import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandl
 import { registerInputGuard } from './http/input-guard.js';
 import { validatorFactory } from './http/validation.js';
 import { JobQueue } from './jobs/queue.js';
+import { startRetention } from './jobs/retention.js';
+import { createConfiguredSmsGateway } from './sms/gateway.js';
+import { PhoneVerificationService, type VerificationSettings } from './verification/phone-verification.js';
 import { createMetrics } from './metrics.js';
 import { QrRenderer } from './enrollment/qr.js';
 import { programRoutes } from './programs/routes.js';
@@ -72,6 +75,8 @@ export interface AppDeps {
   webhooks?: Partial<WebhookSettings>;
   /** Cabinet sessions, sign-in links and sign-in limits (defaults in cabinet/auth.ts; tests shorten them). */
   cabinet?: Partial<AuthSettings>;
+  /** One-time code lifetime, attempts and send limits (defaults in verification/phone-verification.ts). */
+  verification?: Partial<VerificationSettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -134,11 +139,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
   });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
+  const clock = deps.clock ?? (() => new Date());
+  // The code, the phone and the client IP are stored as HMACs under this key (no extra secret to configure).
+  const verification = new PhoneVerificationService(
+    db,
+    createConfiguredSmsGateway(config),
+    deriveKey(deps.adminKey, 'phone-verification'),
+    deps.verification,
+    clock,
+    app.log,
+  );
   const ctx: AppContext = {
     config,
     db,
     dbKind: deps.database.kind,
-    clock: deps.clock ?? (() => new Date()),
+    clock,
     jobs,
     cardChanges,
     passes,
@@ -149,6 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     links: { publicUrl: config.PUBLIC_URL, googleEnabled: Boolean(deps.google) },
     metrics,
     qr: new QrRenderer(),
+    verification,
   };
   app.decorate('ctx', ctx);
 
@@ -191,6 +207,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await campaignModule.start(deps.runWorkers !== false);
     await webhooks.start(deps.runWorkers !== false);
     await passwordReset.start(deps.runWorkers !== false);
+    await startRetention(jobs, db, {
+      settings: { idempotencyDays: config.IDEMPOTENCY_RETENTION_DAYS },
+      runWorkers: deps.runWorkers !== false,
+      logger: app.log,
+    });
   });
   app.addHook('onClose', async () => {
     // Let running jobs finish before the database goes away.

@@ -36,6 +36,24 @@ import type { Audience, CampaignDto, CreateCampaign } from './schemas.js';
 import { segmentedCards, thresholdsOf, type SegmentCode } from './segments.js';
 
 export type CampaignRow = Selectable<CampaignTable>;
+
+/** Who grants campaign bonus points: without limit (program admin, owner) or within the program's cap (marketer). */
+export type BonusGrant = 'unlimited' | 'capped';
+
+/**
+ * Campaign (and birthday) bonus points mint points for a whole audience: a marketer may grant at
+ * most `rules.campaignBonusCap` per card (set by a program admin); more needs the admin role, as a
+ * manual adjustment does. 403 `campaign_bonus_over_cap` otherwise, nothing changed.
+ */
+export function checkBonusGrant(program: ProgramRow, bonusPoints: number, grant: BonusGrant) {
+  const cap = (program.rules as LoyaltyRules).campaignBonusCap ?? 0;
+  if (grant === 'capped' && bonusPoints > cap) {
+    throw new AppError(403, 'campaign_bonus_over_cap', `A marketer may grant at most ${cap} bonus points per card; more needs a program admin`, {
+      cap,
+      requested: bonusPoints,
+    });
+  }
+}
 type Trx = Transaction<Database>;
 
 export const CAMPAIGN_QUEUES = {
@@ -182,9 +200,20 @@ export class CampaignService {
 
   // ---- API operations ------------------------------------------------------------------------
 
-  /** `executor`: a transaction to write in (the route's Idempotency-Key transaction). */
-  async create(program: ProgramRow, input: CreateCampaign, actor: string, executor: Executor = this.db): Promise<CampaignRow> {
+  /**
+   * `executor`: a transaction to write in (the route's Idempotency-Key transaction). `grant`: whether
+   * the creator may grant any bonus (program admin key, owner) or only up to the program's
+   * `rules.campaignBonusCap` (marketer key or staff).
+   */
+  async create(
+    program: ProgramRow,
+    input: CreateCampaign,
+    actor: string,
+    executor: Executor = this.db,
+    grant: BonusGrant = 'capped',
+  ): Promise<CampaignRow> {
     checkAudience(program, input.audience);
+    checkBonusGrant(program, input.bonusPoints ?? 0, grant);
     const scheduledAt = input.scheduledAt ? new Date(input.scheduledAt) : null;
     return executor
       .insertInto('campaign')
@@ -661,7 +690,8 @@ export class CampaignService {
 
   /**
    * Expiry: only cards that still have points and are still inactive by the rule (`expiryDue`) when
-   * their chunk runs; a purchase since the sweep moves the expiry and the card is skipped.
+   * their chunk runs; a purchase or any positive ledger entry since the sweep moves the expiry and
+   * the card is skipped.
    */
   private async keepExpiring(trx: Trx, rules: LoyaltyRules, deliver: ChunkRow[], skip: string[]) {
     if (deliver.length === 0) return;
@@ -672,9 +702,18 @@ export class CampaignService {
       .groupBy('card_id')
       .execute();
     const lastPurchase = new Map(purchases.map((p) => [p.card_id, new Date(p.last)]));
+    // Any positive ledger entry is activity too (a bonus, points returned), not only purchases.
+    const credits = await trx
+      .selectFrom('ledger_entry')
+      .select(['card_id', sql<Date>`max(created_at)`.as('last')])
+      .where('card_id', 'in', deliver.map((r) => r.card_id))
+      .where('points', '>', 0)
+      .groupBy('card_id')
+      .execute();
+    const lastCredit = new Map(credits.map((p) => [p.card_id, new Date(p.last)]));
     const now = this.deps.clock();
     const keep = deliver.filter((row) => {
-      const times = [row.created_at.getTime(), lastPurchase.get(row.card_id)?.getTime() ?? 0];
+      const times = [row.created_at.getTime(), lastPurchase.get(row.card_id)?.getTime() ?? 0, lastCredit.get(row.card_id)?.getTime() ?? 0];
       if (row.params?.since) times.push(Date.parse(row.params.since));
       const due = expiryDue(rules, new Date(Math.max(...times)), now);
       const expires = row.balance > 0 && due !== null && due.expireAt.getTime() <= now.getTime();

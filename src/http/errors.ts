@@ -145,6 +145,8 @@ export function registerErrorHandling(app: FastifyInstance) {
     if (error instanceof AppError) {
       const retryAfter = error.details?.retryAfterSeconds;
       if (typeof retryAfter === 'number' && reply.getHeader('retry-after') === undefined) reply.header('retry-after', String(retryAfter));
+      // A refusal replayed for an Idempotency-Key retry carries the header a replayed success does.
+      if (error.details?.replayed === true) reply.header('idempotent-replayed', 'true');
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.details));
     }
     const mapped = fastifyErrorToProblem(error as FastifyError);

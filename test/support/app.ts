@@ -59,6 +59,8 @@ export async function startTestApp(
     webhooks?: AppDeps['webhooks'];
     /** Cabinet session, link and sign-in limit overrides. */
     cabinet?: AppDeps['cabinet'];
+    /** One-time code settings (limits) overrides. */
+    verification?: AppDeps['verification'];
   } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
@@ -121,6 +123,7 @@ export async function startTestApp(
     joinForm: options.joinForm,
     webhooks: options.webhooks,
     cabinet: options.cabinet,
+    verification: options.verification,
     google: createGoogleRuntime(config, { warn() {}, error() {} }),
     pollingIntervalSeconds: 0.5,
   });

@@ -369,7 +369,7 @@ ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value:
       };
       let row: CampaignRow;
       try {
-        row = await campaigns.create(program, input, `staff:${session.staffId}`);
+        row = await campaigns.create(program, input, `staff:${session.staffId}`, undefined, session.role === 'owner' ? 'unlimited' : 'capped');
         if (action === 'send') row = await campaigns.send(session.programId, row.id);
       } catch (error) {
         if (error instanceof AppError && error.status < 500) return newForm(request, reply, { ...state, status: 422, formError: error.message });

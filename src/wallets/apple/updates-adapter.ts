@@ -33,12 +33,20 @@ export function createAppleUpdatesAdapter(
     wallet: 'apple',
     async publish(cardIds) {
       if (cardIds.length === 0) return [];
+      // The cards' passes, and the voided passes of taken-over cards until their devices fetched
+      // them (retired_apple_pass; enrollment/takeover.ts).
+      const serials = db
+        .selectFrom('card')
+        .select(['id as card_id', 'apple_serial as serial'])
+        .where('id', 'in', cardIds)
+        .unionAll(
+          db.selectFrom('retired_apple_pass').select(['card_id', 'serial_number as serial']).where('card_id', 'in', cardIds).where('fetched_at', 'is', null),
+        );
       const rows = await db
         .selectFrom('apple_registration as r')
-        .innerJoin('card as c', 'c.apple_serial', 'r.serial_number')
-        .select(['c.id as card_id', 'r.push_token'])
+        .innerJoin(serials.as('s'), 's.serial', 'r.serial_number')
+        .select(['s.card_id', 'r.push_token'])
         .where('r.pass_type_identifier', '=', passTypeIdentifier)
-        .where('c.id', 'in', cardIds)
         .execute();
       const perCard = new Map<string, PublishOutcome>(cardIds.map((cardId) => [cardId, { cardId, pushesAccepted: 0, pushesFailed: 0 }]));
       if (rows.length === 0) return [...perCard.values()];

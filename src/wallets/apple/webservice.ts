@@ -8,6 +8,7 @@ import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth, type
 import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
+import { findProgram } from '../../programs/repository.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -29,11 +30,34 @@ const MAX_LOG_LINES = 100;
 export const MAX_DEVICES_PER_PASS = 50;
 const LOGGED_LINE_LENGTH = 512;
 
+/** The serial and token a card had before a takeover (retired_apple_pass): they get a voided pass. */
+interface RetiredPass {
+  serial_number: string;
+  auth_token: string;
+  number: string;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated pass: only what authentication and a 304 need (findApplePassAuth). */
-    applePassCard?: ApplePassAuth;
+    applePassCard?: ApplePassAuth & { retired?: RetiredPass };
   }
+}
+
+/** A retired serial authenticates with its own (old) token and is answered with a voided pass. */
+async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
+  const row = await db
+    .selectFrom('retired_apple_pass')
+    .select(['card_id', 'serial_number', 'auth_token', 'number', 'retired_at'])
+    .where('serial_number', '=', serial)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    id: row.card_id,
+    apple_auth_token: row.auth_token,
+    updated_at: row.retired_at,
+    retired: { serial_number: row.serial_number, auth_token: row.auth_token, number: row.number },
+  };
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -61,7 +85,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
    * reads the whole card with its program's version in the same query, so a download is one query
    * (each round trip to PostgreSQL costs more than the columns, see bench:campaign).
    */
-  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<ApplePassAuth | undefined>) {
+  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass }) | undefined>) {
     return async (request: FastifyRequest, reply: FastifyReply) => {
       const params = request.params as Record<string, string | undefined>;
       // The path is checked before the database is asked (its schema runs only after this hook, which
@@ -73,7 +97,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       }
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
-      const card = match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber ? await lookup(params.serialNumber, request) : undefined;
+      const serial = match && params.passTypeIdentifier === passTypeIdentifier ? params.serialNumber : undefined;
+      // A taken-over card's old serial (enrollment/takeover.ts) still answers its old token, with a voided pass.
+      const card = serial ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial))) : undefined;
       if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
         return reply.status(401).send();
       }
@@ -191,7 +217,15 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
         .where('r.device_library_identifier', '=', deviceLibraryIdentifier)
         .where('r.pass_type_identifier', '=', passTypeIdentifier);
       if (since !== undefined) query = query.where('c.update_tag', '>', since);
-      const rows = await query.execute();
+      let retired = db
+        .selectFrom('apple_registration as r')
+        .innerJoin('retired_apple_pass as p', 'p.serial_number', 'r.serial_number')
+        .select(['p.serial_number as apple_serial', 'p.update_tag'])
+        .where('r.device_library_identifier', '=', deviceLibraryIdentifier)
+        .where('r.pass_type_identifier', '=', passTypeIdentifier);
+      if (since !== undefined) retired = retired.where('p.update_tag', '>', since);
+      // The voided pass of a taken-over card is listed like any changed pass, with its retirement tag.
+      const rows = [...(await query.execute()), ...(await retired.execute())];
       if (rows.length === 0) return reply.status(204).send();
       const lastUpdated = Math.max(...rows.map((r) => r.update_tag));
       // lastUpdated must be a string: a JSON number stopped updates (reference 1.3, Forums 694992).
@@ -212,6 +246,16 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       const since = request.headers['if-modified-since'];
       const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
       if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
+      const retired = request.applePassCard!.retired;
+      if (retired) {
+        const card = await db.selectFrom('card').selectAll().where('id', '=', request.applePassCard!.id).executeTakeFirst();
+        const program = card ? await findProgram(db, card.program_id) : undefined;
+        if (!card || !program) return reply.status(401).send();
+        const pass = await passes.voidedPassFor(card, program, retired);
+        // Delivered: the update path stops pushing this serial's devices (updates-adapter.ts).
+        await db.updateTable('retired_apple_pass').set({ fetched_at: new Date() }).where('serial_number', '=', retired.serial_number).where('fetched_at', 'is', null).execute();
+        return reply.type('application/vnd.apple.pkpass').send(pass);
+      }
       const found =
         'program_version' in request.applePassCard! ? (request.applePassCard as CardWithProgramVersion) : await findCardWithProgramVersion(db, request.params.serialNumber);
       if (!found) return reply.status(401).send();

@@ -108,10 +108,22 @@ export class GoogleWalletService {
     const promos: TextModuleInput[] = [];
     const promo = card.promo ?? texts.promo;
     if (promo) promos.push({ id: 'promo', header: { ru: 'Акция', en: 'Promotion' }, body: promo });
+    // Bonuses of a self-service card that are shown but not spendable yet (loyalty/bonuses.ts).
+    if (card.pending_points > 0) {
+      promos.push({
+        id: 'pending',
+        header: { ru: 'Ожидают подтверждения', en: 'Pending points' },
+        body: {
+          ru: `${card.pending_points} — станут доступны после подтверждения телефона или первой покупки`,
+          en: `${card.pending_points}: spendable once your phone is confirmed or after your first purchase`,
+        },
+      });
+    }
     return buildLoyaltyObject({
       issuerId: this.settings.issuerId,
       programSlug: program.slug,
-      cardId: card.id,
+      // A taken-over card's next object gets a new id: the old one stays with its old holder, INACTIVE.
+      cardId: card.google_generation > 0 ? `${card.id}-g${card.google_generation}` : card.id,
       classId: classIdFor(this.settings.issuerId, program.slug, card.tier),
       state: card.status === 'active' ? 'ACTIVE' : 'INACTIVE',
       defaultLanguage: program.default_language,
@@ -195,6 +207,7 @@ export class GoogleWalletService {
       wallet: 'google',
       publish: async (cardIds) => {
         if (cardIds.length === 0) return [];
+        await this.retireObjects(cardIds);
         const rows = await this.db
           .selectFrom('google_object as g')
           .innerJoin('card as c', 'c.id', 'g.card_id')
@@ -218,6 +231,23 @@ export class GoogleWalletService {
         return [...outcomes.values()];
       },
     };
+  }
+
+  /**
+   * Objects of taken-over cards (retired_google_object, enrollment/takeover.ts): set INACTIVE (they
+   * move to the old holder's "Expired passes"; Google has no DELETE, reference checklist 19), once.
+   */
+  private async retireObjects(cardIds: string[]) {
+    const retired = await this.db
+      .selectFrom('retired_google_object')
+      .select('object_id')
+      .where('card_id', 'in', cardIds)
+      .where('expired_at', 'is', null)
+      .execute();
+    for (const row of retired) {
+      await this.client.patchObject(row.object_id, { state: 'INACTIVE' }, { notify: false });
+      await this.db.updateTable('retired_google_object').set({ expired_at: this.clock() }).where('object_id', '=', row.object_id).execute();
+    }
   }
 
   /** Notifying sends of an object in the last 24 h (messages and NOTIFY_ON_UPDATE PATCHes). */
