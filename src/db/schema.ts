@@ -350,6 +350,27 @@ export interface CampaignRecipientTable {
   google_updated: boolean | null;
   google_notified: boolean | null;
   google_downgraded: boolean | null;
+  /** Pushes to this recipient's devices waiting for a retry (wallet_delivery_pending). */
+  apple_pushes_pending: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The object update waits for a retry / failed for good (a non-retryable answer). */
+  google_pending: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  google_failed: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+}
+
+/**
+ * A wallet delivery kept for a retry until it is delivered or known dead (updates/pending-deliveries.ts).
+ * Apple: one row per push token; Google: one row per card.
+ */
+export interface WalletDeliveryPendingTable {
+  wallet: 'apple' | 'google';
+  target: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Date;
+  wanted: ColumnType<number, number | undefined, number>;
+  first_failed_at: Timestamp;
+  last_attempt_at: Timestamp;
+  last_status: number;
+  last_reason: string | null;
 }
 
 export interface ApplePassFetchTable {
@@ -407,6 +428,7 @@ export interface Database {
   staff_sign_in_link: StaffSignInLinkTable;
   sign_in_failure: SignInFailureTable;
   staff_password_reset: StaffPasswordResetTable;
+  wallet_delivery_pending: WalletDeliveryPendingTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;
