@@ -68,6 +68,10 @@ export interface ReceivedPush {
   status?: number;
   /** Order in which the stand-in's HTTP/2 session accepted the connection (1 = first). */
   session: number;
+  /** `apns-id` of the answer (what the client sees on the outcome); undefined while unanswered. */
+  apnsId?: string;
+  /** Date.now() when the request had arrived in full. */
+  at: number;
 }
 
 export interface StandInResponse {
@@ -224,6 +228,7 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       body,
       clientCertSubjectUid: uid,
       session,
+      at: Date.now(),
     };
   }
 
@@ -257,6 +262,7 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
     answered += 1;
     // APNs echoes the client's apns-id, or makes one up.
     const apnsId = requestApnsId ?? randomUUID();
+    push.apnsId = apnsId;
     if (response.status === 200) {
       stream.respond({ ':status': 200, 'apns-id': apnsId }, { endStream: true });
       return;
