@@ -243,6 +243,32 @@ describe(`APNs outage: nothing lost, one push per device after recovery (${TEST_
     expect(after.apple).toMatchObject({ pushesAccepted: devices.length, pushesPending: 0, pushesFailed: DEAD_DEVICES, cardsReached: CARDS });
   });
 
+  it('a 429 with Retry-After keeps the push pending; the retry worker waits at least that long, then delivers once', { timeout: 60_000 }, async () => {
+    const stand = t.apnsStandIn;
+    stand.setResponder(undefined);
+    const card = await issueConsentingCard(t, as);
+    await waitForCardJobsIdle(t);
+    const token = pushToken(0xfa11);
+    await installOnDevice(t, card, token);
+    let first = true;
+    stand.setResponder((tok) => {
+      if (tok !== token || !first) return undefined;
+      first = false;
+      return { status: 429, reason: 'TooManyRequests', retryAfter: '2' };
+    });
+    const from = stand.received.length;
+    await adjustOk(t, as, card.id, 1);
+    await waitFor(async () => (await pendingTargets(t, 'apple')).includes(token), { what: 'the push to be pending' });
+    const row = await t.database.handle.db.selectFrom('wallet_delivery_pending').selectAll().where('target', '=', token).executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ wallet: 'apple', attempts: 1, last_status: 429, last_reason: 'TooManyRequests' });
+    expect(row.next_attempt_at.getTime() - row.last_attempt_at.getTime()).toBeGreaterThanOrEqual(2_000);
+    await waitForDeliveriesSettled(t);
+    const pushes = stand.received.slice(from).filter((p) => p.token === token);
+    expect(pushes.map((p) => p.status)).toEqual([429, 200]);
+    // A lower bound only: the retry came no sooner than APNs asked.
+    expect(pushes[1]!.at - pushes[0]!.at).toBeGreaterThanOrEqual(1_990);
+  });
+
   async function walletJobStatesIdle() {
     const states = await walletJobStates(t);
     return (states.created ?? 0) + (states.retry ?? 0) + (states.active ?? 0) === 0;
