@@ -319,7 +319,12 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
       try {
         session = http2.connect(authority, { secureContext, settings: { enablePush: false } });
       } catch (error) {
-        reject(new TransportError(CONNECTION_ERROR, (error as Error).message));
+        // Counted like any failed connect, so waiting requests back off and give up instead of spinning.
+        connectFailures += 1;
+        connectFailuresTotal += 1;
+        connectBlockedUntil = Date.now() + Math.min(MAX_CONNECT_BACKOFF_MS, backoffDelay(connectFailures - 1));
+        lastConnectError = new TransportError(CONNECTION_ERROR, (error as Error).message);
+        reject(lastConnectError);
         return;
       }
       sessions.add(session);
