@@ -126,12 +126,15 @@ describe(`APNs outage: nothing lost, one push per device after recovery (${TEST_
     await pool(cards, 4, (card) => adjustOk(t, as, card.id, 5));
 
     // Every job has run and completed, and every one of the 510 devices is pending: no job completed
-    // with a retryable failure dropped, none failed, none gave up.
+    // with a retryable failure dropped, none failed, none gave up. Recovery starts when no retry round
+    // is under way either: a round that claimed a token before the last change wanted it must push it
+    // once more after delivering it (it cannot know whether its push went out before that change), a
+    // legitimate second push this test would otherwise count.
     const allTokens = [...devices, ...dead].map((d) => d.token).sort();
-    await waitFor(async () => (await pendingTargets(t, 'apple')).length === allTokens.length && (await walletJobStatesIdle()), {
-      what: 'every device pending after the outage',
-      timeoutMs: 120_000,
-    });
+    await waitFor(
+      async () => (await pendingTargets(t, 'apple')).length === allTokens.length && (await walletJobStatesIdle()) && (await claimedNow()) === 0,
+      { what: 'every device pending after the outage, no retry round under way', timeoutMs: 120_000 },
+    );
     expect(await pendingTargets(t, 'apple')).toEqual(allTokens);
     const states = await walletJobStates(t);
     expect(states.failed ?? 0).toBe(0);
@@ -268,6 +271,14 @@ describe(`APNs outage: nothing lost, one push per device after recovery (${TEST_
     // A lower bound only: the retry came no sooner than APNs asked.
     expect(pushes[1]!.at - pushes[0]!.at).toBeGreaterThanOrEqual(1_990);
   });
+
+  /** Pending rows a retry round holds right now (claimed: next attempt = claim + the 60 s lease). */
+  async function claimedNow() {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from wallet_delivery_pending where next_attempt_at - last_attempt_at >= interval '59 seconds'
+    `.execute(t.database.handle.db);
+    return Number(rows[0]!.n);
+  }
 
   async function walletJobStatesIdle() {
     const states = await walletJobStates(t);
