@@ -33,6 +33,8 @@ import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
+import { pendingDeliverySummary } from './updates/pending-deliveries.js';
+import { DEFAULT_REDELIVERY_SETTINGS, startRedelivery, type Redelivery, type RedeliverySettings } from './updates/redelivery.js';
 import type { AppContext } from './app-context.js';
 import type { AppleSigningMaterial } from './wallets/apple/certificates.js';
 import type { ApnsSender } from './wallets/apple/apns.js';
@@ -77,6 +79,8 @@ export interface AppDeps {
   cabinet?: Partial<AuthSettings>;
   /** One-time code lifetime, attempts and send limits (defaults in verification/phone-verification.ts). */
   verification?: Partial<VerificationSettings>;
+  /** Retries of pending wallet deliveries: poll, batch, lease, backoff (defaults in updates/redelivery.ts; tests shorten them). */
+  redelivery?: Partial<RedeliverySettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -130,7 +134,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   registerErrorHandling(app);
   // NUL bytes and unpaired surrogates are refused before any route or hook reads the request.
   registerInputGuard(app);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ pendingDeliveries: () => pendingDeliverySummary(db) });
+  const redeliverySettings: RedeliverySettings = { ...DEFAULT_REDELIVERY_SETTINGS, ...deps.redelivery };
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];
   const cardChanges = createCardChangeRecorder(jobs, {
@@ -173,15 +178,35 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         metrics.googleUpdates.inc({ outcome: 'updated' }, stats.objectsUpdated);
         metrics.googleUpdates.inc({ outcome: 'notified' }, stats.notificationsSent);
         metrics.googleUpdates.inc({ outcome: 'downgraded' }, stats.notificationsDowngraded);
+        metrics.googleUpdates.inc({ outcome: 'deferred' }, stats.deferred);
+        metrics.googleUpdates.inc({ outcome: 'failed' }, stats.failed);
+        for (const [reason, n] of Object.entries(stats.failedBy)) metrics.walletDeliveriesFailed.inc({ wallet: 'google', reason }, n);
+        if (stats.retry) {
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'delivered' }, stats.objectsUpdated);
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'deferred' }, stats.deferred);
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'failed' }, stats.failed);
+        }
       })
     : undefined;
+  const retryPolicy = redeliverySettings.policy;
   const adapters: WalletAdapter[] = [
-    createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, (stats) => {
-      metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
-      metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
+    createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, {
+      retryPolicy,
+      onPushed: (stats, retry) => {
+        metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
+        metrics.applePushes.inc({ outcome: 'deferred' }, stats.deferred);
+        metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
+        for (const [reason, n] of Object.entries(stats.failedBy)) metrics.walletDeliveriesFailed.inc({ wallet: 'apple', reason }, n);
+        if (retry) {
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'delivered' }, stats.delivered);
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'deferred' }, stats.deferred);
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'failed' }, stats.failed);
+        }
+      },
     }),
   ];
-  if (google) adapters.push(google.adapter());
+  if (google) adapters.push(google.adapter({ retryPolicy }));
+  let redelivery: Redelivery | undefined;
 
   const webhooks = createWebhooks({ config, db, jobs, logger: app.log, registry: metrics.registry, overrides: deps.webhooks });
   const campaignModule = createCampaignModule({
@@ -203,7 +228,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   app.addHook('onReady', async () => {
     await jobs.start();
-    if (deps.runWorkers !== false) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+    if (deps.runWorkers !== false) {
+      await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+      redelivery = startRedelivery(db, adapters, app.log, { settings: redeliverySettings, onPublished: campaignModule.onPublished });
+    }
     await campaignModule.start(deps.runWorkers !== false);
     await webhooks.start(deps.runWorkers !== false);
     await passwordReset.start(deps.runWorkers !== false);
@@ -214,7 +242,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     });
   });
   app.addHook('onClose', async () => {
-    // Let running jobs finish before the database goes away.
+    // Let running jobs and retry rounds finish before the database goes away.
+    await redelivery?.stop();
     await jobs.stop();
     webhooks.close();
     mailer?.close();

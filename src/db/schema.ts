@@ -442,6 +442,27 @@ export interface CampaignRecipientTable {
   google_updated: boolean | null;
   google_notified: boolean | null;
   google_downgraded: boolean | null;
+  /** Pushes to this recipient's devices waiting for a retry (wallet_delivery_pending). */
+  apple_pushes_pending: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The object update waits for a retry / failed for good (a non-retryable answer). */
+  google_pending: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  google_failed: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+}
+
+/**
+ * A wallet delivery kept for a retry until it is delivered or known dead (updates/pending-deliveries.ts).
+ * Apple: one row per push token; Google: one row per card.
+ */
+export interface WalletDeliveryPendingTable {
+  wallet: 'apple' | 'google';
+  target: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Date;
+  wanted: ColumnType<number, number | undefined, number>;
+  first_failed_at: Timestamp;
+  last_attempt_at: Timestamp;
+  last_status: number;
+  last_reason: string | null;
 }
 
 export interface ApplePassFetchTable {
@@ -505,6 +526,7 @@ export interface Database {
   phone_verification: PhoneVerificationTable;
   retired_apple_pass: RetiredApplePassTable;
   retired_google_object: RetiredGoogleObjectTable;
+  wallet_delivery_pending: WalletDeliveryPendingTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;
