@@ -8,6 +8,8 @@ import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
 import type { Notifications } from './db/notifications.js';
 import type { CertificateMonitor } from './wallets/apple/certificate-monitor.js';
+import type { QrRenderer } from './enrollment/qr.js';
+import type { PhoneVerificationService } from './verification/phone-verification.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
@@ -25,4 +27,8 @@ export interface AppContext {
   appleIdentity: AppleIdentity;
   links: CardLinks;
   metrics: Metrics;
+  /** The public QR endpoints' renderer (worker thread, cache, limits). */
+  qr: QrRenderer;
+  /** One-time codes to phones (SMS_GATEWAY_URL); `available` is false without a gateway. */
+  verification: PhoneVerificationService;
 }

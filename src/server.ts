@@ -7,7 +7,8 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { withBootLock } from './db/boot.js';
 import { migrateToLatest, SchemaTooNewError } from './db/migrate.js';
-import { seedDemoProgram } from './demo.js';
+import { printDemoProgram, seedDemoProgram } from './demo.js';
+import { LOG_SERIALIZERS } from './http/log-redaction.js';
 import { createAppleRuntime } from './wallets/apple/runtime.js';
 import { createGoogleRuntime } from './wallets/google/runtime.js';
 
@@ -28,15 +29,16 @@ async function main() {
   }
   const logger = pino({
     level: config.LOG_LEVEL,
-    // Secrets never reach logs, even when a request carries them.
+    // Secrets never reach logs, even when a request carries them; database errors without their data (http/log-redaction.ts).
     redact: ['req.headers.authorization', 'req.headers.cookie', '*.apple_auth_token', '*.key_hash'],
+    serializers: LOG_SERIALIZERS,
   });
 
   const adminKey = config.ADMIN_KEY ?? developmentAdminKey(config, logger);
   const apple = await createAppleRuntime(config, logger);
 
   const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
-  const google = createGoogleRuntime(config, logger, database);
+  const google = createGoogleRuntime(config, logger, { database });
   if (google) logger.info({ issuerId: google.settings.issuerId }, 'Google Wallet enabled');
   else logger.info('Google Wallet is not configured (GOOGLE_ISSUER_ID, GOOGLE_SERVICE_ACCOUNT_FILE): running Apple Wallet only');
 
@@ -54,17 +56,14 @@ async function main() {
       if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
       logger.info({ database: database.kind === 'embedded' ? `embedded (${path.resolve(config.DATA_DIR)})` : 'postgres', role: config.ROLE }, 'database ready');
       await app.ready();
-      return config.DEMO_PROGRAM && config.ROLE !== 'worker' ? seedDemoProgram(app) : undefined;
+      // Never in production: a demo program there would be a real program with keys printed to a console (issue #11).
+      return config.DEMO_PROGRAM && config.NODE_ENV !== 'production' && config.ROLE !== 'worker' ? seedDemoProgram(app) : undefined;
     },
     logger,
   );
   if (demo) {
-    logger.info(
-      { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
-      'demo program created (keys are shown only now)',
-    );
-    // Printed to the terminal (not the log): a one-time link that signs the demo owner in to /app.
-    console.log(`\n  Demo owner sign-in link for the cabinet (one-time, valid 7 days):\n    ${demo.ownerSignInUrl}\n`);
+    logger.info({ program: demo.slug }, 'demo program created; its keys and links are printed to the terminal once');
+    printDemoProgram(demo);
   }
   await app.listen({ port: config.PORT, host: config.HOST });
 

@@ -15,6 +15,8 @@ const INSTANCE_TABLES = [
   'rate_limit_counter', // per client address, across programs
   'scheduled_task', // leases of deployment-wide scheduled work
   'sign_in_failure', // per address and per email, before any program is known
+  'sign_in_known_address', // per email and address, before any program is known
+  'wallet_delivery_pending', // per push token (a device's token spans programs) or card: distributed by (wallet, target)
 ];
 
 /** Unique keys without program_id: `table: index` → the plan at the move (see the document). */
@@ -27,6 +29,8 @@ const UNIQUE_WITHOUT_PROGRAM: Record<string, string> = {
   'card_tier_change: card_tier_change_pkey': 'surrogate',
   'google_notification: google_notification_pkey': 'surrogate',
   'join_view: join_view_pkey': 'surrogate',
+  'pending_bonus: pending_bonus_pkey': 'surrogate',
+  'phone_verification: phone_verification_pkey': 'surrogate',
   'ledger_entry: ledger_entry_pkey': 'surrogate',
   'purchase: purchase_pkey': 'surrogate',
   'staff_member: staff_member_pkey': 'reference table',
@@ -41,18 +45,20 @@ const UNIQUE_WITHOUT_PROGRAM: Record<string, string> = {
   'campaign_recipient: campaign_recipient_pkey': 'prepend program_id',
   'google_object: google_object_pkey': 'prepend program_id',
   'idempotency_record: idempotency_record_pkey': 'prepend program_id (scope is the program)',
+  'referral: referral_pkey': 'prepend program_id',
   'webhook_delivery: webhook_delivery_endpoint_id_event_id_key': 'prepend program_id',
   'consent_text: consent_text_pkey': 'prepend program_id',
   // Looked up without knowing the program (public URLs, devices, Google, sign-in): the queries that
   // need care. Globally unique random values; at the move, a lookup table distributed by the value.
   'card: card_apple_serial_key': 'lookup table card_handle(apple_serial)',
   'card: card_public_token_key': 'lookup table card_handle(public_token)',
+  'retired_apple_pass: retired_apple_pass_pkey': 'old serials: in the same lookup table card_handle(apple_serial)',
+  'retired_google_object: retired_google_object_pkey': 'object ids embed the program slug',
   'google_object: google_object_object_id_key': 'object ids embed the program slug: lookup by prefix',
   'google_class: google_class_pkey': 'class ids embed the program slug',
   'apple_registration: apple_registration_pkey': 'prepend program_id; the device list query (all programs of a device) fans out',
   // Instance-wide by design: reference tables (small, read everywhere, written rarely).
   'api_key: api_key_key_hash_key': 'reference table',
-  'staff_member: staff_member_email_idx': 'reference table',
   'staff_password_reset: staff_password_reset_token_hash_key': 'reference table',
   'staff_session: staff_session_pkey': 'distributed by token_hash',
   'staff_sign_in_link: staff_sign_in_link_pkey': 'distributed by token_hash',

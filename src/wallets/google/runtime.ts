@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import type { DatabaseHandle } from '../../db/database.js';
 import { createCallbackVerifier, type CallbackVerifier } from './callback.js';
-import { createGoogleWalletClient, type GoogleWalletClient } from './client.js';
+import { createGoogleWalletClient, type GoogleWalletClient, type GoogleWalletClientOptions } from './client.js';
 import { createGoogleWalletSettings, loadServiceAccount, type GoogleWalletSettings } from './config.js';
 import { createDatabaseRateLimiter, limiterRate } from './rate-limiter.js';
 
@@ -21,10 +21,16 @@ interface Logger {
 
 /**
  * Google Wallet from the configuration, or undefined when it is not configured (Apple only). With a
- * PostgreSQL database the rate limit is shared by every process on it (GOOGLE_REQUESTS_PER_SECOND is
+ * PostgreSQL `database` the rate limit is shared by every process on it (GOOGLE_REQUESTS_PER_SECOND is
  * per Google project, i.e. per deployment); on the embedded database it is the process's own.
+ * `clientOptions` adjusts the REST client (tests shorten its retry policy).
  */
-export function createGoogleRuntime(config: Config, logger: Logger, database?: DatabaseHandle): GoogleRuntime | undefined {
+export function createGoogleRuntime(
+  config: Config,
+  logger: Logger,
+  options: { database?: DatabaseHandle; clientOptions?: Pick<Partial<GoogleWalletClientOptions>, 'retry' | 'timeoutMs'> } = {},
+): GoogleRuntime | undefined {
+  const { database, clientOptions = {} } = options;
   if (!config.GOOGLE_ISSUER_ID || !config.GOOGLE_SERVICE_ACCOUNT_FILE) return undefined;
   const settings = createGoogleWalletSettings({
     issuerId: config.GOOGLE_ISSUER_ID,
@@ -40,6 +46,7 @@ export function createGoogleRuntime(config: Config, logger: Logger, database?: D
   return {
     settings,
     client: createGoogleWalletClient(settings, {
+      ...clientOptions,
       logger,
       ...(database?.kind === 'postgres'
         ? { limiter: createDatabaseRateLimiter(database.db, { name: GOOGLE_RATE_SLOT, ratePerSecond: limiterRate(settings.requestsPerSecond) }) }
