@@ -20,6 +20,7 @@ import { getTestCertificates } from '../support/test-certificates.js';
 // fake, which enforces Google's 20 requests per second per project like Google would.
 const postgres = requirePostgres();
 const ADMIN_KEY = 'cluster-admin-key-0123456789abcdef';
+const METRICS_TOKEN = 'cluster-metrics-token-0123456789';
 const ISSUER = '3388000000012345678';
 const GOOGLE_LIMIT = 20;
 const CHUNK = 50;
@@ -49,6 +50,7 @@ describe.skipIf(postgres.skip)('two api and two worker processes on one database
       NODE_ENV: 'production',
       DATABASE_URL: database.url!,
       ADMIN_KEY,
+      METRICS_TOKEN,
       PUBLIC_URL: 'https://wallet.test',
       APPLE_CERT_DIR: certs.dir,
       APNS_HOST: '127.0.0.1',
@@ -157,7 +159,7 @@ describe.skipIf(postgres.skip)('two api and two worker processes on one database
       const ready = await call(instance, 'GET', '/readyz');
       expect(ready.status).toBe(200);
       expect(ready.json()).toMatchObject({ status: 'ok', role, database: 'postgres', queue: 'ok', certificate: { state: 'ok' } });
-      const metrics = (await call(instance, 'GET', '/metrics')).body.toString();
+      const metrics = (await call(instance, 'GET', '/metrics', { authorization: `Bearer ${METRICS_TOKEN}` })).body.toString();
       expect(metrics).toMatch(/apple_certificate_expiry_days\{certificate="pass_type_id"\} \d+/);
     }
     expect((await call(instances.workerA, 'GET', '/api/v1/programs', admin)).status).toBe(404);
