@@ -5,6 +5,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_AUTH_SETTINGS } from '../../src/cabinet/auth.js';
 import { DEFAULT_JOIN_FORM_SETTINGS } from '../../src/enrollment/guard.js';
+import { normalizePng } from '../../src/programs/images.js';
+import { PNG } from 'pngjs';
 import { startApnsStandIn, type ApnsStandIn } from '../support/apns-stand-in.js';
 import { waitFor } from '../support/app.js';
 import { pushToken } from '../support/apple-device.js';
@@ -24,6 +26,14 @@ const METRICS_TOKEN = 'cluster-metrics-token-0123456789';
 const ISSUER = '3388000000012345678';
 const GOOGLE_LIMIT = 20;
 const CHUNK = 50;
+
+/** Another valid logo: the default one with its colours inverted; and the bytes the service will store for it. */
+function invertedLogo(): { upload: Buffer; stored: Buffer } {
+  const png = PNG.sync.read(readFileSync('passes/default/logo.png'));
+  for (let i = 0; i < png.data.length; i += 4) for (let c = 0; c < 3; c++) png.data[i + c] = 255 - png.data[i + c]!;
+  const upload = PNG.sync.write(png);
+  return { upload, stored: normalizePng('logo', upload) };
+}
 
 describe.skipIf(postgres.skip)('two api and two worker processes on one database (postgres)', () => {
   let database: TestDatabase;
@@ -271,10 +281,11 @@ describe.skipIf(postgres.skip)('two api and two worker processes on one database
     const defaultLogo = readFileSync('passes/default/logo.png');
     // Instance B has signed this program's pass (its image cache holds the default logo).
     expect((await passFrom(instances.apiB))['logo.png']).toEqual(defaultLogo);
-    const newLogo = readFileSync('passes/default/icon@2x.png');
-    const put = await call(instances.apiA, 'PUT', `/api/v1/programs/${id}/images/logo`, { authorization: as('admin').authorization, 'content-type': 'image/png' }, newLogo);
+    const logo = invertedLogo();
+    expect(logo.stored).not.toEqual(defaultLogo);
+    const put = await call(instances.apiA, 'PUT', `/api/v1/programs/${id}/images/logo`, { authorization: as('admin').authorization, 'content-type': 'image/png' }, logo.upload);
     expect(put.status, put.body.toString()).toBeLessThan(300);
-    expect((await passFrom(instances.apiB))['logo.png']).toEqual(newLogo);
+    expect((await passFrom(instances.apiB))['logo.png']).toEqual(logo.stored);
   });
 
   it('SIGTERM to one worker in the middle of a campaign: the other finishes it, every recipient once', async () => {

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
+import { normalizePng } from '../../src/programs/images.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
@@ -13,6 +15,14 @@ import { unpackPkpass } from '../support/pkpass.js';
 // image change (its notifications are switched off here) still signs the next pass with the new
 // image. test/cluster/cluster.test.ts shows the same across processes with notifications on.
 const postgres = requirePostgres();
+
+/** Another valid logo: the default one with its colours inverted; and the bytes the service will store for it. */
+function invertedLogo(): { upload: Buffer; stored: Buffer } {
+  const png = PNG.sync.read(readFileSync('passes/default/logo.png'));
+  for (let i = 0; i < png.data.length; i += 4) for (let c = 0; c < 3; c++) png.data[i + c] = 255 - png.data[i + c]!;
+  const upload = PNG.sync.write(png);
+  return { upload, stored: normalizePng('logo', upload) };
+}
 
 const deaf: Notifications = {
   subscribe: () => () => undefined,
@@ -50,9 +60,10 @@ describe.skipIf(postgres.skip)('program images cached per version (postgres)', (
     const passPath = new URL(issued.json().applePassUrl).pathname;
     const logoFromB = async () => unpackPkpass((await b.inject({ method: 'GET', url: passPath })).rawPayload)['logo.png'];
     expect(await logoFromB()).toEqual(readFileSync('passes/default/logo.png'));
-    const logo = readFileSync('passes/default/icon@2x.png');
-    const put = await a.app.inject({ method: 'PUT', url: `/api/v1/programs/${program.id}/images/logo`, headers: { ...adminHeaders, 'content-type': 'image/png' }, payload: logo });
-    expect(put.statusCode).toBeLessThan(300);
-    expect(await logoFromB()).toEqual(logo);
+    const logo = invertedLogo();
+    expect(logo.stored).not.toEqual(readFileSync('passes/default/logo.png'));
+    const put = await a.app.inject({ method: 'PUT', url: `/api/v1/programs/${program.id}/images/logo`, headers: { ...adminHeaders, 'content-type': 'image/png' }, payload: logo.upload });
+    expect(put.statusCode, put.body).toBeLessThan(300);
+    expect(await logoFromB()).toEqual(logo.stored);
   });
 });
