@@ -8,11 +8,12 @@ import { getTestCertificates } from '../support/test-certificates.js';
 // The real entry point (`npm start` runs src/server.ts): configuration errors stop it with exit
 // code 2, it starts with nothing but a data folder, and SIGTERM shuts it down cleanly.
 const SERVER = path.resolve('src/server.ts');
-const TSX = path.resolve('node_modules/.bin/tsx');
 
 function run(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let output = '';
-  const child = spawn(TSX, [SERVER], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // tsx as a loader in the one process, not its CLI: the CLI relays SIGTERM to a child process and
+  // SIGKILLs it when the child does not acknowledge within 30 ms, which a busy machine misses (exit 143).
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
