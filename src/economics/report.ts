@@ -413,7 +413,8 @@ export async function economicsReport(db: Db, program: ProgramRow, period: Perio
     }
     for (const row of sales) {
       const month = monthStart(row.day);
-      if (row.day <= to) enrolledByMonth.set(month, (enrolledByMonth.get(month) ?? 0) + Number(row.cards_enrolled));
+      // Cohorts are whole months, like their cells: every card enrolled in the month counts.
+      enrolledByMonth.set(month, (enrolledByMonth.get(month) ?? 0) + Number(row.cards_enrolled));
       paidByMonth.set(month, (paidByMonth.get(month) ?? 0) + Number(row.paid) - Number(row.refunded_paid));
       const i = bucketOf(row.day);
       if (i < 0) continue;

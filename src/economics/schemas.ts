@@ -120,7 +120,7 @@ export const EconomicsSchema = Type.Object({
   cohorts: Type.Array(
     Type.Object({
       cohort: Type.String({ description: 'Enrolment month, YYYY-MM' }),
-      cards: Int('Cards enrolled that month (up to `to`)'),
+      cards: Int('Cards enrolled that month (the whole month)'),
       active: Type.Array(Type.Integer(), { description: 'Index k: cards of the cohort that bought in the k-th month after enrolment (0 = the enrolment month)' }),
       retention: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'active[k] ÷ cards' }),
       paid: Type.Array(Type.Integer(), { description: 'Money paid by the cohort in month k, less refunds (minor units)' }),
