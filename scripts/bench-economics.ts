@@ -15,7 +15,8 @@
  * tables: what the report would cost without the rollups).
  *
  * Environment: BENCH_CARDS, BENCH_PURCHASES, BENCH_RUNS (5), BENCH_EXPLAIN_MS (300),
- * BENCH_SKIP_RAW=1 (skip the no-rollup baseline, which takes about a minute).
+ * BENCH_SKIP_RAW=1 (skip the no-rollup baseline, which takes about a minute), BENCH_KEEP=1 (keep the
+ * database and print its name), BENCH_DB=<name> (measure a kept database again, without seeding).
  */
 import { performance } from 'node:perf_hooks';
 import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
@@ -55,7 +56,8 @@ async function main() {
   const purchases = Math.round(envNumber('BENCH_PURCHASES', 5_000_000));
   const runs = Math.round(envNumber('BENCH_RUNS', 5));
   const explainMs = envNumber('BENCH_EXPLAIN_MS', 300);
-  const database = await createBenchDatabase();
+  const reuse = process.env.BENCH_DB;
+  const database = reuse ? reusedDatabase(reuse) : await createBenchDatabase();
   const pool = benchPool({ connectionString: database.url, max: 4 });
   const logged: Logged[] = [];
   let logging = false;
@@ -75,21 +77,31 @@ async function main() {
     await jobs?.stop().catch(() => {});
     await db.destroy().catch(() => {});
     await pool.end().catch(() => {});
-    await database.drop();
+    if (process.env.BENCH_KEEP === '1' || reuse) console.log(`kept database ${database.name} (BENCH_DB=${database.name} to measure it again)`);
+    else await database.drop();
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
   try {
     await migrateToLatest(db);
-    const program = await createProgram(db, { slug: 'bench-economics', name: 'Bench economics', defaultLanguage: 'ru', currency: 'RUB', timeZone: 'Europe/Moscow' } as never);
     console.log(`Economics benchmark: Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs, PostgreSQL database ${database.name}`);
-    console.log(`seeding ${cards} cards and about ${purchases} purchases over three years…`);
-    const seedStarted = performance.now();
-    const seeded = await seedEconomics(pool, program.id, { cards, purchases, years: 3, log: (line) => console.log(line) });
-    await pool.query('VACUUM ANALYZE');
-    console.log(
-      `seeded in ${Math.round((performance.now() - seedStarted) / 1000)} s: ${seeded.cards} cards, ${seeded.purchases} purchases, ` +
-        `${seeded.ledgerEntries} ledger entries, ${seeded.anonymousChecks} checks without a card\n`,
-    );
+    let program = await db.selectFrom('program').selectAll().where('slug', '=', 'bench-economics').executeTakeFirst();
+    let seeded;
+    if (!program) {
+      program = await createProgram(db, { slug: 'bench-economics', name: 'Bench economics', defaultLanguage: 'ru', currency: 'RUB', timeZone: 'Europe/Moscow' } as never);
+      console.log(`seeding ${cards} cards and about ${purchases} purchases over three years…`);
+      const seedStarted = performance.now();
+      seeded = await seedEconomics(pool, program.id, { cards, purchases, years: 3, log: (line) => console.log(line) });
+      await pool.query('VACUUM ANALYZE');
+      console.log(`seeded in ${Math.round((performance.now() - seedStarted) / 1000)} s`);
+    } else {
+      const counts = await pool.query<{ cards: number; purchases: number; ledger: number; checks: number }>(
+        `SELECT (SELECT count(*) FROM card)::int AS cards, (SELECT count(*) FROM purchase)::int AS purchases,
+                (SELECT count(*) FROM ledger_entry)::int AS ledger, (SELECT count(*) FROM anonymous_check)::int AS checks`,
+      );
+      const c = counts.rows[0]!;
+      seeded = { cards: c.cards, purchases: c.purchases, ledgerEntries: c.ledger, anonymousChecks: c.checks };
+    }
+    console.log(`${seeded.cards} cards, ${seeded.purchases} purchases, ${seeded.ledgerEntries} ledger entries, ${seeded.anonymousChecks} checks without a card\n`);
 
     const now = new Date();
     const tz = program.time_zone;
@@ -179,13 +191,23 @@ async function main() {
       passTypeIdentifier: 'pass.dev.walletcards.bench',
     });
     await campaigns.ensureQueues();
+    // Baseline of the same run: the same audience written without a control group.
+    const plain = await campaigns.create(program as ProgramRow, { name: 'Bench, no control', message: { ru: 'Привет', en: 'Hello' }, audience: { all: true }, controlShare: 0 }, 'bench');
+    await campaigns.send(program.id, plain.id);
+    started = performance.now();
+    await campaigns.runStart(plain.id);
+    const plainMs = performance.now() - started;
+    await sql`UPDATE campaign SET status = 'cancelled' WHERE id = ${plain.id}`.execute(db);
     const campaign = await campaigns.create(program as ProgramRow, { name: 'Bench', message: { ru: 'Привет', en: 'Hello' }, audience: { all: true }, controlShare: 10 }, 'bench');
     await campaigns.send(program.id, campaign.id);
     started = performance.now();
     await campaigns.runStart(campaign.id);
     const splitMs = performance.now() - started;
     const row = await db.selectFrom('campaign').selectAll().where('id', '=', campaign.id).executeTakeFirstOrThrow();
-    console.log(`campaign to everyone with consent, 10 % held back: audience written and split in ${fmt(splitMs)} (${row.targeted} recipients, ${row.held_out} control)`);
+    console.log(
+      `campaign to everyone with consent: audience written in ${fmt(plainMs)} without a control group; with 10 % held back ${fmt(splitMs)} ` +
+        `(${row.targeted} recipients, ${row.held_out} control; ${(splitMs / plainMs).toFixed(2)}× the baseline; the campaign-start job, in the background)`,
+    );
     // Measured as if it had started 14 days ago: the window is the last 14 days of purchases.
     await sql`UPDATE campaign SET started_at = ${new Date(now.getTime() - 14 * 86_400_000)} WHERE id = ${campaign.id}`.execute(db);
     const started14 = await db.selectFrom('campaign').selectAll().where('id', '=', campaign.id).executeTakeFirstOrThrow();
@@ -225,6 +247,12 @@ async function main() {
   } finally {
     await cleanup();
   }
+}
+
+function reusedDatabase(name: string) {
+  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  url.pathname = `/${name}`;
+  return { name, url: url.toString(), drop: async () => {} };
 }
 
 function addDaysDay(day: string, days: number): string {

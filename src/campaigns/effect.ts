@@ -13,7 +13,7 @@
  * window of the campaign that chose it.
  */
 import { sql } from 'kysely';
-import type { Executor } from '../db/database.js';
+import type { Db } from '../db/database.js';
 import { twoProportions, welch, type GroupMoments, type Interval } from '../economics/statistics.js';
 import type { CampaignEffect } from './schemas.js';
 import type { CampaignRow } from './service.js';
@@ -70,35 +70,44 @@ function difference(interval: (Interval & { df?: number }) | null, method: strin
 }
 
 /** Treated and control figures over each campaign's window, pooled over `campaignIds`. */
-async function groupRows(executor: Executor, programId: string, campaignIds: string[], now: Date): Promise<GroupRow[]> {
-  const at = now.toISOString();
-  const { rows } = await sql<GroupRow>`
-    WITH c AS (
-      SELECT id, started_at AS s, least(started_at + make_interval(days => effect_window_days), ${at}::timestamptz) AS e
-      FROM campaign WHERE id = ANY(${campaignIds}::uuid[]) AND started_at IS NOT NULL
-    ),
-    g AS (
-      SELECT campaign_id, card_id, false AS control FROM campaign_recipient WHERE campaign_id = ANY(${campaignIds}::uuid[])
-      UNION ALL
-      SELECT campaign_id, card_id, true FROM campaign_control WHERE campaign_id = ANY(${campaignIds}::uuid[])
-    ),
-    p AS (
-      SELECT card_id, created_at, amount FROM purchase
-      WHERE program_id = ${programId} AND status = 'completed'
-        AND created_at >= (SELECT min(s) FROM c) AND created_at < (SELECT max(e) FROM c)
-    ),
-    holder AS (
-      SELECT g.control, count(p.card_id) AS purchases, coalesce(sum(p.amount), 0) AS revenue
-      FROM g
-      JOIN c ON c.id = g.campaign_id
-      LEFT JOIN p ON p.card_id = g.card_id AND p.created_at >= c.s AND p.created_at < c.e
-      GROUP BY g.control, g.campaign_id, g.card_id
-    )
-    SELECT control, count(*)::int AS holders, (count(*) FILTER (WHERE purchases > 0))::int AS buyers,
-      coalesce(sum(purchases), 0)::bigint AS purchases, coalesce(sum(revenue), 0)::bigint AS revenue,
-      var_samp(revenue)::float8 AS revenue_var, var_samp(purchases)::float8 AS purchases_var
-    FROM holder GROUP BY control`.execute(executor);
-  return rows;
+async function groupRows(db: Db, programId: string, campaigns: Array<{ id: string; start: Date; end: Date }>, now: Date): Promise<GroupRow[]> {
+  const ids = campaigns.map((c) => c.id);
+  const at = now.getTime();
+  // The purchases of the windows, read once by time (purchase_program_time_idx) and joined to the
+  // holders by card: with the bounds as values the planner sees a range of days, not one probe per
+  // holder (5 s instead of a few hundred ms at 170,000 holders, bench:economics).
+  const first = new Date(Math.min(...campaigns.map((c) => c.start.getTime())));
+  const last = new Date(Math.min(at, Math.max(...campaigns.map((c) => c.end.getTime()))));
+  return db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
+    const { rows } = await sql<GroupRow>`
+      WITH c AS (
+        SELECT id, started_at AS s, least(started_at + make_interval(days => effect_window_days), ${now.toISOString()}::timestamptz) AS e
+        FROM campaign WHERE id = ANY(${ids}::uuid[]) AND started_at IS NOT NULL
+      ),
+      g AS (
+        SELECT campaign_id, card_id, false AS control FROM campaign_recipient WHERE campaign_id = ANY(${ids}::uuid[])
+        UNION ALL
+        SELECT campaign_id, card_id, true FROM campaign_control WHERE campaign_id = ANY(${ids}::uuid[])
+      ),
+      p AS MATERIALIZED (
+        SELECT card_id, created_at, amount FROM purchase
+        WHERE program_id = ${programId} AND status = 'completed' AND created_at >= ${first.toISOString()}::timestamptz
+          AND created_at < ${last.toISOString()}::timestamptz
+      ),
+      holder AS (
+        SELECT g.control, count(p.card_id) AS purchases, coalesce(sum(p.amount), 0) AS revenue
+        FROM g
+        JOIN c ON c.id = g.campaign_id
+        LEFT JOIN p ON p.card_id = g.card_id AND p.created_at >= c.s AND p.created_at < c.e
+        GROUP BY g.control, g.campaign_id, g.card_id
+      )
+      SELECT control, count(*)::int AS holders, (count(*) FILTER (WHERE purchases > 0))::int AS buyers,
+        coalesce(sum(purchases), 0)::bigint AS purchases, coalesce(sum(revenue), 0)::bigint AS revenue,
+        var_samp(revenue)::float8 AS revenue_var, var_samp(purchases)::float8 AS purchases_var
+      FROM holder GROUP BY control`.execute(trx);
+    return rows;
+  });
 }
 
 function effectOf(rows: GroupRow[], window: CampaignEffect['window'], winback: boolean): CampaignEffect {
@@ -133,11 +142,11 @@ export function isWinback(audience: unknown, automation: string | null): boolean
 }
 
 /** The effect of one campaign (null before it started sending). */
-export async function campaignEffect(executor: Executor, row: CampaignRow, now: Date): Promise<CampaignEffect | null> {
+export async function campaignEffect(db: Db, row: CampaignRow, now: Date): Promise<CampaignEffect | null> {
   if (!row.started_at) return null;
   const start = row.started_at;
   const end = new Date(start.getTime() + row.effect_window_days * DAY_MS);
-  const rows = await groupRows(executor, row.program_id, [row.id], now);
+  const rows = await groupRows(db, row.program_id, [{ id: row.id, start, end }], now);
   return effectOf(rows, { start: start.toISOString(), end: end.toISOString(), days: row.effect_window_days, complete: now.getTime() >= end.getTime() }, isWinback(row.audience, row.automation));
 }
 
@@ -146,22 +155,28 @@ export async function campaignEffect(executor: Executor, row: CampaignRow, now: 
  * its own campaign's window. `complete` when every window is over.
  */
 export async function automationEffect(
-  executor: Executor,
+  db: Db,
   programId: string,
   automations: readonly string[],
   range: { from: Date; to: Date },
   now: Date,
 ): Promise<(CampaignEffect & { campaigns: number }) | null> {
-  const campaigns = await executor
+  const campaigns = await db
     .selectFrom('campaign')
     .select(['id', 'started_at', 'effect_window_days'])
     .where('program_id', '=', programId)
     .where('automation', 'in', [...automations])
     .where('started_at', '>=', range.from)
     .where('started_at', '<=', range.to)
+    .where('started_at', 'is not', null)
     .execute();
   if (campaigns.length === 0) return null;
-  const rows = await groupRows(executor, programId, campaigns.map((c) => c.id), now);
+  const rows = await groupRows(
+    db,
+    programId,
+    campaigns.map((c) => ({ id: c.id, start: c.started_at!, end: new Date(c.started_at!.getTime() + c.effect_window_days * DAY_MS) })),
+    now,
+  );
   const lastEnd = Math.max(...campaigns.map((c) => (c.started_at?.getTime() ?? 0) + c.effect_window_days * DAY_MS));
   const firstStart = Math.min(...campaigns.map((c) => c.started_at?.getTime() ?? 0));
   const days = Math.max(...campaigns.map((c) => c.effect_window_days));
