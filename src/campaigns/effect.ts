@@ -80,6 +80,28 @@ async function groupRows(db: Db, programId: string, campaigns: Array<{ id: strin
   const last = new Date(Math.min(at, Math.max(...campaigns.map((c) => c.end.getTime()))));
   return db.transaction().execute(async (trx) => {
     await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
+    if (campaigns.length === 1) {
+      // One window for every holder: the window's purchases summed per card first, then one row
+      // per holder joined to them, no grouping by holder.
+      const { rows } = await sql<GroupRow>`
+        WITH pc AS (
+          SELECT card_id, count(*) AS purchases, sum(amount) AS revenue FROM purchase
+          WHERE program_id = ${programId} AND status = 'completed' AND created_at >= ${first.toISOString()}::timestamptz
+            AND created_at < ${last.toISOString()}::timestamptz
+          GROUP BY card_id
+        ),
+        g AS (
+          SELECT card_id, false AS control FROM campaign_recipient WHERE campaign_id = ${ids[0]}
+          UNION ALL
+          SELECT card_id, true FROM campaign_control WHERE campaign_id = ${ids[0]}
+        )
+        SELECT g.control, count(*)::int AS holders, count(pc.card_id)::int AS buyers,
+          coalesce(sum(pc.purchases), 0)::bigint AS purchases, coalesce(sum(pc.revenue), 0)::bigint AS revenue,
+          var_samp(coalesce(pc.revenue, 0)::float8) AS revenue_var, var_samp(coalesce(pc.purchases, 0)::float8) AS purchases_var
+        FROM g LEFT JOIN pc ON pc.card_id = g.card_id
+        GROUP BY g.control`.execute(trx);
+      return rows;
+    }
     const { rows } = await sql<GroupRow>`
       WITH c AS (
         SELECT id, started_at AS s, least(started_at + make_interval(days => effect_window_days), ${now.toISOString()}::timestamptz) AS e
@@ -104,7 +126,7 @@ async function groupRows(db: Db, programId: string, campaigns: Array<{ id: strin
       )
       SELECT control, count(*)::int AS holders, (count(*) FILTER (WHERE purchases > 0))::int AS buyers,
         coalesce(sum(purchases), 0)::bigint AS purchases, coalesce(sum(revenue), 0)::bigint AS revenue,
-        var_samp(revenue)::float8 AS revenue_var, var_samp(purchases)::float8 AS purchases_var
+        var_samp(revenue::float8) AS revenue_var, var_samp(purchases::float8) AS purchases_var
       FROM holder GROUP BY control`.execute(trx);
     return rows;
   });
