@@ -80,6 +80,10 @@ async function groupRows(db: Db, programId: string, campaigns: Array<{ id: strin
   const last = new Date(Math.min(at, Math.max(...campaigns.map((c) => c.end.getTime()))));
   return db.transaction().execute(async (trx) => {
     await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
+    // As for the segments: parallel workers would each build the whole per-card aggregate again, and
+    // compiling these short statements (JIT) cost more than running them (bench:economics).
+    await sql`SET LOCAL max_parallel_workers_per_gather = 0`.execute(trx);
+    await sql`SET LOCAL jit = off`.execute(trx);
     if (campaigns.length === 1) {
       // One window for every holder: the window's purchases summed per card first, then one row
       // per holder joined to them, no grouping by holder.
