@@ -158,7 +158,6 @@ async function main() {
         const t0 = performance.now();
         await economicsReport(db, program as ProgramRow, period, now, {
           onQuery: (name, ms) => groups.set(name, [...(groups.get(name) ?? []), ms]),
-          concurrent: true,
         });
         totals.push(performance.now() - t0);
         logging = false;

@@ -16,7 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { sql, type Transaction } from 'kysely';
-import type { Db, Executor } from '../db/database.js';
+import type { Db } from '../db/database.js';
 import type { Database, ProgramRow } from '../db/schema.js';
 import { databaseTimeZone } from '../enrollment/stats.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
@@ -360,11 +360,6 @@ async function openMonth(trx: Trx, programId: string, tz: string, month: string,
 export interface ReportOptions {
   /** Called with each statement group's name and wall time (bench:economics prints them). */
   onQuery?: (name: string, ms: number) => void;
-  /**
-   * Run the CLTV-by-tier statement on its own connection alongside the rest (PostgreSQL). Not on
-   * the embedded database: it has one connection, held by the report's transaction.
-   */
-  concurrent?: boolean;
 }
 
 export async function economicsReport(db: Db, program: ProgramRow, period: Period, now: Date, options: ReportOptions = {}): Promise<Economics> {
@@ -377,19 +372,6 @@ export async function economicsReport(db: Db, program: ProgramRow, period: Perio
   };
   const rules = program.rules as LoyaltyRules;
   const pointValue = rules.redemption.pointValue;
-  // CLTV by tier reads the cards as they are now (no rollup): with `concurrent`, on its own
-  // connection alongside the rest.
-  const tierStatement = (executor: Executor) =>
-    timed('CLTV by tier', () =>
-      sql<{ tier: string; cards: number; spend: number; tenure_months: number | null }>`
-        SELECT tier, count(*)::int AS cards, coalesce(sum(lifetime_spend), 0)::bigint AS spend,
-          sum(greatest(extract(epoch FROM (${now.toISOString()}::timestamptz - created_at)), 0)) / (86400 * 30.436875) AS tenure_months
-        FROM card WHERE program_id = ${program.id}
-        GROUP BY tier`.execute(executor),
-    );
-  const early = options.concurrent ? tierStatement(db) : undefined;
-  // Awaited inside the transaction below; a failure there must not leave this one unhandled.
-  early?.catch(() => {});
   return db.transaction().execute(async (trx) => {
     // One snapshot: the rollup watermarks and the rows they cover, and the raw tail after them.
     await sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`.execute(trx);
@@ -408,7 +390,14 @@ export async function economicsReport(db: Db, program: ProgramRow, period: Perio
     const ledger = await timed('ledger by day and kind', () => ledgerRows(trx, program.id, tz, state, firstMonth, monthsEnd));
     const sales = await timed('sales by day', () => salesRows(trx, program.id, tz, state, firstMonth, monthsEnd));
     const members = await timed('members, cohorts, bonus receivers by month', () => monthly(trx, program.id, tz, state, firstMonth, lastMonth, firstMonth, lastMonth));
-    const { rows: tiers } = await (early ?? tierStatement(trx));
+    // CLTV by tier reads the cards as they are now (no rollup).
+    const { rows: tiers } = await timed('CLTV by tier', () =>
+      sql<{ tier: string; cards: number; spend: number; tenure_months: number | null }>`
+        SELECT tier, count(*)::int AS cards, coalesce(sum(lifetime_spend), 0)::bigint AS spend,
+          sum(greatest(extract(epoch FROM (${now.toISOString()}::timestamptz - created_at)), 0)) / (86400 * 30.436875) AS tenure_months
+        FROM card WHERE program_id = ${program.id}
+        GROUP BY tier`.execute(trx),
+    );
 
     // ---- buckets (the period itself) ---------------------------------------------------------------
     const bucketList = buckets(from, to, period.groupBy);

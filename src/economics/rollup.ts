@@ -111,6 +111,9 @@ export class EconomicsRollup {
       if (!step) break;
       done.days += step.days;
       done.months += step.months;
+      // A closed month's per-card rows were just deleted: let the next month reuse their space
+      // (catching up on years of history would otherwise leave the table at all of them).
+      if (step.months > 0) await sql`VACUUM economics_card_month`.execute(this.db);
     }
     // Fresh statistics for the per-card tables the report joins (thousands of new rows at once;
     // autovacuum would analyze them later and the planner would meanwhile take them for empty).

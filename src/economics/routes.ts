@@ -37,7 +37,7 @@ export const economicsRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = a
     const program = await getProgramOr404(db, programId);
     const period = economicsPeriod(query, ctx.clock(), program.time_zone);
     if ('error' in period) throw new AppError(400, 'invalid_period', period.error);
-    return economicsReport(db, program, period, ctx.clock(), { concurrent: ctx.dbKind === 'postgres' });
+    return economicsReport(db, program, period, ctx.clock());
   }
 
   app.get(

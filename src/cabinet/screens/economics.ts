@@ -183,7 +183,7 @@ export const economicsScreen: Screen = {
       const q = request.query as Record<string, string | undefined>;
       const wanted = economicsPeriod({ from: q.from || undefined, to: q.to || undefined, groupBy: q.groupBy || undefined }, now, program.time_zone);
       const period = 'error' in wanted ? (economicsPeriod({}, now, program.time_zone) as Exclude<typeof wanted, { error: string }>) : wanted;
-      const report = await economicsReport(db, program, period, now, { concurrent: kit.ctx.dbKind === 'postgres' });
+      const report = await economicsReport(db, program, period, now);
       return { program, period, report, invalid: 'error' in wanted, now };
     }
 
