@@ -6,6 +6,8 @@ import type { PassService } from './wallets/apple/pass-service.js';
 import type { AppleIdentity } from './programs/service.js';
 import type { CardLinks } from './cards/dto.js';
 import type { Metrics } from './metrics.js';
+import type { QrRenderer } from './enrollment/qr.js';
+import type { PhoneVerificationService } from './verification/phone-verification.js';
 
 /** What route plugins get from the composition root (`buildApp`). */
 export interface AppContext {
@@ -19,4 +21,8 @@ export interface AppContext {
   appleIdentity: AppleIdentity;
   links: CardLinks;
   metrics: Metrics;
+  /** The public QR endpoints' renderer (worker thread, cache, limits). */
+  qr: QrRenderer;
+  /** One-time codes to phones (SMS_GATEWAY_URL); `available` is false without a gateway. */
+  verification: PhoneVerificationService;
 }

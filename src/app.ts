@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -6,9 +7,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { trustProxyOption, type Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
 import { createAuthenticator } from './http/auth.js';
-import { registerErrorHandling } from './http/errors.js';
+import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
+import { registerInputGuard } from './http/input-guard.js';
+import { validatorFactory } from './http/validation.js';
 import { JobQueue } from './jobs/queue.js';
+import { startRetention } from './jobs/retention.js';
+import { createConfiguredSmsGateway } from './sms/gateway.js';
+import { PhoneVerificationService, type VerificationSettings } from './verification/phone-verification.js';
 import { createMetrics } from './metrics.js';
+import { QrRenderer } from './enrollment/qr.js';
 import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
 import { loyaltyRoutes } from './loyalty/routes.js';
@@ -27,6 +34,8 @@ import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
+import { pendingDeliverySummary } from './updates/pending-deliveries.js';
+import { DEFAULT_REDELIVERY_SETTINGS, startRedelivery, type Redelivery, type RedeliverySettings } from './updates/redelivery.js';
 import type { AppContext } from './app-context.js';
 import type { AppleSigningMaterial } from './wallets/apple/certificates.js';
 import type { ApnsSender } from './wallets/apple/apns.js';
@@ -69,6 +78,10 @@ export interface AppDeps {
   webhooks?: Partial<WebhookSettings>;
   /** Cabinet sessions, sign-in links and sign-in limits (defaults in cabinet/auth.ts; tests shorten them). */
   cabinet?: Partial<AuthSettings>;
+  /** One-time code lifetime, attempts and send limits (defaults in verification/phone-verification.ts). */
+  verification?: Partial<VerificationSettings>;
+  /** Retries of pending wallet deliveries: poll, batch, lease, backoff (defaults in updates/redelivery.ts; tests shorten them). */
+  redelivery?: Partial<RedeliverySettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -89,16 +102,23 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Devices may call `//v1/...` when webServiceURL ends in a slash (reference 6, pass-js#127).
     routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
-    // Fastify's default Ajv options strip properties a schema does not declare
-    // (removeAdditional: true), so `additionalProperties: false` silently dropped a misspelt
-    // field and answered 201. Unknown fields must be a 400 problem instead (spec: validation).
-    ajv: { customOptions: { removeAdditional: false } },
+    // Bodies are validated without type coercion, paths and queries with it (http/validation.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
+    // Router and HTTP-parser errors are problem details too (bad percent-encoding, an over-long path segment).
+    frameworkErrors: frameworkErrorProblem,
+    clientErrorHandler: clientErrorProblem,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // An empty body with Content-Type: application/json (Wallet's DELETE may send one) is no body,
   // not a 400 (reference section 6).
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // JSON is UTF-8 (RFC 8259); a body that says it is encoded otherwise would be read as something else.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(request.headers['content-type']))?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      const error = Object.assign(new Error(`JSON bodies must be UTF-8 (got charset=${charset.slice(0, 40)})`), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' });
+      return done(error, undefined);
+    }
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
     try {
@@ -113,7 +133,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   registerErrorHandling(app);
-  const metrics = createMetrics();
+  // NUL bytes and unpaired surrogates are refused before any route or hook reads the request.
+  registerInputGuard(app);
+  const metrics = createMetrics({ pendingDeliveries: () => pendingDeliverySummary(db) });
+  const redeliverySettings: RedeliverySettings = { ...DEFAULT_REDELIVERY_SETTINGS, ...deps.redelivery };
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];
   const cardChanges = createCardChangeRecorder(jobs, {
@@ -122,11 +145,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
   });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
+  const clock = deps.clock ?? (() => new Date());
+  // The code, the phone and the client IP are stored as HMACs under this key (no extra secret to configure).
+  const verification = new PhoneVerificationService(
+    db,
+    createConfiguredSmsGateway(config),
+    deriveKey(deps.adminKey, 'phone-verification'),
+    deps.verification,
+    clock,
+    app.log,
+  );
   const ctx: AppContext = {
     config,
     db,
     dbKind: deps.database.kind,
-    clock: deps.clock ?? (() => new Date()),
+    clock,
     jobs,
     cardChanges,
     passes,
@@ -136,6 +169,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
     links: { publicUrl: config.PUBLIC_URL, googleEnabled: Boolean(deps.google) },
     metrics,
+    qr: new QrRenderer(),
+    verification,
   };
   app.decorate('ctx', ctx);
 
@@ -144,15 +179,35 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         metrics.googleUpdates.inc({ outcome: 'updated' }, stats.objectsUpdated);
         metrics.googleUpdates.inc({ outcome: 'notified' }, stats.notificationsSent);
         metrics.googleUpdates.inc({ outcome: 'downgraded' }, stats.notificationsDowngraded);
+        metrics.googleUpdates.inc({ outcome: 'deferred' }, stats.deferred);
+        metrics.googleUpdates.inc({ outcome: 'failed' }, stats.failed);
+        for (const [reason, n] of Object.entries(stats.failedBy)) metrics.walletDeliveriesFailed.inc({ wallet: 'google', reason }, n);
+        if (stats.retry) {
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'delivered' }, stats.objectsUpdated);
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'deferred' }, stats.deferred);
+          metrics.walletDeliveryRetries.inc({ wallet: 'google', result: 'failed' }, stats.failed);
+        }
       })
     : undefined;
+  const retryPolicy = redeliverySettings.policy;
   const adapters: WalletAdapter[] = [
-    createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, (stats) => {
-      metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
-      metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
+    createAppleUpdatesAdapter(db, deps.apple.apns, deps.apple.material.passTypeIdentifier, app.log, {
+      retryPolicy,
+      onPushed: (stats, retry) => {
+        metrics.applePushes.inc({ outcome: 'delivered' }, stats.delivered);
+        metrics.applePushes.inc({ outcome: 'deferred' }, stats.deferred);
+        metrics.applePushes.inc({ outcome: 'failed' }, stats.failed);
+        for (const [reason, n] of Object.entries(stats.failedBy)) metrics.walletDeliveriesFailed.inc({ wallet: 'apple', reason }, n);
+        if (retry) {
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'delivered' }, stats.delivered);
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'deferred' }, stats.deferred);
+          metrics.walletDeliveryRetries.inc({ wallet: 'apple', result: 'failed' }, stats.failed);
+        }
+      },
     }),
   ];
-  if (google) adapters.push(google.adapter());
+  if (google) adapters.push(google.adapter({ retryPolicy }));
+  let redelivery: Redelivery | undefined;
 
   const webhooks = createWebhooks({ config, db, jobs, logger: app.log, registry: metrics.registry, overrides: deps.webhooks });
   const campaignModule = createCampaignModule({
@@ -176,18 +231,28 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   app.addHook('onReady', async () => {
     await jobs.start();
-    if (deps.runWorkers !== false) await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+    if (deps.runWorkers !== false) {
+      await startWalletUpdateWorkers(jobs, adapters, app.log, { onPublished: campaignModule.onPublished });
+      redelivery = startRedelivery(db, adapters, app.log, { settings: redeliverySettings, onPublished: campaignModule.onPublished });
+    }
     await campaignModule.start(deps.runWorkers !== false);
     await webhooks.start(deps.runWorkers !== false);
     await passwordReset.start(deps.runWorkers !== false);
+    await startRetention(jobs, db, {
+      settings: { idempotencyDays: config.IDEMPOTENCY_RETENTION_DAYS },
+      runWorkers: deps.runWorkers !== false,
+      logger: app.log,
+    });
     await economics.start(deps.runWorkers !== false);
   });
   app.addHook('onClose', async () => {
-    // Let running jobs finish before the database goes away.
+    // Let running jobs and retry rounds finish before the database goes away.
+    await redelivery?.stop();
     await jobs.stop();
     webhooks.close();
     mailer?.close();
     await campaignModule.close();
+    await ctx.qr.close();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpDuration.observe(
@@ -250,9 +315,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return reply.status(503).send({ status: 'unavailable' });
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  // Prometheus metrics: behind METRICS_TOKEN when it is set; without it, off in production and open
+  // in development and test (spec: Configuration). The figures describe the business (campaigns,
+  // pushes, request rates per route): not for the public.
+  const metricsDigest = config.METRICS_TOKEN ? createHash('sha256').update(config.METRICS_TOKEN).digest() : undefined;
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (!metricsDigest && config.NODE_ENV === 'production') throw new AppError(404, 'route_not_found', 'No route GET /metrics');
+    if (metricsDigest) {
+      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+      const given = createHash('sha256').update(match?.[1] ?? '').digest();
+      if (!match || !timingSafeEqual(given, metricsDigest)) {
+        reply.header('www-authenticate', 'Bearer realm="metrics"');
+        throw new AppError(401, 'unauthorized', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>"');
+      }
+    }
+    return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.registry.metrics());
+  });
 
   return app as unknown as App;
 }

@@ -4,7 +4,7 @@ import { Value } from '@sinclair/typebox/value';
 
 /**
  * The service's whole configuration: one validated schema, read once at start (spec: Configuration).
- * Secrets (ADMIN_KEY, APPLE_KEY_PASSPHRASE, SMTP_URL) have no defaults.
+ * Secrets (ADMIN_KEY, APPLE_KEY_PASSPHRASE, SMTP_URL, SMS_GATEWAY_TOKEN) have no defaults.
  */
 export const ConfigSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
@@ -57,10 +57,30 @@ export const ConfigSchema = Type.Object({
   CAMPAIGN_FETCH_WINDOW_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 3 }),
   /** A sending campaign that has not moved for this long is resumed (a worker died mid-chunk). */
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
-  /** Whether `npm start` seeds the demo program when the database has no program yet. */
+  /** Idempotency-Key records older than this many days are pruned by the hourly retention job. */
+  IDEMPOTENCY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  /**
+   * HTTP JSON endpoint of an SMS provider for one-time codes (src/sms/gateway.ts documents the request).
+   * Unset = no SMS: self-service bonuses then stay pending until the card's first purchase.
+   */
+  SMS_GATEWAY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2000 })),
+  /** Bearer token sent to the SMS gateway. A secret: no default, never shown. */
+  SMS_GATEWAY_TOKEN: Type.Optional(Type.String({ minLength: 1, maxLength: 4000 })),
+  /** Sender name or number passed to the SMS gateway (`sender`), if the provider needs one. */
+  SMS_SENDER: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  /** Whether `npm start` seeds the demo program when the database has no program yet (never in production). */
   DEMO_PROGRAM: Type.Boolean({ default: true }),
-  /** Let webhooks reach private, link-local and other non-public addresses (an instance whose receivers are on its own network). */
+  /**
+   * Let webhooks reach loopback and private addresses (an instance whose receivers are on its own
+   * network, or a test's local receiver). Off in every environment by default; link-local, reserved
+   * and IPv4-embedding IPv6 addresses are never reached (webhooks/url-policy.ts).
+   */
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
+  /**
+   * Bearer token `/metrics` requires (`Authorization: Bearer <token>`). A secret: no default. Unset:
+   * `/metrics` answers 404 in production and is open in development and test.
+   */
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 256, pattern: '^[\\x21-\\x7e]+$' })),
   /**
    * Outgoing mail (cabinet password reset), e.g. `smtp://user:pass@smtp.example.com:587` (STARTTLS
    * when the server offers it) or `smtps://…:465`. A secret: no default, never shown. Unset = no
@@ -86,7 +106,7 @@ export class ConfigError extends Error {
   }
 }
 
-const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL', 'SMTP_URL']);
+const SECRET_KEYS = new Set(['ADMIN_KEY', 'APPLE_KEY_PASSPHRASE', 'DATABASE_URL', 'SMTP_URL', 'METRICS_TOKEN', 'SMS_GATEWAY_URL', 'SMS_GATEWAY_TOKEN']);
 
 /** Reads the configuration from an environment map; throws ConfigError listing every problem. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

@@ -6,7 +6,8 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
-import { seedDemoProgram } from './demo.js';
+import { printDemoProgram, seedDemoProgram } from './demo.js';
+import { LOG_SERIALIZERS } from './http/log-redaction.js';
 import { createAppleRuntime } from './wallets/apple/runtime.js';
 import { createGoogleRuntime } from './wallets/google/runtime.js';
 
@@ -27,8 +28,9 @@ async function main() {
   }
   const logger = pino({
     level: config.LOG_LEVEL,
-    // Secrets never reach logs, even when a request carries them.
+    // Secrets never reach logs, even when a request carries them; database errors without their data (http/log-redaction.ts).
     redact: ['req.headers.authorization', 'req.headers.cookie', '*.apple_auth_token', '*.key_hash'],
+    serializers: LOG_SERIALIZERS,
   });
 
   const adminKey = config.ADMIN_KEY ?? developmentAdminKey(config, logger);
@@ -48,15 +50,12 @@ async function main() {
   app.server.keepAliveTimeout = 65_000;
   await app.ready();
 
-  if (config.DEMO_PROGRAM) {
+  // Never in production: a demo program there would be a real program with keys printed to a console (issue #11).
+  if (config.DEMO_PROGRAM && config.NODE_ENV !== 'production') {
     const demo = await seedDemoProgram(app);
     if (demo) {
-      logger.info(
-        { program: demo.slug, posKey: demo.posKey, adminProgramKey: demo.adminKey, cardPage: demo.cardUrl, pass: demo.passUrl },
-        'demo program created (keys are shown only now)',
-      );
-      // Printed to the terminal (not the log): a one-time link that signs the demo owner in to /app.
-      console.log(`\n  Demo owner sign-in link for the cabinet (one-time, valid 7 days):\n    ${demo.ownerSignInUrl}\n`);
+      logger.info({ program: demo.slug }, 'demo program created; its keys and links are printed to the terminal once');
+      printDemoProgram(demo);
     }
   }
   await app.listen({ port: config.PORT, host: config.HOST });

@@ -49,7 +49,7 @@ export const cabinetApiRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
         body: Type.Object(
           {
             password: Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH }),
-            email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'Sign-in email, unique among active staff of the instance' })),
+            email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, description: 'Sign-in email, unique among the active staff of this program' })),
           },
           { additionalProperties: false },
         ),
@@ -65,7 +65,15 @@ export const cabinetApiRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
       const problem = passwordProblem(request.body.password, email);
       if (problem) throw new AppError(422, `password_${problem}`, `The password is not acceptable (${problem.replace(/_/g, ' ')})`);
       if (email && email !== staff.email) {
-        const taken = await db.selectFrom('staff_member').select('id').where('email', '=', email).where('deleted_at', 'is', null).where('id', '<>', staffId).executeTakeFirst();
+        // Unique within the program only: a 409 for another program's e-mail was an oracle (issue #11).
+        const taken = await db
+          .selectFrom('staff_member')
+          .select('id')
+          .where('program_id', '=', programId)
+          .where('email', '=', email)
+          .where('deleted_at', 'is', null)
+          .where('id', '<>', staffId)
+          .executeTakeFirst();
         if (taken) throw new AppError(409, 'email_taken', 'Another staff member already uses this email');
         await db.updateTable('staff_member').set({ email }).where('id', '=', staffId).execute();
       }

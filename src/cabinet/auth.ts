@@ -23,12 +23,25 @@ export interface AuthSettings {
   sessionMaxMs: number;
   /** Default lifetime of a one-time sign-in link. */
   linkTtlMs: number;
-  /** Failed sign-ins are counted over this window… */
+  /** Password reset requests are counted over this window (and it is the reset limits' Retry-After). */
   failureWindowMs: number;
-  /** …at most this many per account (email)… */
+  /** Failed sign-ins are counted over this window (a success clears its address's own). */
+  signInFailureWindowMs: number;
+  /** The longest a sign-in backoff makes anyone wait. */
+  maxBackoffMs: number;
+  /**
+   * Failed passwords from one address for one account before its backoff starts (then 1, 2, 4… ×
+   * `backoffBaseMs`). This is all a staff member meets at an address they signed in from before.
+   */
+  freeFailuresPerAddress: number;
+  /** Failed passwords on one account from all addresses before addresses it never signed in from are slowed down too. */
   maxFailuresPerAccount: number;
-  /** …and this many per client IP. */
+  /** …and failures from one address over all accounts before that address is slowed down (password spraying). */
   maxFailuresPerIp: number;
+  /** The first backoff step. */
+  backoffBaseMs: number;
+  /** An address counts as the account's own for this long after a successful sign-in from it. */
+  knownAddressMs: number;
   /** Sign-in POSTs per IP per minute (all of them, before any password is checked). */
   postsPerMinute: number;
   /** Lifetime of a password reset link (sent by email). */
@@ -44,8 +57,13 @@ export const DEFAULT_AUTH_SETTINGS: AuthSettings = {
   sessionMaxMs: 7 * 24 * 60 * 60 * 1000,
   linkTtlMs: 24 * 60 * 60 * 1000,
   failureWindowMs: 15 * 60 * 1000,
+  signInFailureWindowMs: 24 * 60 * 60 * 1000,
+  maxBackoffMs: 15 * 60 * 1000,
+  freeFailuresPerAddress: 3,
   maxFailuresPerAccount: 5,
   maxFailuresPerIp: 20,
+  backoffBaseMs: 5_000,
+  knownAddressMs: 90 * 24 * 60 * 60 * 1000,
   postsPerMinute: 30,
   resetTtlMs: 30 * 60 * 1000,
   maxResetsPerAccount: 3,
@@ -298,6 +316,10 @@ export async function consumeSignInLink(db: Executor, token: string, now: Date) 
 
 export const ipSubject = (ip: string) => `ip:${ip}`;
 export const accountSubject = (email: string) => `account:${normalizeEmail(email).slice(0, 254)}`;
+/** Wrong sign-in link tokens from one address (counted apart from passwords). */
+export const linkIpSubject = (ip: string) => `link-ip:${ip}`;
+/** One address trying one account: the subject whose backoff a real staff member meets. */
+export const addressAccountSubject = (ip: string, email: string) => `ip-account:${normalizeEmail(email).slice(0, 254)}|${ip}`;
 /** Password reset requests are counted in the same table under their own subjects (they never lock sign-in). */
 export const resetIpSubject = (ip: string) => `reset-ip:${ip}`;
 export const resetAccountSubject = (email: string) => `reset-account:${normalizeEmail(email).slice(0, 254)}`;
@@ -320,9 +342,112 @@ export async function failureLimitReached(db: Executor, subjects: { subject: str
   return subjects.some((s) => (counts.get(s.subject) ?? 0) >= s.max);
 }
 
+/** How long the next attempt waits after `failures`: nothing for the first `free`, then base × 1, 2, 4… up to maxBackoffMs. */
+export function backoffMs(failures: number, free: number, settings: Pick<AuthSettings, 'backoffBaseMs' | 'maxBackoffMs'>): number {
+  if (failures <= free) return 0;
+  return Math.min(settings.maxBackoffMs, settings.backoffBaseMs * 2 ** Math.min(failures - free - 1, 30));
+}
+
+/**
+ * Sign-in throttling that slows an attacker without locking the real person out (issue #11: five
+ * wrong passwords locked a staff member out for 15 minutes, from everywhere):
+ *
+ * - per address and account: after `freeFailuresPerAddress` failures, each next attempt waits 1, 2,
+ *   4… × `backoffBaseMs` after the last failure (at most maxBackoffMs; failures are counted over
+ *   signInFailureWindowMs, so waiting does not reset the count). A staff member who mistyped
+ *   five times waits a few seconds, then their right password works;
+ * - per account, from addresses it never signed in from: after `maxFailuresPerAccount` failures
+ *   over all addresses, the same backoff — a guesser spread over many addresses is slowed down, and
+ *   the staff member at their usual address is not;
+ * - per address, over all accounts (password spraying): after `maxFailuresPerIp`, the same, except
+ *   for accounts that signed in from that address before.
+ *
+ * One-time sign-in links are not throttled by any of this. Returns the milliseconds to wait (0: go).
+ */
+export async function signInWait(db: Executor, who: { ip: string; email: string }, now: Date, settings: AuthSettings): Promise<number> {
+  const since = new Date(now.getTime() - settings.signInFailureWindowMs);
+  const subjects = [ipSubject(who.ip), ...(who.email ? [accountSubject(who.email), addressAccountSubject(who.ip, who.email)] : [])];
+  const rows = await db
+    .selectFrom('sign_in_failure')
+    .select(['subject', sql<number>`count(*)::int`.as('n'), sql<Date>`max(at)`.as('last')])
+    .where('subject', 'in', subjects)
+    .where('at', '>', since)
+    .groupBy('subject')
+    .execute();
+  if (rows.length === 0) return 0;
+  const known = who.email
+    ? await db
+        .selectFrom('sign_in_known_address')
+        .select('ip')
+        .where('email', '=', normalizeEmail(who.email))
+        .where('ip', '=', who.ip)
+        .where('last_success_at', '>', new Date(now.getTime() - settings.knownAddressMs))
+        .executeTakeFirst()
+    : undefined;
+  let wait = 0;
+  for (const row of rows) {
+    const free =
+      row.subject === ipSubject(who.ip)
+        ? known ? Infinity : settings.maxFailuresPerIp
+        : row.subject.startsWith('account:')
+          ? known ? Infinity : settings.maxFailuresPerAccount
+          : settings.freeFailuresPerAddress;
+    const until = new Date(row.last).getTime() + backoffMs(Number(row.n), free, settings);
+    wait = Math.max(wait, until - now.getTime());
+  }
+  return wait;
+}
+
+/** A failed password: counted for the address, the account and the two together. */
+export async function recordSignInFailure(db: Executor, who: { ip: string; email: string }, now: Date, settings: AuthSettings) {
+  const subjects = [ipSubject(who.ip), ...(who.email ? [accountSubject(who.email), addressAccountSubject(who.ip, who.email)] : [])];
+  await recordFailure(db, subjects, now, settings);
+}
+
+/** A successful sign-in: the address becomes the account's own, and its own earlier failures are forgotten. */
+export async function recordSignInSuccess(db: Executor, who: { ip: string; email: string | null }, now: Date, settings: AuthSettings) {
+  if (!who.email) return;
+  const email = normalizeEmail(who.email);
+  await db.deleteFrom('sign_in_failure').where('subject', '=', addressAccountSubject(who.ip, email)).execute();
+  await db
+    .insertInto('sign_in_known_address')
+    .values({ email, ip: who.ip, last_success_at: now })
+    .onConflict((oc) => oc.columns(['email', 'ip']).doUpdateSet({ last_success_at: now }))
+    .execute();
+  await db.deleteFrom('sign_in_known_address').where('last_success_at', '<', new Date(now.getTime() - settings.knownAddressMs)).execute();
+}
+
+/** Forgets every failure counted against an account (its password was just reset by whoever reads its mailbox). */
+export async function clearAccountFailures(db: Executor, email: string) {
+  const normal = normalizeEmail(email).slice(0, 254);
+  const escaped = normal.replace(/[\\%_]/g, (c) => `\\${c}`);
+  await db
+    .deleteFrom('sign_in_failure')
+    .where((eb) => eb.or([eb('subject', '=', accountSubject(normal)), eb('subject', 'like', `ip-account:${escaped}|%`)]))
+    .execute();
+}
+
+/**
+ * The active staff members a sign-in e-mail may name: an e-mail is unique within a program, not
+ * across the instance (so that setting one tells an owner nothing about other programs). Most
+ * recently signed-in first; at most 10.
+ */
+export function signInCandidates(db: Executor, email: string) {
+  return db
+    .selectFrom('staff_member')
+    .select(['id', 'program_id', 'password_hash', 'email'])
+    .where('email', '=', normalizeEmail(email))
+    .where('deleted_at', 'is', null)
+    .orderBy(sql`last_sign_in_at DESC NULLS LAST`)
+    .orderBy('id')
+    .limit(10)
+    .execute();
+}
+
 export async function recordFailure(db: Executor, subjects: string[], now: Date, settings: AuthSettings) {
   await db.insertInto('sign_in_failure').values(subjects.map((subject) => ({ subject, at: now }))).execute();
-  await db.deleteFrom('sign_in_failure').where('at', '<', new Date(now.getTime() - settings.failureWindowMs)).execute();
+  const keep = Math.max(settings.failureWindowMs, settings.signInFailureWindowMs);
+  await db.deleteFrom('sign_in_failure').where('at', '<', new Date(now.getTime() - keep)).execute();
 }
 
 // ---------------------------------------------------------------------------------------------

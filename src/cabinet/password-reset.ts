@@ -1,7 +1,7 @@
 import type { Db } from '../db/database.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Mailer } from '../mail/mailer.js';
-import { accountSubject, endStaffSessions, hashPassword, hashToken, isToken, newToken, normalizeEmail } from './auth.js';
+import { clearAccountFailures, endStaffSessions, hashPassword, hashToken, isToken, newToken, normalizeEmail, signInCandidates } from './auth.js';
 import { texts, type Lang } from './i18n.js';
 
 /**
@@ -167,21 +167,20 @@ export function createPasswordReset(deps: {
     async request(rawEmail, { now, ttlMs }) {
       if (!mailer) return;
       const email = normalizeEmail(rawEmail);
-      const staff = await db
-        .selectFrom('staff_member')
-        .select(['id', 'program_id'])
-        .where('email', '=', email)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (!staff) return;
+      // An e-mail is unique per program: the same person may be staff of several programs, and
+      // each of those accounts gets its own link (the mail names the program).
+      const staff = await signInCandidates(db, email);
+      if (staff.length === 0) return;
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('staff_password_reset').where('expires_at', '<', new Date(now.getTime() - KEEP_EXPIRED_MS)).execute();
-        const reset = await trx
-          .insertInto('staff_password_reset')
-          .values({ staff_id: staff.id, program_id: staff.program_id, email, created_at: now, expires_at: new Date(now.getTime() + ttlMs) })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        await jobs.send(trx, PASSWORD_RESET_MAIL_QUEUE, { resetId: reset.id } satisfies PasswordResetMailJob);
+        for (const member of staff) {
+          const reset = await trx
+            .insertInto('staff_password_reset')
+            .values({ staff_id: member.id, program_id: member.program_id, email, created_at: now, expires_at: new Date(now.getTime() + ttlMs) })
+            .returning('id')
+            .executeTakeFirstOrThrow();
+          await jobs.send(trx, PASSWORD_RESET_MAIL_QUEUE, { resetId: reset.id } satisfies PasswordResetMailJob);
+        }
       });
     },
 
@@ -227,7 +226,7 @@ export function createPasswordReset(deps: {
         await trx.updateTable('staff_password_reset').set({ used_at: now }).where('staff_id', '=', staff.id).where('used_at', 'is', null).execute();
         await endStaffSessions(trx, staff.id);
         // Whoever could read the mailbox may sign in again at once.
-        await trx.deleteFrom('sign_in_failure').where('subject', '=', accountSubject(used.email)).execute();
+        await clearAccountFailures(trx, used.email);
         return { staffId: staff.id };
       });
     },

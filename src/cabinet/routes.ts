@@ -84,7 +84,8 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
     const query = (request.query ?? {}) as Record<string, unknown>;
     const chosen = chooseLang({
       query: query.lang,
-      cookie: request.cookies[LANG_COOKIE],
+      // Optional: a request refused at the edge (http/input-guard.ts) gets this error page before cookies are parsed.
+      cookie: request.cookies?.[LANG_COOKIE],
       acceptLanguage: request.headers['accept-language'],
       fallback: request.cabinet?.programLanguage ?? 'ru',
     });

@@ -15,8 +15,8 @@
  *                 next tick still finds a card that entered while the service was down.
  *   expiry        the program's rule `expiry {inactivityDays, reminderDaysBefore}`: a reminder
  *                 `reminderDaysBefore` days before the points expire, then the expiry itself (all
- *                 points, ledger kind `expiry`, via postToLedger) with a message. Activity = a purchase
- *                 (or enrollment); the moment the automation was switched on counts as activity, so
+ *                 points, ledger kind `expiry`, via postToLedger) with a message. Activity = a purchase,
+ *                 any positive ledger entry (bonuses included), or enrollment; the moment the automation was switched on counts as activity, so
  *                 long-inactive holders get the full notice. Occasion: the expiry moment. A service
  *                 message: no consent needed.
  *   tierUpgrade   a card that moved up a tier (any cause: the database records tier changes): a
@@ -32,7 +32,7 @@ import type { JobQueue } from '../jobs/queue.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
 import { DEFAULT_CONTROL_SHARE, MessageSchema } from './schemas.js';
 import { segmentedCards, thresholdsOf } from './segments.js';
-import type { CampaignService } from './service.js';
+import { checkBonusGrant, type BonusGrant, type CampaignService } from './service.js';
 
 export const AUTOMATIONS_TICK_QUEUE = 'automations-tick';
 
@@ -122,11 +122,15 @@ export function nextSettings(previous: StoredAutomations, input: unknown, rules:
  * Saves a program's automations as `PUT /automations` and the cabinet do: the program row locked,
  * `nextSettings` validating the whole object and keeping the switch-on moments.
  */
-export async function saveAutomations(db: Db, programId: string, input: unknown, now: Date) {
+export async function saveAutomations(db: Db, programId: string, input: unknown, now: Date, grant: BonusGrant = 'capped') {
   return db.transaction().execute(async (trx) => {
     const program = await trx.selectFrom('program').selectAll().where('id', '=', programId).forUpdate().executeTakeFirstOrThrow();
     const rules = program.rules as LoyaltyRules;
-    const stored = nextSettings(settingsOf(program.automations), input, rules, now);
+    const previous = settingsOf(program.automations);
+    const stored = nextSettings(previous, input, rules, now);
+    // The birthday bonus goes to every holder with a birthday: a marketer may keep the stored value
+    // but set a new one only within the program's campaign bonus cap.
+    if (stored.birthday.bonusPoints !== previous.birthday.bonusPoints) checkBonusGrant(program, stored.birthday.bonusPoints, grant);
     await trx.updateTable('program').set({ automations: JSON.stringify(stored), updated_at: new Date() }).where('id', '=', programId).execute();
     return automationsDto(stored, rules);
   });
@@ -333,7 +337,9 @@ export class AutomationService {
     if (!rule) return Promise.resolve(null);
     const since = settings.enabledAt?.expiry ?? now.toISOString();
     const at = sql`${now.toISOString()}::timestamptz`;
-    // Activity: the last purchase (refunded ones too: the holder came), enrollment, or the switch-on.
+    // Activity: the last purchase (refunded ones too: the holder came), the last positive ledger entry
+    // (an accrual, a bonus, points returned: anything that gave the holder points), enrollment, or the
+    // switch-on.
     const due =
       step === 'reminder'
         ? sql`${at} >= e.expire_at - make_interval(days => ${rule.reminderDaysBefore}) AND ${at} < e.expire_at`
@@ -358,10 +364,12 @@ export class AutomationService {
           const result = await sql`
             WITH activity AS (
               SELECT c.id AS card_id,
-                greatest(c.created_at, p.last_at, ${since}::timestamptz) AS last_activity
+                greatest(c.created_at, p.last_at, l.last_at, ${since}::timestamptz) AS last_activity
               FROM card c
               LEFT JOIN (SELECT card_id, max(created_at) AS last_at FROM purchase WHERE program_id = ${program.id} GROUP BY card_id) p
                 ON p.card_id = c.id
+              LEFT JOIN (SELECT card_id, max(created_at) AS last_at FROM ledger_entry WHERE program_id = ${program.id} AND points > 0 GROUP BY card_id) l
+                ON l.card_id = c.id
               WHERE c.program_id = ${program.id} AND c.status = 'active' AND c.balance > 0
             ), e AS (
               SELECT card_id, last_activity,

@@ -60,16 +60,17 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
           'Send an Idempotency-Key: a retry with the same key and body replays the first response (no second campaign).',
         headers: IdempotencyHeaders,
         body: CreateCampaignSchema,
-        response: { 201: CampaignSchema, ...problemResponses(422) },
+        response: { 201: CampaignSchema, ...problemResponses(403, 422) },
       },
     },
     async (request, reply) => {
-      const { programId, actor } = requireProgramRole(request, [...MARKETING]);
+      const { programId, actor, role } = requireProgramRole(request, [...MARKETING]);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
       const program = await getProgramOr404(db, programId);
+      const grant = role === 'admin' ? 'unlimited' : 'capped';
       const result = await runIdempotent(db, { scope: programId, key, operation: 'campaign:create', body: request.body }, async (trx) => ({
         status: 201,
-        body: await campaigns.toDto(await campaigns.create(program, request.body, actor, trx), { withDelivery: false }),
+        body: await campaigns.toDto(await campaigns.create(program, request.body, actor, trx, grant), { withDelivery: false }),
       }));
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.status(201).send(result.body);
@@ -245,8 +246,8 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
       },
     },
     async (request) => {
-      const { programId } = requireProgramRole(request, [...MARKETING]);
-      return saveAutomations(db, programId, request.body, ctx.clock());
+      const { programId, role } = requireProgramRole(request, [...MARKETING]);
+      return saveAutomations(db, programId, request.body, ctx.clock(), role === 'admin' ? 'unlimited' : 'capped');
     },
   );
 };

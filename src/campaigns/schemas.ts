@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { DateTimeInput } from '../http/schemas.js';
 import { SEGMENT_CODES, SegmentThresholdsSchema } from './segments.js';
 
 export const DEFAULT_CONTROL_SHARE = 10;
@@ -36,7 +37,7 @@ export const CreateCampaignSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     message: MessageSchema,
     audience: AudienceSchema,
-    scheduledAt: Type.Optional(Type.String({ format: 'date-time', description: 'Send automatically from this moment (scheduler tick, every minute)' })),
+    scheduledAt: Type.Optional(DateTimeInput({ description: 'Send automatically from this moment (scheduler tick, every minute)' })),
     bonusPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Points granted with the message (ledger kind campaign_bonus)' })),
     controlShare: Type.Optional(
       Type.Integer({
@@ -156,7 +157,8 @@ export const CampaignSchema = Type.Object({
     Type.Object({
       apple: Type.Object({
         pushesAccepted: Type.Integer({ description: 'APNs pushes accepted for recipients' }),
-        pushesFailed: Type.Integer(),
+        pushesFailed: Type.Integer({ description: 'Pushes refused for good: dead tokens (registrations removed), certificate or topic errors' }),
+        pushesPending: Type.Integer({ description: 'Pushes waiting for a retry after a retryable failure (APNs 429/5xx, timeout, reset, connection)' }),
         cardsReached: Type.Integer({ description: 'Recipients with at least one accepted push' }),
         passesFetched: Type.Integer({ description: 'Downloads of the updated pass (devices that fetched it)' }),
       }),
@@ -164,6 +166,8 @@ export const CampaignSchema = Type.Object({
         objectsUpdated: Type.Integer(),
         notificationsSent: Type.Integer({ description: 'Object messages sent as TEXT_AND_NOTIFY' }),
         notificationsDowngraded: Type.Integer({ description: 'Object messages sent as TEXT: the 3-per-24h limit was reached' }),
+        objectsPending: Type.Integer({ description: 'Object updates waiting for a retry after a 429/5xx/network failure' }),
+        objectsFailed: Type.Integer({ description: 'Object updates refused for good (a non-retryable 4xx)' }),
         classMessages: Type.Array(ClassMessageSchema),
       }),
       awaitingReports: Type.Integer({ description: 'Recipients whose wallet updates have not reported back yet' }),

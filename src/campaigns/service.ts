@@ -37,6 +37,24 @@ import { DEFAULT_CONTROL_SHARE, DEFAULT_EFFECT_WINDOW_DAYS, type Audience, type 
 import { segmentedCards, thresholdsOf, type SegmentCode } from './segments.js';
 
 export type CampaignRow = Selectable<CampaignTable>;
+
+/** Who grants campaign bonus points: without limit (program admin, owner) or within the program's cap (marketer). */
+export type BonusGrant = 'unlimited' | 'capped';
+
+/**
+ * Campaign (and birthday) bonus points mint points for a whole audience: a marketer may grant at
+ * most `rules.campaignBonusCap` per card (set by a program admin); more needs the admin role, as a
+ * manual adjustment does. 403 `campaign_bonus_over_cap` otherwise, nothing changed.
+ */
+export function checkBonusGrant(program: ProgramRow, bonusPoints: number, grant: BonusGrant) {
+  const cap = (program.rules as LoyaltyRules).campaignBonusCap ?? 0;
+  if (grant === 'capped' && bonusPoints > cap) {
+    throw new AppError(403, 'campaign_bonus_over_cap', `A marketer may grant at most ${cap} bonus points per card; more needs a program admin`, {
+      cap,
+      requested: bonusPoints,
+    });
+  }
+}
 type Trx = Transaction<Database>;
 
 export const CAMPAIGN_QUEUES = {
@@ -183,9 +201,20 @@ export class CampaignService {
 
   // ---- API operations ------------------------------------------------------------------------
 
-  /** `executor`: a transaction to write in (the route's Idempotency-Key transaction). */
-  async create(program: ProgramRow, input: CreateCampaign, actor: string, executor: Executor = this.db): Promise<CampaignRow> {
+  /**
+   * `executor`: a transaction to write in (the route's Idempotency-Key transaction). `grant`: whether
+   * the creator may grant any bonus (program admin key, owner) or only up to the program's
+   * `rules.campaignBonusCap` (marketer key or staff).
+   */
+  async create(
+    program: ProgramRow,
+    input: CreateCampaign,
+    actor: string,
+    executor: Executor = this.db,
+    grant: BonusGrant = 'capped',
+  ): Promise<CampaignRow> {
     checkAudience(program, input.audience);
+    checkBonusGrant(program, input.bonusPoints ?? 0, grant);
     const scheduledAt = input.scheduledAt ? new Date(input.scheduledAt) : null;
     return executor
       .insertInto('campaign')
@@ -702,7 +731,8 @@ export class CampaignService {
 
   /**
    * Expiry: only cards that still have points and are still inactive by the rule (`expiryDue`) when
-   * their chunk runs; a purchase since the sweep moves the expiry and the card is skipped.
+   * their chunk runs; a purchase or any positive ledger entry since the sweep moves the expiry and
+   * the card is skipped.
    */
   private async keepExpiring(trx: Trx, rules: LoyaltyRules, deliver: ChunkRow[], skip: string[]) {
     if (deliver.length === 0) return;
@@ -713,9 +743,18 @@ export class CampaignService {
       .groupBy('card_id')
       .execute();
     const lastPurchase = new Map(purchases.map((p) => [p.card_id, new Date(p.last)]));
+    // Any positive ledger entry is activity too (a bonus, points returned), not only purchases.
+    const credits = await trx
+      .selectFrom('ledger_entry')
+      .select(['card_id', sql<Date>`max(created_at)`.as('last')])
+      .where('card_id', 'in', deliver.map((r) => r.card_id))
+      .where('points', '>', 0)
+      .groupBy('card_id')
+      .execute();
+    const lastCredit = new Map(credits.map((p) => [p.card_id, new Date(p.last)]));
     const now = this.deps.clock();
     const keep = deliver.filter((row) => {
-      const times = [row.created_at.getTime(), lastPurchase.get(row.card_id)?.getTime() ?? 0];
+      const times = [row.created_at.getTime(), lastPurchase.get(row.card_id)?.getTime() ?? 0, lastCredit.get(row.card_id)?.getTime() ?? 0];
       if (row.params?.since) times.push(Date.parse(row.params.since));
       const due = expiryDue(rules, new Date(Math.max(...times)), now);
       const expires = row.balance > 0 && due !== null && due.expireAt.getTime() <= now.getTime();
@@ -781,26 +820,59 @@ export class CampaignService {
 
   // ---- delivery figures -----------------------------------------------------------------------
 
-  /** The update path's report for these cards, attributed to every recipient waiting for it. */
+  /**
+   * The update path's report for these cards, attributed to every recipient waiting for it. A first
+   * report may leave deliveries pending (a wallet outage); a retry's report (`retry`) settles them on
+   * the recipients still counting them as pending.
+   */
   async recordOutcomes(wallet: string, outcomes: PublishOutcome[]): Promise<void> {
-    if (outcomes.length === 0) return;
-    const ids = outcomes.map((o) => o.cardId);
+    const first = outcomes.filter((o) => !o.retry);
+    const retried = outcomes.filter((o) => o.retry);
     if (wallet === 'apple') {
-      await sql`
-        UPDATE campaign_recipient r
-        SET apple_published_at = now(), apple_pushes_accepted = o.accepted, apple_pushes_failed = o.failed
-        FROM unnest(${ids}::uuid[], ${outcomes.map((o) => o.pushesAccepted ?? 0)}::int[], ${outcomes.map((o) => o.pushesFailed ?? 0)}::int[])
-          AS o(card_id, accepted, failed)
-        WHERE r.card_id = o.card_id AND r.status = 'processed' AND r.apple_published_at IS NULL
-      `.execute(this.db);
+      if (first.length > 0) {
+        await sql`
+          UPDATE campaign_recipient r
+          SET apple_published_at = now(), apple_pushes_accepted = o.accepted, apple_pushes_failed = o.failed, apple_pushes_pending = o.pending
+          FROM unnest(${first.map((o) => o.cardId)}::uuid[], ${first.map((o) => o.pushesAccepted ?? 0)}::int[], ${first.map((o) => o.pushesFailed ?? 0)}::int[],
+                      ${first.map((o) => o.pushesPending ?? 0)}::int[]) AS o(card_id, accepted, failed, pending)
+          WHERE r.card_id = o.card_id AND r.status = 'processed' AND r.apple_published_at IS NULL
+        `.execute(this.db);
+      }
+      if (retried.length > 0) {
+        // A token's push counts for each of this card's recipients still waiting for one.
+        await sql`
+          UPDATE campaign_recipient r
+          SET apple_pushes_accepted = coalesce(r.apple_pushes_accepted, 0) + least(o.accepted, r.apple_pushes_pending),
+            apple_pushes_failed = coalesce(r.apple_pushes_failed, 0) + least(o.failed, r.apple_pushes_pending - least(o.accepted, r.apple_pushes_pending)),
+            apple_pushes_pending = greatest(0, r.apple_pushes_pending - o.accepted - o.failed)
+          FROM unnest(${retried.map((o) => o.cardId)}::uuid[], ${retried.map((o) => o.pushesAccepted ?? 0)}::int[], ${retried.map((o) => o.pushesFailed ?? 0)}::int[])
+            AS o(card_id, accepted, failed)
+          WHERE r.card_id = o.card_id AND r.apple_pushes_pending > 0
+        `.execute(this.db);
+      }
     } else if (wallet === 'google') {
-      await sql`
-        UPDATE campaign_recipient r
-        SET google_published_at = now(), google_updated = o.updated, google_notified = o.notified, google_downgraded = o.downgraded
-        FROM unnest(${ids}::uuid[], ${outcomes.map((o) => Boolean(o.updated))}::bool[], ${outcomes.map((o) => Boolean(o.notified))}::bool[],
-                    ${outcomes.map((o) => Boolean(o.downgraded))}::bool[]) AS o(card_id, updated, notified, downgraded)
-        WHERE r.card_id = o.card_id AND r.status = 'processed' AND r.google_published_at IS NULL
-      `.execute(this.db);
+      if (first.length > 0) {
+        await sql`
+          UPDATE campaign_recipient r
+          SET google_published_at = now(), google_updated = o.updated, google_notified = o.notified, google_downgraded = o.downgraded,
+            google_pending = o.pending, google_failed = o.failed
+          FROM unnest(${first.map((o) => o.cardId)}::uuid[], ${first.map((o) => Boolean(o.updated))}::bool[], ${first.map((o) => Boolean(o.notified))}::bool[],
+                      ${first.map((o) => Boolean(o.downgraded))}::bool[], ${first.map((o) => Boolean(o.pending))}::bool[], ${first.map((o) => Boolean(o.failed))}::bool[])
+            AS o(card_id, updated, notified, downgraded, pending, failed)
+          WHERE r.card_id = o.card_id AND r.status = 'processed' AND r.google_published_at IS NULL
+        `.execute(this.db);
+      }
+      if (retried.length > 0) {
+        await sql`
+          UPDATE campaign_recipient r
+          SET google_updated = r.google_updated OR o.updated, google_notified = r.google_notified OR o.notified,
+            google_downgraded = r.google_downgraded OR o.downgraded, google_pending = false, google_failed = o.failed
+          FROM unnest(${retried.map((o) => o.cardId)}::uuid[], ${retried.map((o) => Boolean(o.updated))}::bool[], ${retried.map((o) => Boolean(o.notified))}::bool[],
+                      ${retried.map((o) => Boolean(o.downgraded))}::bool[], ${retried.map((o) => Boolean(o.failed))}::bool[])
+            AS o(card_id, updated, notified, downgraded, failed)
+          WHERE r.card_id = o.card_id AND r.google_pending
+        `.execute(this.db);
+      }
     }
   }
 
@@ -830,6 +902,9 @@ export class CampaignService {
         notified: number;
         downgraded: number;
         awaiting: number;
+        apple_pending: number;
+        google_pending: number;
+        google_failed: number;
       }>`
         SELECT coalesce(sum(apple_pushes_accepted), 0)::bigint AS accepted,
           coalesce(sum(apple_pushes_failed), 0)::bigint AS failed,
@@ -837,7 +912,10 @@ export class CampaignService {
           count(*) FILTER (WHERE google_updated)::int AS updated,
           count(*) FILTER (WHERE google_notified)::int AS notified,
           count(*) FILTER (WHERE google_downgraded)::int AS downgraded,
-          count(*) FILTER (WHERE status = 'processed' AND (apple_published_at IS NULL OR google_published_at IS NULL))::int AS awaiting
+          count(*) FILTER (WHERE status = 'processed' AND (apple_published_at IS NULL OR google_published_at IS NULL))::int AS awaiting,
+          coalesce(sum(apple_pushes_pending), 0)::bigint AS apple_pending,
+          count(*) FILTER (WHERE google_pending)::int AS google_pending,
+          count(*) FILTER (WHERE google_failed)::int AS google_failed
         FROM campaign_recipient WHERE campaign_id = ${row.id}
       `.execute(this.db);
       const { rows: fetched } = await sql<{ fetches: number }>`
@@ -851,6 +929,7 @@ export class CampaignService {
         apple: {
           pushesAccepted: Number(f.accepted),
           pushesFailed: Number(f.failed),
+          pushesPending: Number(f.apple_pending),
           cardsReached: Number(f.reached),
           passesFetched: Number(fetched[0]?.fetches ?? 0),
         },
@@ -858,6 +937,8 @@ export class CampaignService {
           objectsUpdated: Number(f.updated),
           notificationsSent: Number(f.notified),
           notificationsDowngraded: Number(f.downgraded),
+          objectsPending: Number(f.google_pending),
+          objectsFailed: Number(f.google_failed),
           classMessages: row.google_classes as ClassMessageState[],
         },
         awaitingReports: Number(f.awaiting),

@@ -49,6 +49,8 @@ export function cardDto(
     consent: { marketing: card.consent, at: card.consent_at?.toISOString() ?? null },
     tier: { code: card.tier, name: tier?.name ?? { ru: card.tier, en: card.tier } },
     balance: card.balance,
+    pendingPoints: card.pending_points,
+    verification: { channel: card.channel, verifiedAt: card.verified_at?.toISOString() ?? null, via: card.verified_via },
     lifetimeSpend: card.lifetime_spend,
     referralCode: card.referral_code,
     referralUrl: referralUrl(links.publicUrl, program, card),

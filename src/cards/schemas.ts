@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { CalendarDate } from '../http/schemas.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -14,7 +15,17 @@ export const CardSchema = Type.Object({
   }),
   consent: Type.Object({ marketing: Type.Boolean(), at: Nullable(Type.String()) }),
   tier: Type.Object({ code: Type.String(), name: Type.Object({ ru: Type.String(), en: Type.String() }) }),
-  balance: Type.Integer(),
+  balance: Type.Integer({ description: 'Spendable points: always the sum of the card\'s ledger entries' }),
+  pendingPoints: Type.Integer({
+    description:
+      'Welcome and referral bonuses of a self-service card that are shown but not spendable yet: released into the balance when the phone ' +
+      'answers a one-time code or when the card\'s first purchase at the till completes (spendable from the next purchase on). 0 for staff-issued cards.',
+  }),
+  verification: Type.Object({
+    channel: Type.Union([Type.Literal('staff'), Type.Literal('self_service')], { description: 'Who enrolled the card: staff (API key, cabinet) or the public join page' }),
+    verifiedAt: Nullable(Type.String({ description: 'When the holder became known to be real; null = an unverified self-service card' })),
+    via: Nullable(Type.String({ description: 'staff, otp (one-time code to the phone), purchase (first purchase at the till) or legacy' })),
+  }),
   lifetimeSpend: Type.Integer({ description: 'Minor units' }),
   referralCode: Type.String(),
   referralUrl: Type.String(),
@@ -39,7 +50,7 @@ export const IssueCardSchema = Type.Object(
         name: Type.String({ minLength: 1, maxLength: 200 }),
         phone: Type.String({ minLength: 5, maxLength: 32, description: 'Any common format; stored as E.164' }),
         email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
-        birthday: Type.Optional(Type.String({ format: 'date' })),
+        birthday: Type.Optional(CalendarDate()),
       },
       { additionalProperties: false },
     ),

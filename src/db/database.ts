@@ -35,6 +35,17 @@ export function openDatabase(options: { databaseUrl?: string; dataDir?: string; 
           oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as any,
       },
     });
+    // An idle pooled connection that the server ends (a restart, a failover, pg_terminate_backend)
+    // makes the pool emit 'error'; without a listener Node would crash the process. The pool has
+    // already dropped that client and the next query opens a new connection, so there is nothing
+    // else to do (a query that was running on it fails on its own and is answered as a 500).
+    pool.on('error', () => undefined);
+    // The same for a connection that is checked out (inside a transaction, between two queries)
+    // when the server ends it: pg emits 'error' on the client, and with no listener that too would
+    // crash the process. The transaction's next query then fails, and the pool discards the client.
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined);
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }

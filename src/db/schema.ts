@@ -92,6 +92,13 @@ export interface SignInFailureTable {
   at: Timestamp;
 }
 
+/** Where an account (sign-in e-mail) last signed in successfully (cabinet/auth.ts: sign-in throttling). */
+export interface SignInKnownAddressTable {
+  email: string;
+  ip: string;
+  last_success_at: Timestamp;
+}
+
 export interface StaffPasswordResetTable {
   id: Generated<string>;
   staff_id: string;
@@ -134,7 +141,19 @@ export interface CardTable {
   update_tag: Generated<number>;
   updated_at: Timestamp;
   created_at: Timestamp;
+  /** 'staff' (POS/admin key, cabinet) or 'self_service' (the public join page). */
+  channel: ColumnType<CardChannel, CardChannel | undefined, CardChannel>;
+  /** When the holder became known to be real (null: an unverified self-service card). */
+  verified_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  verified_via: ColumnType<VerifiedVia | null, VerifiedVia | null | undefined, VerifiedVia | null>;
+  /** Bonuses shown but not spendable yet: the sum of the card's unreleased pending_bonus rows. */
+  pending_points: Generated<number>;
+  /** Bumped by a takeover: the Google object id of the new holder differs from the old one. */
+  google_generation: Generated<number>;
 }
+
+export type CardChannel = 'staff' | 'self_service';
+export type VerifiedVia = 'staff' | 'otp' | 'purchase' | 'legacy';
 
 export interface PurchaseTable {
   id: Generated<string>;
@@ -149,6 +168,79 @@ export interface PurchaseTable {
   status: Generated<'completed' | 'refunded'>;
   created_at: Timestamp;
   refunded_at: Date | null;
+  /** Points the refund could not take back because they were already spent (null until refunded). */
+  refund_shortfall: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+export type ReferralStatus = 'pending' | 'paid' | 'capped' | 'reversed';
+
+/** One row per invited card: whether and by what its referral bonuses were paid (structured, no LIKE). */
+export interface ReferralTable {
+  invitee_card_id: string;
+  program_id: string;
+  inviter_card_id: string;
+  status: ReferralStatus;
+  /** rules.referral.grantOn when the card enrolled. */
+  grant_on: 'enrollment' | 'first_purchase';
+  invitee_points: Generated<number>;
+  inviter_points: Generated<number>;
+  /** The purchase that caused the payment (a first purchase); its refund reverses it. */
+  purchase_id: ColumnType<string | null, string | null | undefined, string | null>;
+  paid_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  reversed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  created_at: Timestamp;
+}
+
+/** A bonus of a self-service card that is shown but not spendable until the holder is verified. */
+export interface PendingBonusTable {
+  id: Generated<number>;
+  program_id: string;
+  card_id: string;
+  kind: 'welcome' | 'referral';
+  points: number;
+  actor: string;
+  reason: string | null;
+  created_at: Timestamp;
+  released_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  release_purchase_id: ColumnType<string | null, string | null | undefined, string | null>;
+  ledger_entry_id: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+export interface PhoneVerificationTable {
+  id: Generated<string>;
+  program_id: string;
+  /** HMAC of the E.164 phone (no personal data stored). */
+  phone_hash: string;
+  purpose: string;
+  /** HMAC of the code; the code itself is never stored. */
+  code_hash: string;
+  ip_hash: string;
+  attempts: Generated<number>;
+  created_at: Timestamp;
+  expires_at: Date;
+  sent_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  consumed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+/** The Apple serial and token of a card before a takeover: they answer with a voided pass. */
+export interface RetiredApplePassTable {
+  serial_number: string;
+  auth_token: string;
+  card_id: string;
+  program_id: string;
+  number: string;
+  update_tag: Generated<number>;
+  retired_at: Timestamp;
+  fetched_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+/** A Google object of a card before a takeover: set INACTIVE by the update path. */
+export interface RetiredGoogleObjectTable {
+  object_id: string;
+  card_id: string;
+  program_id: string;
+  retired_at: Timestamp;
+  expired_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export type LedgerKind =
@@ -361,6 +453,27 @@ export interface CampaignRecipientTable {
   google_updated: boolean | null;
   google_notified: boolean | null;
   google_downgraded: boolean | null;
+  /** Pushes to this recipient's devices waiting for a retry (wallet_delivery_pending). */
+  apple_pushes_pending: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The object update waits for a retry / failed for good (a non-retryable answer). */
+  google_pending: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  google_failed: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+}
+
+/**
+ * A wallet delivery kept for a retry until it is delivered or known dead (updates/pending-deliveries.ts).
+ * Apple: one row per push token; Google: one row per card.
+ */
+export interface WalletDeliveryPendingTable {
+  wallet: 'apple' | 'google';
+  target: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Date;
+  wanted: ColumnType<number, number | undefined, number>;
+  first_failed_at: Timestamp;
+  last_attempt_at: Timestamp;
+  last_status: number;
+  last_reason: string | null;
 }
 
 export interface ApplePassFetchTable {
@@ -516,7 +629,14 @@ export interface Database {
   staff_session: StaffSessionTable;
   staff_sign_in_link: StaffSignInLinkTable;
   sign_in_failure: SignInFailureTable;
+  sign_in_known_address: SignInKnownAddressTable;
   staff_password_reset: StaffPasswordResetTable;
+  referral: ReferralTable;
+  pending_bonus: PendingBonusTable;
+  phone_verification: PhoneVerificationTable;
+  retired_apple_pass: RetiredApplePassTable;
+  retired_google_object: RetiredGoogleObjectTable;
+  wallet_delivery_pending: WalletDeliveryPendingTable;
   campaign_control: CampaignControlTable;
   anonymous_check: AnonymousCheckTable;
   economics_rollup: EconomicsRollupTable;

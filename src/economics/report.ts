@@ -387,6 +387,14 @@ export async function economicsReport(db: Db, program: ProgramRow, period: Perio
     const monthsEnd = addDays(addMonths(lastMonth, 1), -1);
 
     const opening = await timed('liability at the start', () => outstandingAt(trx, program.id, tz, state, addDays(from, -1)));
+    // Pending bonuses (not ledger entries, not spendable) at the end of the period: shown apart.
+    const { rows: pendingRows } = await timed('pending bonuses', () =>
+      sql<{ points: number }>`
+        SELECT coalesce(sum(points), 0)::bigint AS points FROM pending_bonus
+        WHERE program_id = ${program.id} AND created_at < ((${to}::date + 1)::timestamp AT TIME ZONE ${tz})
+          AND (released_at IS NULL OR released_at >= ((${to}::date + 1)::timestamp AT TIME ZONE ${tz}))`.execute(trx),
+    );
+    const pending = Number(pendingRows[0]?.points ?? 0);
     const ledger = await timed('ledger by day and kind', () => ledgerRows(trx, program.id, tz, state, firstMonth, monthsEnd));
     const sales = await timed('sales by day', () => salesRows(trx, program.id, tz, state, firstMonth, monthsEnd));
     const members = await timed('members, cohorts, bonus receivers by month', () => monthly(trx, program.id, tz, state, firstMonth, lastMonth, firstMonth, lastMonth));
@@ -549,6 +557,8 @@ export async function economicsReport(db: Db, program: ProgramRow, period: Perio
         closingValue: closing * pointValue,
         changePoints: closing - opening,
         changeValue: (closing - opening) * pointValue,
+        pendingPoints: pending,
+        pendingValue: pending * pointValue,
       },
       points: {
         issued: totalPoints.issued,

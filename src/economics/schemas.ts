@@ -50,6 +50,8 @@ export const EconomicsSchema = Type.Object({
     closingValue: Money('What the business owes: closingPoints × pointValue.'),
     changePoints: Int(),
     changeValue: Money('Change of the liability over the period.'),
+    pendingPoints: Int('Bonuses of self-service cards awaiting verification at the end of `to`: shown on the cards, not spendable, not owed yet'),
+    pendingValue: Money('pendingPoints × pointValue.'),
   }),
   points: Type.Object({
     ...PointsFigures,

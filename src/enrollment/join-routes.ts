@@ -6,7 +6,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
 import { cardUrls, referralUrl } from '../cards/dto.js';
-import { findCardByPublicToken, findCardByReferralCode } from '../cards/repository.js';
+import { findCardByPhone, findCardByPublicToken, findCardByReferralCode } from '../cards/repository.js';
+import { maskPhone } from '../cards/dto.js';
 import type { CardRow, ProgramRow } from '../db/schema.js';
 import type { Executor } from '../db/database.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -18,8 +19,9 @@ import { localDay, recordJoinView, visitorHash } from './funnel.js';
 import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type JoinFormSettings } from './guard.js';
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
-import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, type JoinFormValues } from './pages.js';
-import { qrPng, qrSvgDocument, qrSvgInline, QR_SIZE } from './qr.js';
+import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
+import { claimCardByPhone } from './takeover.js';
+import { qrSvgInline, QR_SIZE } from './qr.js';
 import { issueCard, normalizePhone } from './service.js';
 import { findActiveStaff } from './staff-routes.js';
 
@@ -350,6 +352,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
             ...(current.source ? { source: current.source } : {}),
           },
           'join-form',
+          // Self-service: bonuses stay pending until the phone answers a code or the first purchase.
+          { channel: 'self_service' },
         );
         if (issued.created && values.consent) {
           const version = consentVersion(program.id, lang, consent);
@@ -380,8 +384,132 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           title: t.alreadyTitle,
           text: t.alreadyText(program.name),
           link: { href: `/join/${program.slug}`, label: t.backToForm },
+          // The phone's owner can prove it and take the card over (enrollment/takeover.ts).
+          form: ctx.verification.available
+            ? { text: t.alreadyVerify, action: `/join/${program.slug}/verify`, hidden: { step: 'send', phone, lang }, button: t.sendCode }
+            : undefined,
         }),
       );
+    },
+  );
+
+  /**
+   * `POST /join/{slug}/verify`: a one-time code to the phone of a card (verification/
+   * phone-verification.ts, purpose `join`), then the proof: the card is verified — its pending
+   * bonuses released — or, when another holder may have it, taken over (enrollment/takeover.ts).
+   *
+   * The phone comes from `card` (the card page's token) or `phone` (typed on the join form). `step`
+   * = `send` asks for a code, `check` (with `code`) confirms it. A form post answers with pages (the
+   * code page, then 303 to the card page); a JSON post (`{card|phone, code?}`) answers JSON: 202
+   * `{sent, expiresAt, resendAt}`, then 200 `{cardUrl, takenOver, released, balance, pendingPoints}`,
+   * errors as problem details.
+   */
+  app.post<{ Params: { slug: string }; Body: Query | Record<string, unknown> | undefined }>(
+    '/join/:slug/verify',
+    {
+      config: { rateLimit: { max: 30, timeWindow: 60_000 } },
+      schema: { tags: ['public'], summary: 'Confirm a card\'s phone with a one-time code by SMS (form or JSON): releases pending bonuses, takes over a claimed card' },
+    },
+    async (request, reply) => {
+      const asJson = (request.headers['content-type'] ?? '').startsWith('application/json');
+      const program = await programBySlug(request.params.slug);
+      if (!program) {
+        if (asJson) throw notFound('program');
+        return notFoundPage(request, reply);
+      }
+      const body = (request.body && typeof request.body === 'object' ? request.body : {}) as Record<string, unknown>;
+      const lang = pageLang(request, reply, program.default_language, first(body.lang));
+      const t = MESSAGES[lang];
+      const cardToken = first(body.card);
+      const typedPhone = text(body.phone, 64);
+      const code = text(body.code, 32);
+      const step = asJson ? (code ? 'check' : 'send') : first(body.step) === 'check' ? 'check' : 'send';
+      const hidden: Record<string, string> = { lang, ...(cardToken && TOKEN_RE.test(cardToken) ? { card: cardToken } : { phone: typedPhone }) };
+
+      const page = (status: number, view: { sent: boolean; error?: string; maskedPhone?: string }) =>
+        htmlReply(
+          reply,
+          status,
+          renderVerifyPage({
+            lang,
+            programName: program.name,
+            brand: brandColours(program.design),
+            otherLangHref: otherLangHref(`/join/${program.slug}`, {}, lang),
+            action: `/join/${program.slug}/verify`,
+            maskedPhone: view.maskedPhone ?? '',
+            minutes: Math.round(ctx.verification.settings.codeTtlSeconds / 60),
+            hidden,
+            sent: view.sent,
+            error: view.error,
+          }),
+        );
+      const refusal = (error: AppError, maskedPhone?: string) => {
+        if (asJson) throw error;
+        const messages = t.verifyErrors;
+        const message =
+          error.code === 'verification_code_wrong'
+            ? messages.verification_code_wrong(Number(error.details?.attemptsLeft ?? 0))
+            : error.code === 'verification_send_limit'
+              ? messages.verification_send_limit(Number(error.details?.retryAfterSeconds ?? 60))
+              : ((messages as Record<string, unknown>)[error.code] as string | undefined) ?? error.message;
+        if (error.code === 'verification_send_limit' || error.code === 'verification_locked') {
+          reply.header('retry-after', String(error.details?.retryAfterSeconds ?? 60));
+        }
+        // The code field stays while the code can still be right.
+        return page(error.status, { sent: error.code === 'verification_code_wrong', error: message, maskedPhone });
+      };
+
+      try {
+        // Whose phone: the card page's card, or the number typed on the join form.
+        let phone: string;
+        let heldToken: string | undefined;
+        if (cardToken && TOKEN_RE.test(cardToken)) {
+          const held = await findCardByPublicToken(db, cardToken);
+          if (!held || held.program_id !== program.id) throw notFound('card');
+          phone = held.phone;
+          heldToken = held.public_token;
+        } else {
+          phone = normalizePhone(typedPhone, program.currency);
+          if (!(await findCardByPhone(db, program.id, phone))) throw notFound('card');
+        }
+        const maskedPhone = maskPhone(phone);
+        try {
+          if (step === 'send') {
+            const started = await ctx.verification.start({
+              programId: program.id,
+              phone,
+              purpose: 'join',
+              ip: request.ip,
+              text: (value) => t.smsText(value, program.name),
+            });
+            if (asJson) return reply.status(202).send({ sent: true, expiresAt: started.expiresAt.toISOString(), resendAt: started.resendAt.toISOString() });
+            return page(200, { sent: true, maskedPhone });
+          }
+          const claimed = await ctx.verification.check({ programId: program.id, phone, purpose: 'join', code }, (trx) =>
+            claimCardByPhone(trx, ctx.cardChanges, program, phone, { heldToken, actor: 'join-verify' }),
+          );
+          request.log.info({ program: program.slug, cardId: claimed.card.id, takenOver: claimed.takenOver, released: claimed.released }, 'phone verified');
+          const cardUrl = `/c/${claimed.card.public_token}`;
+          if (asJson) {
+            return reply.status(200).send({
+              cardUrl,
+              takenOver: claimed.takenOver,
+              released: claimed.released,
+              balance: claimed.card.balance,
+              pendingPoints: claimed.card.pending_points,
+            });
+          }
+          rememberCard(request, reply, claimed.card.public_token);
+          return reply.status(303).header('location', `${cardUrl}?verified=1`).header('cache-control', 'no-store').send();
+        } catch (error) {
+          if (error instanceof AppError && error.status < 500 && !asJson) return refusal(error, maskedPhone);
+          if (error instanceof AppError && error.status === 503 && !asJson) return refusal(error, maskedPhone);
+          throw error;
+        }
+      } catch (error) {
+        if (error instanceof AppError && (error.status < 500 || error.status === 503)) return refusal(error);
+        throw error;
+      }
     },
   );
 
@@ -400,6 +528,10 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       const urls = cardUrls(publicUrl, card);
       const referral = referralUrl(publicUrl, program, card);
       rememberCard(request, reply, card.public_token);
+      const verifyForm =
+        ctx.verification.available && card.status === 'active'
+          ? { action: `/join/${program.slug}/verify`, maskedPhone: maskPhone(card.phone), hidden: { step: 'send', card: card.public_token, lang } }
+          : undefined;
       return htmlReply(
         reply,
         200,
@@ -419,6 +551,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           googleHref: `/c/${card.public_token}/google`,
           pageQrSvg: platform === 'desktop' ? await qrSvgInline(urls.installUrl, t.pageQrLabel) : undefined,
           barcodeSvg: await qrSvgInline(card.number, t.barcodeLabel(card.number)),
+          pending: { points: card.pending_points, verify: verifyForm },
+          notice: first(request.query.verified) === '1' ? t.verifiedNotice : undefined,
           referral:
             card.status === 'active'
               ? {
@@ -436,6 +570,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
   await app.register(qrRoutes, { ctx });
 };
 
+const QrParams = Type.Object({ slug: Type.String({ maxLength: 63 }) });
 const QrQuery = Type.Object({
   staff: Type.Optional(Uuid),
   source: Type.Optional(Type.String({ pattern: SOURCE_PATTERN, description: 'Source tag, e.g. poster, till, instagram' })),
@@ -456,20 +591,21 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { c
 
   app.get(
     '/programs/:slug/qr.svg',
-    { schema: { tags: ['public'], summary: 'QR code of the join link (SVG)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    { schema: { tags: ['public'], summary: 'QR code of the join link (SVG)', params: QrParams, querystring: QrQuery } },
     async (request, reply) => {
       const url = await target(request.params.slug, request.query);
-      const svg = await qrSvgDocument(url, request.query.size ?? QR_SIZE.default);
+      const svg = await ctx.qr.svg(url, request.query.size ?? QR_SIZE.default);
       return reply.type('image/svg+xml; charset=utf-8').header('cache-control', cacheControl).send(`<?xml version="1.0" encoding="UTF-8"?>\n${svg}`);
     },
   );
 
   app.get(
     '/programs/:slug/qr.png',
-    { schema: { tags: ['public'], summary: 'QR code of the join link (PNG, ?size= pixels)', params: Type.Object({ slug: Type.String() }), querystring: QrQuery } },
+    { schema: { tags: ['public'], summary: `QR code of the join link (PNG, ?size= pixels, at most ${QR_SIZE.max})`, params: QrParams, querystring: QrQuery } },
     async (request, reply) => {
       const url = await target(request.params.slug, request.query);
-      const png = await qrPng(url, request.query.size ?? QR_SIZE.default);
+      // Drawn on the renderer's worker thread, cached, at most 16 waiting (enrollment/qr.ts).
+      const png = await ctx.qr.png(url, request.query.size ?? QR_SIZE.default);
       return reply.type('image/png').header('cache-control', cacheControl).send(png);
     },
   );

@@ -274,6 +274,17 @@ export interface CardPageView {
   /** Inline SVG of the card number: the page works as a web card at the till. */
   barcodeSvg: string;
   referral: { url: string; inviterBonus: number; inviteeBonus: number; shareText: string } | null;
+  /** Bonuses shown but not spendable yet; `verify`: the form that sends a code to the card's phone. */
+  pending?: { points: number; verify?: { action: string; maskedPhone: string; hidden: Record<string, string> } };
+  /** A status line on top (e.g. after the phone was confirmed). */
+  notice?: string;
+}
+
+/** Hidden inputs of a form, skipping empty values. */
+function hiddenInputs(fields: Record<string, string | null | undefined>) {
+  return Object.entries(fields)
+    .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
+    .map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`);
 }
 
 export function renderCardPage(view: CardPageView): string {
@@ -317,13 +328,30 @@ ${referral.inviterBonus > 0 || referral.inviteeBonus > 0 ? html`<p>${t.referralT
       })()
     : '';
 
-  const body = html`<section class="panel member" aria-labelledby="card-title">
+  const pending = view.pending && view.pending.points > 0 ? view.pending : undefined;
+  const pendingPanel = pending
+    ? html`<section class="panel" aria-labelledby="pending-title" data-pending>
+<h2 id="pending-title">${t.pendingHeading}</h2>
+<p>${t.pendingText(pending.points)}</p>
+${
+  pending.verify
+    ? html`<p>${t.pendingVerify(pending.verify.maskedPhone)}</p>
+<form method="post" action="${pending.verify.action}" data-verify-form>
+${hiddenInputs(pending.verify.hidden)}<button type="submit" class="button secondary">${t.sendCode}</button>
+</form>`
+    : html`<p>${t.pendingAfterPurchase}</p>`
+}
+</section>`
+    : '';
+
+  const body = html`${view.notice ? html`<p class="summary" role="status" data-notice>${view.notice}</p>` : ''}<section class="panel member" aria-labelledby="card-title">
 <h2 id="card-title">${t.hello(view.holderName)}</h2>
 <div class="card-head"><dl>
 <dt>${t.balance}</dt><dd data-balance>${points(view.lang, view.balance)}</dd>
 <dt>${t.tier}</dt><dd data-tier>${view.tierName}</dd>
 </dl></div>
 </section>
+${pendingPanel}
 ${wallets}
 <section class="panel" aria-labelledby="barcode-title">
 <h2 id="barcode-title">${t.barcodeHeading}</h2>
@@ -347,7 +375,17 @@ ${share}
 // Notices (already a member, too many attempts, not found)
 // ---------------------------------------------------------------------------------------------
 
-export function renderNotice(view: { lang: Lang; brand: Brand; otherLangHref: string; heading: string; title: string; text: string; link?: { href: string; label: string } }): string {
+export function renderNotice(view: {
+  lang: Lang;
+  brand: Brand;
+  otherLangHref: string;
+  heading: string;
+  title: string;
+  text: string;
+  link?: { href: string; label: string };
+  /** A one-button form under the text (e.g. "confirm this number by SMS"). */
+  form?: { text: string; action: string; hidden: Record<string, string>; button: string };
+}): string {
   return renderPage({
     lang: view.lang,
     title: view.title,
@@ -357,8 +395,62 @@ export function renderNotice(view: { lang: Lang; brand: Brand; otherLangHref: st
     body: html`<section class="panel" aria-labelledby="notice-title">
 <h2 id="notice-title">${view.title}</h2>
 <p>${view.text}</p>
+${
+  view.form
+    ? html`<p>${view.form.text}</p>
+<form method="post" action="${view.form.action}" data-verify-form>
+${hiddenInputs(view.form.hidden)}<button type="submit" class="button secondary">${view.form.button}</button>
+</form>`
+    : ''
+}
 ${view.link ? html`<p><a href="${view.link.href}">${view.link.label}</a></p>` : ''}
 </section>`,
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one-time code page
+// ---------------------------------------------------------------------------------------------
+
+export interface VerifyPageView {
+  lang: Lang;
+  programName: string;
+  brand: Brand;
+  otherLangHref: string;
+  action: string;
+  maskedPhone: string;
+  minutes: number;
+  /** Identifies the phone: `card` (the card page's token) or `phone` (typed on the join form). */
+  hidden: Record<string, string>;
+  /** Whether a code was sent (else only the error and the "send again" button are shown). */
+  sent: boolean;
+  error?: string;
+}
+
+export function renderVerifyPage(view: VerifyPageView): string {
+  const t = MESSAGES[view.lang];
+  const error = view.error
+    ? html`<div class="summary" role="alert" aria-labelledby="errors-title"><h2 id="errors-title">${t.errorsHeading}</h2><p id="f-code-error">${view.error}</p></div>`
+    : '';
+  const codeForm = view.sent
+    ? html`<form method="post" action="${view.action}" novalidate data-code-form>
+${hiddenInputs({ ...view.hidden, step: 'check' })}<div class="field">
+<label for="f-code">${t.code}</label>
+<p class="hint" id="f-code-hint">${t.codeHint}</p>
+<input id="f-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus aria-describedby="f-code-hint${view.error ? ' f-code-error' : ''}"${view.error ? html` aria-invalid="true"` : ''}>
+</div>
+<button type="submit" class="button primary">${t.confirm}</button>
+</form>`
+    : '';
+  const body = html`<section class="panel" aria-labelledby="code-title">
+<h2 id="code-title">${t.codeTitle}</h2>
+${view.sent ? html`<p>${t.codeSent(view.maskedPhone, view.minutes)}</p>` : ''}
+${error}
+${codeForm}
+<form method="post" action="${view.action}" data-resend-form>
+${hiddenInputs({ ...view.hidden, step: 'send' })}<button type="submit" class="button secondary">${t.resend}</button>
+</form>
+</section>`;
+  return renderPage({ lang: view.lang, title: t.codeTitle, heading: view.programName, brand: view.brand, otherLangHref: view.otherLangHref, body });
 }
 

@@ -1,10 +1,11 @@
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
 import type { Transaction } from 'kysely';
-import type { Database, CardRow, ProgramRow } from '../db/schema.js';
+import type { Database, CardChannel, CardRow, ProgramRow } from '../db/schema.js';
 import { AppError, unprocessable } from '../http/errors.js';
 import { findCardByPhone, findCardByReferralCode, lockCardInProgram } from '../cards/repository.js';
 import { generateCardNumber, generateReferralCode, generateToken } from '../loyalty/card-number.js';
 import { postToLedger } from '../loyalty/ledger.js';
+import { addPendingBonuses } from '../loyalty/bonuses.js';
 import { referralBonuses, tierFor, type LoyaltyRules } from '../loyalty/rules.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import type { IssueCard } from '../cards/schemas.js';
@@ -28,7 +29,12 @@ export interface IssueResult {
 
 /**
  * Enrolls a holder: one card per phone per program, the welcome bonus once, and the referral
- * bonuses once (when the program grants them at enrollment). Runs in the caller's transaction.
+ * bonuses once. Runs in the caller's transaction.
+ *
+ * `channel` says who enrolled the card. 'staff' (the API's POS/admin keys, the cabinet): bonuses go
+ * to the ledger at once, the inviter is paid at enrollment (or at the first purchase, by the rules).
+ * 'self_service' (the public join page): the card is unverified, its welcome and invitee bonuses are
+ * pending (loyalty/bonuses.ts) and the inviter waits until the card is verified.
  */
 export async function issueCard(
   trx: Transaction<Database>,
@@ -36,7 +42,9 @@ export async function issueCard(
   program: ProgramRow,
   input: IssueCard,
   actor: string,
+  options: { channel?: CardChannel } = {},
 ): Promise<IssueResult> {
+  const channel = options.channel ?? 'staff';
   const rules = program.rules as LoyaltyRules;
   const phone = normalizePhone(input.holder.phone, program.currency);
   const existing = await findCardByPhone(trx, program.id, phone);
@@ -60,7 +68,7 @@ export async function issueCard(
     if (!staff) throw unprocessable('staff_not_found', 'No staff member with this id in the program');
   }
 
-  const card = await insertCard(trx, program, rules, phone, input, inviter?.id ?? null);
+  const card = await insertCard(trx, program, rules, phone, input, inviter?.id ?? null, channel);
   if (!card) {
     // A concurrent enrollment with the same phone won the race: answer with its card.
     const winner = await findCardByPhone(trx, program.id, phone);
@@ -68,27 +76,65 @@ export async function issueCard(
     return { card: winner, created: false };
   }
 
-  const bonuses = inviter ? referralBonuses(rules, 'enrollment') : null;
-  // The referral reasons below are how recordPurchase sees that the bonuses were already paid.
-  const postings = [];
-  if (rules.welcomeBonus > 0) {
-    postings.push({ programId: program.id, cardId: card.id, kind: 'welcome' as const, points: rules.welcomeBonus, actor });
+  const atEnrollment = inviter ? referralBonuses(rules, 'enrollment') : null;
+  const inviteeBonus = atEnrollment?.invitee ?? 0;
+  if (channel === 'self_service') {
+    // Shown, not spendable: released by a one-time code or by the first purchase (loyalty/bonuses.ts).
+    await addPendingBonuses(
+      trx,
+      card,
+      [
+        { kind: 'welcome', points: rules.welcomeBonus },
+        ...(inviter ? [{ kind: 'referral' as const, points: inviteeBonus, reason: `invited by ${inviter.number}` }] : []),
+      ],
+      actor,
+    );
+    if (inviter) {
+      await trx
+        .insertInto('referral')
+        .values({
+          invitee_card_id: card.id,
+          program_id: program.id,
+          inviter_card_id: inviter.id,
+          status: 'pending',
+          grant_on: rules.referral.grantOn,
+          invitee_points: inviteeBonus,
+        })
+        .execute();
+    }
+  } else {
+    const postings = [];
+    if (rules.welcomeBonus > 0) {
+      postings.push({ programId: program.id, cardId: card.id, kind: 'welcome' as const, points: rules.welcomeBonus, actor });
+    }
+    if (inviteeBonus > 0) {
+      postings.push({ programId: program.id, cardId: card.id, kind: 'referral' as const, points: inviteeBonus, actor, reason: `invited by ${inviter!.number}` });
+    }
+    if (postings.length > 0) await postToLedger(trx, cardChanges, postings);
+    if (inviter) {
+      // Whether and when the referral was paid is a row of its own (no more matching reason texts).
+      await trx
+        .insertInto('referral')
+        .values({
+          invitee_card_id: card.id,
+          program_id: program.id,
+          inviter_card_id: inviter.id,
+          status: atEnrollment ? 'paid' : 'pending',
+          grant_on: rules.referral.grantOn,
+          invitee_points: inviteeBonus,
+          inviter_points: atEnrollment?.inviter ?? 0,
+          paid_at: atEnrollment ? new Date() : null,
+        })
+        .execute();
+    }
+    if (inviter && atEnrollment && atEnrollment.inviter > 0) {
+      await lockCardInProgram(trx, program.id, inviter.id);
+      await postToLedger(trx, cardChanges, [
+        { programId: program.id, cardId: inviter.id, kind: 'referral', points: atEnrollment.inviter, actor, reason: `invited ${card.number}` },
+      ]);
+    }
   }
-  if (bonuses && bonuses.invitee > 0) {
-    postings.push({ programId: program.id, cardId: card.id, kind: 'referral' as const, points: bonuses.invitee, actor, reason: `invited by ${inviter!.number}` });
-  }
-  let current = card;
-  if (postings.length > 0) {
-    const after = await postToLedger(trx, cardChanges, postings);
-    current = { ...card, balance: after.balance };
-  }
-  if (inviter && bonuses && bonuses.inviter > 0) {
-    await lockCardInProgram(trx, program.id, inviter.id);
-    await postToLedger(trx, cardChanges, [
-      { programId: program.id, cardId: inviter.id, kind: 'referral', points: bonuses.inviter, actor, reason: `invited ${card.number}` },
-    ]);
-  }
-  const fresh = await trx.selectFrom('card').selectAll().where('id', '=', current.id).executeTakeFirstOrThrow();
+  const fresh = await trx.selectFrom('card').selectAll().where('id', '=', card.id).executeTakeFirstOrThrow();
   await emitEvent(trx, {
     programId: program.id,
     type: 'card.issued',
@@ -97,6 +143,8 @@ export async function issueCard(
       number: fresh.number,
       tier: fresh.tier,
       balance: fresh.balance,
+      pendingPoints: fresh.pending_points,
+      channel: fresh.channel,
       referredBy: fresh.referred_by,
       staffId: fresh.staff_id,
       source: fresh.source,
@@ -114,6 +162,7 @@ async function insertCard(
   phone: string,
   input: IssueCard,
   referredBy: string | null,
+  channel: CardChannel,
 ): Promise<CardRow | undefined> {
   // Numbers, referral codes and tokens are random; a collision is rare but possible, so retry.
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -138,6 +187,8 @@ async function insertCard(
         // Short serials keep pass URLs short (Apple advice); 16 random bytes never collide in practice.
         apple_serial: generateToken(16),
         apple_auth_token: generateToken(24),
+        channel,
+        ...(channel === 'staff' ? { verified_at: new Date(), verified_via: 'staff' as const } : {}),
       })
       .onConflict((oc) => oc.doNothing())
       .returningAll()

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { Db, Executor } from '../db/database.js';
 import type { ProgramRow } from '../db/schema.js';
+import { CalendarDate } from '../http/schemas.js';
 import { localDay, safeTimeZone } from './funnel.js';
 
 /**
@@ -32,8 +33,8 @@ const FunnelFigures = {
 };
 
 export const StatsQuerySchema = Type.Object({
-  from: Type.Optional(Type.String({ format: 'date', description: 'First day (inclusive), program time zone; default: 29 days before `to`' })),
-  to: Type.Optional(Type.String({ format: 'date', description: 'Last day (inclusive), program time zone; default: today' })),
+  from: Type.Optional(CalendarDate({ description: 'First day (inclusive), program time zone; default: 29 days before `to`' })),
+  to: Type.Optional(CalendarDate({ description: 'Last day (inclusive), program time zone; default: today' })),
 });
 
 export const StatsSchema = Type.Object({
@@ -71,10 +72,18 @@ function addDays(day: string, days: number): string {
   return new Date(Date.parse(`${day}T00:00:00Z`) + days * DAY_MS).toISOString().slice(0, 10);
 }
 
+/** Only real days of 1900–2999 (the API schema says so too): `0000-01-01` or `2026-02-31` never reach the database. */
+function isDay(day: string): boolean {
+  const ms = /^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : Number.NaN;
+  return !Number.isNaN(ms) && new Date(ms).toISOString().slice(0, 10) === day;
+}
+
 export function statsPeriod(query: { from?: string; to?: string }, now: Date, timeZone: string): { from: string; to: string } | { error: string } {
+  const invalid = { error: 'from and to must be dates (YYYY-MM-DD, years 1900–2999)' };
   const to = query.to ?? localDay(now, timeZone);
+  if (!isDay(to)) return invalid;
   const from = query.from ?? addDays(to, -29);
-  if (Number.isNaN(Date.parse(`${from}T00:00:00Z`)) || Number.isNaN(Date.parse(`${to}T00:00:00Z`))) return { error: 'from and to must be dates (YYYY-MM-DD)' };
+  if (!isDay(from)) return invalid;
   if (from > to) return { error: '`from` must not be after `to`' };
   const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS + 1;
   if (days > MAX_STATS_DAYS) return { error: `The period may cover at most ${MAX_STATS_DAYS} days` };

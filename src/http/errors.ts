@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** An error with its own HTTP status and stable machine-readable code (spec: problem details). */
@@ -39,11 +40,14 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -91,10 +95,58 @@ function fastifyErrorToProblem(error: FastifyError): { status: number; code: str
   return undefined;
 }
 
+/**
+ * Fastify's `frameworkErrors` option: errors the router raises before any route or hook runs — a
+ * path that is not valid percent-encoding, a path parameter longer than `maxParamLength` — leave as
+ * problem details too (by default they were plain JSON, the second one a non-problem 414).
+ */
+export function frameworkErrorProblem(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return sendProblem(reply, problem(request, 414, 'uri_too_long', 'A path segment of the URL is too long'));
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    return sendProblem(reply, problem(request, 400, 'invalid_url', 'The URL is not valid percent-encoding'));
+  }
+  request.log.error({ err: error }, 'router error');
+  return sendProblem(reply, problem(request, 500, 'internal_error', 'Something went wrong on our side'));
+}
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before a request exists (a
+ * malformed request line, headers too large, a request that timed out) is answered on the raw
+ * socket, as problem details like everything else (the rest as Fastify's default handler does it).
+ */
+export function clientErrorProblem(error: NodeJS.ErrnoException, socket: Socket) {
+  // A reset connection is already gone: nothing to answer (Node: "Event: 'clientError'").
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'headers_too_large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request_timeout']
+        : [400, 'bad_request'];
+  const body = JSON.stringify({
+    type: `urn:walletcards:problem:${code}`,
+    title: TITLES[status],
+    status,
+    detail: status === 400 ? 'The request is not valid HTTP' : TITLES[status],
+    code,
+    requestId: '',
+  });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${TITLES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
+}
+
 /** The one error handler: every error leaves as RFC 9457 problem details. */
 export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
+      const retryAfter = error.details?.retryAfterSeconds;
+      if (typeof retryAfter === 'number' && reply.getHeader('retry-after') === undefined) reply.header('retry-after', String(retryAfter));
+      // A refusal replayed for an Idempotency-Key retry carries the header a replayed success does.
+      if (error.details?.replayed === true) reply.header('idempotent-replayed', 'true');
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.details));
     }
     const mapped = fastifyErrorToProblem(error as FastifyError);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, Executor } from '../db/database.js';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { AppError } from './errors.js';
 
@@ -41,9 +41,13 @@ export function parseIdempotencyKey(header: unknown): string | undefined {
  * it enqueues and the stored response commit or roll back together.
  *
  * The record is inserted first: a concurrent retry with the same key blocks on the unique key
- * until this transaction ends, then replays the committed response. A refusal (4xx) rolls the
- * change back and is then stored on its own, so a retry replays the refusal as well; a server
- * error (5xx) stores nothing, so the request can be retried.
+ * until this transaction ends, then replays the committed response. The work runs inside a
+ * savepoint: a refusal (a 4xx AppError: insufficient points, duplicate receipt, 404 …) rolls back
+ * to it — undoing the work's writes, keeping the claim — and the refusal is stored in the SAME
+ * transaction that claimed the key. A retry can therefore never find the key free and run the work
+ * itself (before, the refusal was written after the rollback, and a concurrent retry that had been
+ * waiting on the key could succeed in between: 422 then 201). A server error (5xx, a lost
+ * connection) stores nothing: the whole transaction rolls back and the request can be retried.
  */
 export async function runIdempotent<T>(
   db: Db,
@@ -53,43 +57,65 @@ export async function runIdempotent<T>(
   const { scope, key } = options;
   if (key === undefined) return db.transaction().execute(async (trx) => ({ ...(await work(trx)), replayed: false }));
   const fingerprint = requestFingerprint(options.operation, options.body);
-  try {
-    return await db.transaction().execute(async (trx) => {
-      const claimed = await trx
-        .insertInto('idempotency_record')
-        .values({ scope, key, request_hash: fingerprint, status_code: null, response: null })
-        .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
-        .returning('key')
-        .executeTakeFirst();
-      if (!claimed) return replay<T>(trx, scope, key, fingerprint);
-      const result = await work(trx);
+  const outcome = await db.transaction().execute(async (trx): Promise<StoredResponse<T> | { refused: AppError }> => {
+    const claimed = await trx
+      .insertInto('idempotency_record')
+      .values({ scope, key, request_hash: fingerprint, status_code: null, response: null })
+      .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+      .returning('key')
+      .executeTakeFirst();
+    if (!claimed) return replay<T>(trx, scope, key, fingerprint);
+    await sql`SAVEPOINT idempotent_work`.execute(trx);
+    let result: { status: number; body: T };
+    try {
+      result = await work(trx);
+    } catch (error) {
+      if (!isStorableRefusal(error)) throw error;
+      // The refusal is the request's answer: nothing of the work stays, the claim and the refusal
+      // commit together.
+      await sql`ROLLBACK TO SAVEPOINT idempotent_work`.execute(trx);
       await trx
         .updateTable('idempotency_record')
-        .set({ status_code: result.status, response: JSON.stringify(result.body) })
-        .where('scope', '=', scope)
-        .where('key', '=', key)
-        .execute();
-      return { ...result, replayed: false };
-    });
-  } catch (error) {
-    // A refusal by the rules (422 insufficient points, 409 duplicate receipt, 404 …) is the
-    // request's answer too: it changed nothing (its transaction rolled back), and a retry with
-    // the same key must get the same answer instead of running again later against a changed
-    // balance. Stored in its own transaction, first writer wins.
-    if (error instanceof AppError && error.status >= 400 && error.status < 500 && error.code !== 'idempotency_key_reused') {
-      await db
-        .insertInto('idempotency_record')
-        .values({
-          scope,
-          key,
-          request_hash: fingerprint,
+        .set({
           status_code: error.status,
           response: JSON.stringify({ [STORED_ERROR]: { code: error.code, message: error.message, details: error.details ?? null } }),
         })
-        .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+        .where('scope', '=', scope)
+        .where('key', '=', key)
         .execute();
+      return { refused: error };
     }
-    throw error;
+    await sql`RELEASE SAVEPOINT idempotent_work`.execute(trx);
+    await trx
+      .updateTable('idempotency_record')
+      .set({ status_code: result.status, response: JSON.stringify(result.body) })
+      .where('scope', '=', scope)
+      .where('key', '=', key)
+      .execute();
+    return { ...result, replayed: false };
+  });
+  if ('refused' in outcome) throw outcome.refused;
+  return outcome;
+}
+
+/** A refusal by the rules (4xx) is stored and replayed; a reused key's 422 is about the key itself, not stored. */
+function isStorableRefusal(error: unknown): error is AppError {
+  return error instanceof AppError && error.status >= 400 && error.status < 500 && error.code !== 'idempotency_key_reused';
+}
+
+/** Deletes records older than `olderThan`, at most `batch` rows per statement; returns how many went. */
+export async function pruneIdempotencyRecords(db: Db, olderThan: Date, batch = 5000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    // Small batches keep each statement's locks short on a big table (ctid: no key columns needed).
+    const result = await sql`
+      DELETE FROM idempotency_record WHERE ctid IN (
+        SELECT ctid FROM idempotency_record WHERE created_at < ${olderThan.toISOString()}::timestamptz LIMIT ${batch}
+      )
+    `.execute(db);
+    const removed = Number(result.numAffectedRows ?? 0);
+    total += removed;
+    if (removed < batch) return total;
   }
 }
 

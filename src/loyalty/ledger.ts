@@ -20,6 +20,8 @@ export interface CardBalanceChange {
   /** Extra card columns changed in the same statement (spend, tier). */
   lifetimeSpendDelta?: number;
   tier?: string;
+  /** Moves the card's pending points too (pending bonuses released into the ledger). */
+  pendingPointsDelta?: number;
 }
 
 /**
@@ -34,15 +36,16 @@ export async function postToLedger(
   cardChanges: CardChangeRecorder,
   postings: LedgerPosting[],
   cardChange: CardBalanceChange = {},
-): Promise<{ balance: number; tier: string; lifetimeSpend: number }> {
+): Promise<{ balance: number; tier: string; lifetimeSpend: number; pendingPoints: number; entryIds: number[] }> {
   const nonZero = postings.filter((p) => p.points !== 0);
-  if (nonZero.length === 0 && cardChange.lifetimeSpendDelta === undefined && cardChange.tier === undefined) {
+  if (nonZero.length === 0 && cardChange.lifetimeSpendDelta === undefined && cardChange.tier === undefined && !cardChange.pendingPointsDelta) {
     throw new Error('postToLedger needs at least one change');
   }
   const cardId = postings[0].cardId;
   if (postings.some((p) => p.cardId !== cardId)) throw new Error('postToLedger posts to one card at a time');
+  let entryIds: number[] = [];
   if (nonZero.length > 0) {
-    await trx
+    const inserted = await trx
       .insertInto('ledger_entry')
       .values(
         nonZero.map((p) => ({
@@ -56,7 +59,10 @@ export async function postToLedger(
           reason: p.reason ?? null,
         })),
       )
+      .returning('id')
       .execute();
+    // Multi-row INSERT … RETURNING returns the rows in VALUES order (PostgreSQL keeps it).
+    entryIds = inserted.map((row) => Number(row.id));
   }
   const delta = nonZero.reduce((sum, p) => sum + p.points, 0);
   // The tier before, for tier.changed (read only when the caller changes the tier).
@@ -69,11 +75,12 @@ export async function postToLedger(
       .set({
         balance: sql<number>`balance + ${delta}`,
         lifetime_spend: sql<number>`lifetime_spend + ${cardChange.lifetimeSpendDelta ?? 0}`,
+        ...(cardChange.pendingPointsDelta ? { pending_points: sql<number>`pending_points + ${cardChange.pendingPointsDelta}` } : {}),
         ...(cardChange.tier !== undefined ? { tier: cardChange.tier } : {}),
         ...cardChangedColumns(),
       })
       .where('id', '=', cardId)
-      .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id'])
+      .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id', 'pending_points'])
       .executeTakeFirstOrThrow();
   } catch (error) {
     if ((error as { constraint?: string }).constraint === 'card_balance_not_negative' || /card_balance_not_negative/.test(String(error))) {
@@ -93,6 +100,7 @@ export async function postToLedger(
         oldBalance: updated.balance - delta,
         newBalance: updated.balance,
         delta,
+        pendingPoints: updated.pending_points,
         entries: nonZero.map((p) => ({ kind: p.kind, points: p.points, reason: p.reason ?? null })),
         purchaseId: nonZero.find((p) => p.purchaseId)?.purchaseId ?? null,
       },
@@ -101,5 +109,5 @@ export async function postToLedger(
   if (tierBefore !== undefined && tierBefore !== updated.tier) {
     await emitEvent(trx, { programId, type: 'tier.changed', data: { cardId, number: updated.number, oldTier: tierBefore, newTier: updated.tier } });
   }
-  return { balance: updated.balance, tier: updated.tier, lifetimeSpend: updated.lifetime_spend };
+  return { balance: updated.balance, tier: updated.tier, lifetimeSpend: updated.lifetime_spend, pendingPoints: updated.pending_points, entryIds };
 }

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { AppError, conflict, notFound } from '../http/errors.js';
 import { lockCardInProgram } from '../cards/repository.js';
@@ -6,6 +6,8 @@ import { getProgramOr404 } from '../programs/service.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import { postToLedger, type LedgerPosting } from './ledger.js';
 import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type LoyaltyRules } from './rules.js';
+import { lockReferral, payInviter, verifyCard } from './bonuses.js';
+import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
 
 type Trx = Transaction<Database>;
@@ -65,20 +67,30 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   }
   const isFirstPurchase = !(await trx.selectFrom('purchase').select('id').where('card_id', '=', card.id).limit(1).executeTakeFirst());
 
-  const purchase = await trx
-    .insertInto('purchase')
-    .values({
-      program_id: command.programId,
-      card_id: card.id,
-      amount: quote.amount,
-      redeemed: quote.redeemed,
-      accrued: quote.accrued,
-      payable: quote.payable,
-      store_id: command.storeId ?? null,
-      receipt_id: command.receiptId ?? null,
-    })
-    .returning(['id'])
-    .executeTakeFirstOrThrow();
+  let purchase;
+  try {
+    purchase = await trx
+      .insertInto('purchase')
+      .values({
+        program_id: command.programId,
+        card_id: card.id,
+        amount: quote.amount,
+        redeemed: quote.redeemed,
+        accrued: quote.accrued,
+        payable: quote.payable,
+        store_id: command.storeId ?? null,
+        receipt_id: command.receiptId ?? null,
+      })
+      .returning(['id'])
+      .executeTakeFirstOrThrow();
+  } catch (error) {
+    // The same receipt recorded at the same moment on another card: the check above could not see
+    // it (not committed yet); the unique index waited for it and refuses this one.
+    if (command.receiptId && violatesConstraint(error, 'purchase_receipt_idx')) {
+      throw conflict('receipt_already_recorded', `Receipt ${command.receiptId} was already recorded`);
+    }
+    throw error;
+  }
 
   const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, idempotencyKey: command.idempotencyKey };
   const postings: LedgerPosting[] = [
@@ -86,26 +98,37 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     { ...base, kind: 'accrual', points: quote.accrued },
   ];
 
-  // Referral bonuses granted at the invitee's first purchase (program setting), once. A card that
-  // enrolled while the program granted them at enrollment already got them: switching the
-  // setting to first_purchase afterwards must not pay the same invitation a second time.
-  const referral =
-    isFirstPurchase && card.referred_by && !(await referralGrantedAtEnrollment(trx, card))
-      ? referralBonuses(rules, 'first_purchase')
-      : null;
-  if (referral && referral.invitee > 0) postings.push({ ...base, kind: 'referral', points: referral.invitee, reason: 'referral: first purchase' });
+  // Referral bonuses granted at the invitee's first purchase (program setting), once: the referral
+  // row says whether they are still due (a card enrolled while the program granted them at
+  // enrollment has them paid already; switching the setting later pays nothing twice).
+  const referral = card.referred_by ? await lockReferral(trx, card.id) : undefined;
+  const dueNow =
+    isFirstPurchase && referral?.status === 'pending' && referral.grant_on === 'first_purchase' ? referralBonuses(rules, 'first_purchase') : null;
+  if (dueNow && dueNow.invitee > 0) postings.push({ ...base, kind: 'referral', points: dueNow.invitee, reason: 'referral: first purchase' });
 
-  const after = await postToLedger(trx, cardChanges, postings, {
+  let after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.payable,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
   });
-  if (referral && referral.inviter > 0 && card.referred_by) {
-    const inviter = await lockCardInProgram(trx, command.programId, card.referred_by);
-    if (inviter) {
-      await postToLedger(trx, cardChanges, [
-        { ...base, cardId: inviter.id, purchaseId: null, kind: 'referral', points: referral.inviter, reason: `referral: ${card.number} made a first purchase` },
-      ]);
-    }
+  // An unverified self-service card becomes real with its first completed purchase: its pending
+  // bonuses are released now, after this purchase was priced, so they are spendable from the next
+  // purchase on (a made-up card cannot pay with its own welcome bonus).
+  if (!card.verified_at) {
+    await verifyCard(trx, cardChanges, { card, rules, via: 'purchase', actor: command.actor, purchaseId: purchase.id });
+  }
+  if (dueNow && referral) {
+    await payInviter(trx, cardChanges, {
+      referral,
+      rules,
+      invitee: card,
+      inviteePoints: dueNow.invitee,
+      actor: command.actor,
+      purchaseId: purchase.id,
+    });
+  }
+  if (!card.verified_at || dueNow) {
+    const now = await trx.selectFrom('card').select(['balance', 'tier', 'lifetime_spend', 'pending_points']).where('id', '=', card.id).executeTakeFirstOrThrow();
+    after = { ...after, balance: now.balance, tier: now.tier, lifetimeSpend: now.lifetime_spend, pendingPoints: now.pending_points };
   }
   await emitEvent(trx, {
     programId: command.programId,
@@ -137,29 +160,13 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
 }
 
 /**
- * Whether the enrollment of `card` already paid its referral bonuses (to the invitee, or to the
- * inviter when the invitee bonus was 0). Matches the entries issueCard posts at enrollment.
- */
-async function referralGrantedAtEnrollment(trx: Trx, card: { id: string; number: string; referred_by: string | null }) {
-  const entry = await trx
-    .selectFrom('ledger_entry')
-    .select('id')
-    .where('kind', '=', 'referral')
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('card_id', '=', card.id), eb('reason', 'like', 'invited by %')]),
-        ...(card.referred_by ? [eb.and([eb('card_id', '=', card.referred_by), eb('reason', '=', `invited ${card.number}`)])] : []),
-      ]),
-    )
-    .limit(1)
-    .executeTakeFirst();
-  return entry !== undefined;
-}
-
-/**
- * Refunds a purchase: the redeemed points come back, the accrued points are taken back (never
- * below zero: what was already spent is reported as `shortfall`), spend goes down, and the tier
- * follows the program's refund policy (`tierPolicy.downgradeOnRefund`).
+ * Refunds a purchase: exactly undoes it. The redeemed points come back; the accrued points are taken
+ * back, and so is every bonus the purchase caused — the referral bonuses its first purchase paid
+ * (the invitee's on this card, the inviter's on theirs) and the pending bonuses it released. What a
+ * holder already spent cannot be taken back (balances never go below zero): it is reported as
+ * `shortfall` (this card) and `referral.shortfall` (the inviter) and recorded on the purchase
+ * (`refund_shortfall`, both together). Spend goes down, and the tier follows the program's refund
+ * policy (`tierPolicy.downgradeOnRefund`).
  */
 export async function refundPurchase(
   trx: Trx,
@@ -193,17 +200,68 @@ export async function refundPurchase(
     asProblem(error);
   }
 
-  await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  // The bonuses this purchase caused on this card: ledger entries of the purchase that are bonuses
+  // (the first-purchase referral, released welcome/referral bonuses of a self-service card).
+  const bonuses = await trx
+    .selectFrom('ledger_entry')
+    .select(['kind', 'points'])
+    .where('purchase_id', '=', purchase.id)
+    .where('card_id', '=', card.id)
+    .where('kind', 'in', ['welcome', 'referral'])
+    .where('points', '>', 0)
+    .orderBy('id')
+    .execute();
+  // What is left on the card after the redeemed points come back and the accrual goes.
+  let available = card.balance + quote.pointsReturned - quote.pointsReversed;
+  let bonusesReversed = 0;
+  let bonusShortfall = 0;
   const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, idempotencyKey: command.idempotencyKey, kind: 'reversal' as const };
-  const after = await postToLedger(
-    trx,
-    cardChanges,
-    [
-      { ...base, points: quote.pointsReturned, reason: 'refund: redeemed points returned' },
-      { ...base, points: -quote.pointsReversed, reason: 'refund: accrued points taken back' },
-    ],
-    { lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend, tier: quote.tierChanged ? quote.tierAfter : undefined },
-  );
+  const postings: LedgerPosting[] = [
+    { ...base, points: quote.pointsReturned, reason: 'refund: redeemed points returned' },
+    { ...base, points: -quote.pointsReversed, reason: 'refund: accrued points taken back' },
+  ];
+  for (const bonus of bonuses) {
+    const taken = Math.min(bonus.points, available);
+    available -= taken;
+    bonusesReversed += taken;
+    bonusShortfall += bonus.points - taken;
+    postings.push({ ...base, points: -taken, reason: `refund: ${bonus.kind} bonus taken back` });
+  }
+
+  await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  const after = await postToLedger(trx, cardChanges, postings, {
+    lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,
+    tier: quote.tierChanged ? quote.tierAfter : undefined,
+  });
+
+  // The inviter's side of a referral that this purchase paid.
+  let referral: { inviterCardId: string; pointsReversed: number; shortfall: number } | null = null;
+  const paid = await trx
+    .selectFrom('referral')
+    .selectAll()
+    .where('purchase_id', '=', purchase.id)
+    .where('status', '=', 'paid')
+    .forUpdate()
+    .executeTakeFirst();
+  if (paid) {
+    const inviter = await lockCardInProgram(trx, command.programId, paid.inviter_card_id);
+    const taken = inviter ? Math.min(paid.inviter_points, inviter.balance) : 0;
+    if (taken > 0) {
+      await postToLedger(trx, cardChanges, [
+        { ...base, cardId: paid.inviter_card_id, purchaseId: null, points: -taken, reason: `refund: referral bonus for ${card.number} taken back` },
+      ]);
+    }
+    await trx.updateTable('referral').set({ status: 'reversed', reversed_at: sql<Date>`now()` }).where('invitee_card_id', '=', paid.invitee_card_id).execute();
+    referral = { inviterCardId: paid.inviter_card_id, pointsReversed: taken, shortfall: paid.inviter_points - taken };
+  }
+  const shortfall = quote.shortfall + bonusShortfall;
+  await trx
+    .updateTable('purchase')
+    .set({ refund_shortfall: shortfall + (referral?.shortfall ?? 0) })
+    .where('id', '=', purchase.id)
+    .execute();
+
+  const pointsReversed = quote.pointsReversed + bonusesReversed;
   await emitEvent(trx, {
     programId: command.programId,
     type: 'purchase.refunded',
@@ -211,8 +269,10 @@ export async function refundPurchase(
       purchaseId: purchase.id,
       cardId: card.id,
       pointsReturned: quote.pointsReturned,
-      pointsReversed: quote.pointsReversed,
-      shortfall: quote.shortfall,
+      pointsReversed,
+      bonusesReversed,
+      shortfall,
+      referral,
       balance: after.balance,
       tier: after.tier,
       tierChanged: quote.tierChanged,
@@ -222,8 +282,10 @@ export async function refundPurchase(
     purchaseId: purchase.id,
     status: 'refunded' as const,
     pointsReturned: quote.pointsReturned,
-    pointsReversed: quote.pointsReversed,
-    shortfall: quote.shortfall,
+    pointsReversed,
+    bonusesReversed,
+    shortfall,
+    referral,
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,

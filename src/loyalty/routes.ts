@@ -93,7 +93,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const card = await findCardInProgram(db, programId, request.params.cardId);
       if (!card) throw notFound('card');
       const limit = request.query.limit ?? 50;
-      const [purchases, ledger, stats, ledgerSum] = await Promise.all([
+      const [purchases, ledger, stats, ledgerSum, pending] = await Promise.all([
         db.selectFrom('purchase').selectAll().where('card_id', '=', card.id).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute(),
         db.selectFrom('ledger_entry').selectAll().where('card_id', '=', card.id).orderBy('id', 'desc').limit(limit).execute(),
         db
@@ -108,6 +108,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
           .where('status', '=', 'completed')
           .executeTakeFirstOrThrow(),
         db.selectFrom('ledger_entry').select(sql<number>`coalesce(sum(points), 0)::bigint`.as('sum')).where('card_id', '=', card.id).executeTakeFirstOrThrow(),
+        db.selectFrom('pending_bonus').select(['kind', 'points', 'reason', 'created_at']).where('card_id', '=', card.id).where('released_at', 'is', null).orderBy('id').execute(),
       ]);
       const visits = Number(stats.visits);
       const total = Number(stats.total);
@@ -115,6 +116,8 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         cardId: card.id,
         balance: card.balance,
         ledgerSum: Number(ledgerSum.sum),
+        pendingPoints: card.pending_points,
+        pending: pending.map((p) => ({ kind: p.kind, points: p.points, reason: p.reason, createdAt: p.created_at.toISOString() })),
         purchases: purchases.map((p) => ({
           id: p.id,
           amount: p.amount,

@@ -63,8 +63,16 @@ const ReferralSchema = Type.Object(
     inviterBonus: BonusSchema('Granted to the member who shared the referral link.', 3000),
     inviteeBonus: BonusSchema('Granted to the new member who joined through the link.', 3000),
     grantOn: Type.Union([Type.Literal('enrollment'), Type.Literal('first_purchase')], { default: 'enrollment' }),
+    maxPerInviterPerDay: Type.Integer({
+      minimum: 0,
+      maximum: 10_000,
+      default: 5,
+      description:
+        'Referrals of self-service (join page) cards paid to one inviter in 24 hours; past it the inviter gets nothing for ' +
+        'that invitation (the invitee still gets theirs). 0 = inviters of self-service cards are never paid. Staff-issued cards are not counted.',
+    }),
   },
-  { additionalProperties: false, default: { inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment' } },
+  { additionalProperties: false, default: { inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment', maxPerInviterPerDay: 5 } },
 );
 
 const RedemptionSchema = Type.Object(
@@ -118,6 +126,14 @@ export const LoyaltyRulesSchema = Type.Object(
     redemption: RedemptionSchema,
     expiry: Type.Union([Type.Null(), ExpirySchema], { default: null, description: 'null = points never expire.' }),
     tierPolicy: TierPolicySchema,
+    campaignBonusCap: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 1000,
+      description:
+        'Most bonus points per card a marketer (marketer key or staff) may grant with a campaign or the birthday automation. ' +
+        'Admin keys and owners are not limited. Set by a program admin (these rules).',
+    }),
   },
   { additionalProperties: false },
 );
@@ -128,10 +144,11 @@ export function defaultRules(): LoyaltyRules {
   return {
     tiers: structuredClone(DEFAULT_TIERS),
     welcomeBonus: 1000,
-    referral: { inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment' },
+    referral: { inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment', maxPerInviterPerDay: 5 },
     redemption: { maxPercent: 30, pointValue: 100 },
     expiry: null,
     tierPolicy: { downgradeOnRefund: false },
+    campaignBonusCap: 1000,
   };
 }
 

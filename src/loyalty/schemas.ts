@@ -25,8 +25,20 @@ export const RefundResultSchema = Type.Object({
   purchaseId: Type.String(),
   status: Type.Literal('refunded'),
   pointsReturned: Type.Integer({ description: 'Redeemed points given back' }),
-  pointsReversed: Type.Integer({ description: 'Accrued points taken back' }),
-  shortfall: Type.Integer({ description: 'Accrued points already spent, which could not be taken back' }),
+  pointsReversed: Type.Integer({ description: 'Points taken back from the card: the accrual and the bonuses the purchase caused' }),
+  bonusesReversed: Type.Integer({ description: 'Of pointsReversed: welcome and referral bonuses the purchase caused (first-purchase referral, released pending bonuses)' }),
+  shortfall: Type.Integer({ description: 'Points already spent, which could not be taken back from the card' }),
+  referral: Type.Union(
+    [
+      Type.Object({
+        inviterCardId: Type.String(),
+        pointsReversed: Type.Integer({ description: "The inviter's referral bonus taken back" }),
+        shortfall: Type.Integer({ description: 'Of it, already spent by the inviter' }),
+      }),
+      Type.Null(),
+    ],
+    { description: "The inviter's side of a referral this purchase had paid; null when it paid none" },
+  ),
   balance: Type.Integer(),
   tier: Type.String(),
   tierChanged: Type.Boolean(),
@@ -59,6 +71,11 @@ export const HistorySchema = Type.Object({
   cardId: Type.String(),
   balance: Type.Integer(),
   ledgerSum: Type.Integer({ description: 'Sum of the whole ledger; always equals balance' }),
+  pendingPoints: Type.Integer({ description: 'Bonuses not spendable yet (self-service card not verified); not part of the ledger' }),
+  pending: Type.Array(
+    Type.Object({ kind: Type.String(), points: Type.Integer(), reason: Type.Union([Type.String(), Type.Null()]), createdAt: Type.String() }),
+    { description: 'The pending bonuses (sum = pendingPoints)' },
+  ),
   purchases: Type.Array(PurchaseView),
   ledger: Type.Array(LedgerView),
   stats: Type.Object({

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
 import type { JobQueue } from '../jobs/queue.js';
+import type { ClaimedDelivery } from './pending-deliveries.js';
 
 /**
  * The one path every card change takes to every wallet (spec: "One path carries every card
@@ -102,20 +103,35 @@ export function createCardChangeRecorder(
  */
 export interface PublishOutcome {
   cardId: string;
-  /** Apple: pushes to this card's devices that APNs accepted / refused. */
+  /** Apple: pushes to this card's devices that APNs accepted / refused for good (dead token, certificate, topic). */
   pushesAccepted?: number;
   pushesFailed?: number;
+  /** Apple: pushes to this card's devices kept pending for a retry (updates/pending-deliveries.ts). */
+  pushesPending?: number;
   /** Google: the object was patched; a notification was sent; one was wanted but downgraded (quota). */
   updated?: boolean;
   notified?: boolean;
   downgraded?: boolean;
+  /** Google: the update is kept pending for a retry / was refused for good (a non-retryable 4xx). */
+  pending?: boolean;
+  failed?: boolean;
+  /**
+   * The report of a retry round: it settles deliveries an earlier report left pending (Apple: adds to
+   * the accepted/failed pushes; Google: the final state of a pending update).
+   */
+  retry?: boolean;
 }
 
 /** A wallet's side of the update path: publish the current state of these cards. */
 export interface WalletAdapter {
   readonly wallet: string;
-  /** Publishes, and reports one outcome per card it was given (or nothing). */
+  /**
+   * Publishes, and reports one outcome per card it was given (or nothing). Retryable failures are
+   * recorded as pending deliveries before it returns: the job completes with nothing lost.
+   */
   publish(cardIds: string[]): Promise<PublishOutcome[] | void>;
+  /** Retries claimed pending deliveries (redelivery.ts) and settles them; reports per-card outcomes. */
+  redeliver?(claimed: ClaimedDelivery[]): Promise<PublishOutcome[] | void>;
 }
 
 export type PublishListener = (wallet: string, outcomes: PublishOutcome[]) => Promise<void>;

@@ -108,7 +108,7 @@ export function postWebhook(
     }
     const host = bareHost(target.hostname);
     if (isIP(host) && !addressAllowed(host, options.policy)) {
-      return resolve({ ok: false, statusCode: null, error: new RefusedAddressError(host, host).message });
+      return resolve({ ok: false, statusCode: null, error: new RefusedAddressError(host).message });
     }
     const secure = target.protocol === 'https:';
     let request: http.ClientRequest;

@@ -43,6 +43,10 @@ export interface WebhookEventData {
     number: string;
     tier: string;
     balance: number;
+    /** Bonuses shown but not spendable yet (self-service cards until verified). */
+    pendingPoints: number;
+    /** 'staff' or 'self_service'. */
+    channel: string;
     referredBy: string | null;
     staffId: string | null;
     source: string | null;
@@ -57,6 +61,8 @@ export interface WebhookEventData {
     oldBalance: number;
     newBalance: number;
     delta: number;
+    /** Bonuses of the card still pending (not spendable) after this change. */
+    pendingPoints: number;
     /** The ledger entries that moved the balance, e.g. redemption −100 and accrual +57. */
     entries: Array<{ kind: string; points: number; reason: string | null }>;
     purchaseId: string | null;
@@ -80,7 +86,11 @@ export interface WebhookEventData {
     cardId: string;
     pointsReturned: number;
     pointsReversed: number;
+    /** Of pointsReversed: welcome and referral bonuses the purchase had caused. */
+    bonusesReversed: number;
     shortfall: number;
+    /** The inviter's referral bonus paid because of this purchase, taken back. */
+    referral: { inviterCardId: string; pointsReversed: number; shortfall: number } | null;
     balance: number;
     tier: string;
     tierChanged: boolean;

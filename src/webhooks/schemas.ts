@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { SequenceId } from '../http/schemas.js';
 import { WEBHOOK_EVENT_TYPES } from './events.js';
 
 const Timestamp = Type.String({ format: 'date-time' });
@@ -76,7 +77,7 @@ export const DeliveriesQuerySchema = Type.Object(
   {
     status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')])),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-    before: Type.Optional(Type.Integer({ minimum: 1, description: 'Only deliveries with a smaller id (the previous page’s nextBefore)' })),
+    before: Type.Optional(SequenceId({ description: 'Only deliveries with a smaller id (the previous page’s nextBefore)' })),
   },
   { additionalProperties: false },
 );

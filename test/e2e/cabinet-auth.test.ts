@@ -176,38 +176,41 @@ describe(`cabinet sign-in and sessions (${TEST_DATABASE_KIND} database)`, () => 
     await t.app.inject({ method: 'PATCH', url: `/api/v1/programs/${program.id}/staff/${marketer.id}`, headers: adminHeaders, payload: { role: 'marketer' } });
   });
 
-  it('limits failed sign-ins per account and per IP (429), and a right password does not get past the limit', async () => {
+  // Changed on purpose (issue #11): failures slow down the address and account they come from with
+  // a growing backoff instead of locking the account out everywhere for 15 minutes. The full
+  // behaviour (usual address, attacker elsewhere, links) is in cabinet-sign-in-throttle.test.ts.
+  it('slows failed sign-ins down (429 with Retry-After); a right password waits for the backoff, then works', async () => {
     await createStaff(t.app, program.id, { name: 'Лим', role: 'cashier', email: 'limit@example.com', password: PASSWORD });
     const client = new CabinetClient(t.app, {}, '10.0.0.1');
     await client.get('/app/sign-in');
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       expect((await client.post('/app/sign-in', { _csrf: client.csrf(), email: 'limit@example.com', password: `wrong-${i}-password` })).statusCode).toBe(401);
     }
     const limited = await client.post('/app/sign-in', { _csrf: client.csrf(), email: 'limit@example.com', password: PASSWORD });
     expect(limited.statusCode).toBe(429);
-    expect(limited.headers['retry-after']).toBe('900');
+    expect(limited.headers['retry-after']).toBe('5');
     expect(limited.body).toContain('Слишком много неудачных попыток');
-    // From another IP the account is still locked: the limit is per account as well.
+    // An address the account never signed in from is slowed down by the failures elsewhere too…
     const elsewhere = new CabinetClient(t.app, {}, '10.0.0.2');
     await elsewhere.get('/app/sign-in');
     expect((await elsewhere.post('/app/sign-in', { _csrf: elsewhere.csrf(), email: 'limit@example.com', password: PASSWORD })).statusCode).toBe(429);
-    // …while other accounts from that IP still sign in.
+    // …while other accounts from that address still sign in.
     expect((await elsewhere.post('/app/sign-in', { _csrf: elsewhere.csrf(), email: 'owner@example.com', password: PASSWORD })).statusCode).toBe(303);
 
-    // Per IP: failures over many (even unknown) emails lock the IP out.
+    // Per address: failures over many (even unknown) emails slow that address down.
     const spray = new CabinetClient(t.app, {}, '10.0.0.3');
     await spray.get('/app/sign-in');
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 7; i++) {
       expect((await spray.post('/app/sign-in', { _csrf: spray.csrf(), email: `nobody${i}@example.com`, password: 'whatever-password' })).statusCode).toBe(401);
     }
-    expect((await spray.post('/app/sign-in', { _csrf: spray.csrf(), email: 'owner@example.com', password: PASSWORD })).statusCode).toBe(429);
+    expect((await spray.post('/app/sign-in', { _csrf: spray.csrf(), email: 'marketer@example.com', password: PASSWORD })).statusCode).toBe(429);
 
-    // The window passes: the account signs in again.
-    offsetMs += 16 * 60_000;
+    // The backoff passes: the account signs in again.
+    offsetMs += 6_000;
     try {
       expect((await client.post('/app/sign-in', { _csrf: client.csrf(), email: 'limit@example.com', password: PASSWORD })).statusCode).toBe(303);
     } finally {
-      offsetMs -= 16 * 60_000;
+      offsetMs -= 6_000;
     }
   });
 

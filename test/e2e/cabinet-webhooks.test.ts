@@ -32,7 +32,8 @@ describe(`cabinet webhooks (${TEST_DATABASE_KIND} database)`, () => {
 
   beforeAll(async () => {
     receiver = await startWebhookReceiver();
-    t = await startTestApp();
+    // The receiver is on 127.0.0.1: private networks must be allowed explicitly (src/webhooks/url-policy.ts).
+    t = await startTestApp({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' } });
     await t.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
     ({ program, as } = await createProgramWithKeys(t.app, 'cabinet-webhooks', { name: 'Кофейня «Крюк»' }));
@@ -62,7 +63,7 @@ describe(`cabinet webhooks (${TEST_DATABASE_KIND} database)`, () => {
     const csrf = owner.csrf(page.body);
     for (const [url, message] of [
       ['http://example.com/hook', 'Адрес должен начинаться с https://.'],
-      ['https://10.0.0.5/hook', 'Адрес указывает на внутренний, частный или зарезервированный IP'],
+      ['https://169.254.10.5/hook', 'Адрес указывает на внутренний, частный или зарезервированный IP'],
       ['https://[::ffff:192.168.1.10]/hook', 'Адрес указывает на внутренний, частный или зарезервированный IP'],
       ['https://169.254.169.254/latest/meta-data', 'Адрес указывает на внутренний, частный или зарезервированный IP'],
       ['https://user:secret@example.com/hook', 'В адресе не должно быть логина и пароля'],
@@ -85,9 +86,9 @@ describe(`cabinet webhooks (${TEST_DATABASE_KIND} database)`, () => {
     const unknown = await owner.post('/app/webhooks', { _csrf: csrf, url: 'https://hooks.example.com/in', events: 'card.exploded' });
     expect(unknown.statusCode).toBe(422);
     // English: the policy's own words.
-    const en = await owner.post('/app/webhooks?lang=en', { _csrf: csrf, url: 'https://192.168.0.1/hook', events: 'card.issued' });
+    const en = await owner.post('/app/webhooks?lang=en', { _csrf: csrf, url: 'https://192.0.2.1/hook', events: 'card.issued' });
     expect(en.statusCode).toBe(422);
-    expect(en.body).toContain('The URL is refused: Webhook URLs must not point to a private, loopback or reserved address (192.168.0.1)');
+    expect(en.body).toContain('The URL is refused: Webhook URLs must not point to a private, loopback or reserved address (192.0.2.1)');
     await owner.get('/app/webhooks?lang=ru');
     expect(await endpoints()).toEqual([]);
   });
@@ -121,7 +122,7 @@ describe(`cabinet webhooks (${TEST_DATABASE_KIND} database)`, () => {
     expect((await owner.get('/app/webhooks')).body).toContain('доставлено: 1');
 
     // Edit: a refused URL changes nothing; then new events.
-    const badEdit = await owner.post(`/app/webhooks/${row.id}`, { _csrf: csrf, url: 'https://172.16.0.9/x', events: ['card.issued'], enabled: 'on' });
+    const badEdit = await owner.post(`/app/webhooks/${row.id}`, { _csrf: csrf, url: 'https://169.254.0.9/x', events: ['card.issued'], enabled: 'on' });
     expect(badEdit.statusCode).toBe(422);
     expect(badEdit.body).toContain('id="f-url-error">Адрес указывает на внутренний');
     expect((await endpoints())[0]).toMatchObject({ url: receiver.url('/cabinet'), events: ['card.issued', 'purchase.created'] });
@@ -213,7 +214,7 @@ describe(`cabinet webhooks (${TEST_DATABASE_KIND} database)`, () => {
       await checkLabels(page);
 
       // A refused address first: the error is at the field, and the summary links to it.
-      await page.getByLabel('Адрес').fill('https://10.1.2.3/hook');
+      await page.getByLabel('Адрес').fill('https://169.254.1.3/hook');
       await page.getByRole('button', { name: 'Создать вебхук' }).click();
       await page.locator('#f-url-error').waitFor();
       expect(await page.locator('#f-url-error').innerText()).toContain('внутренний, частный или зарезервированный IP');

@@ -99,7 +99,8 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
 
     await waitFor(async () => (await getCampaign(t, as, id)).delivery.apple.passesFetched === 1, { what: 'the pass fetch to be counted' });
     const figures = (await getCampaign(t, as, id)).delivery;
-    expect(figures.apple).toEqual({ pushesAccepted: 2, pushesFailed: 0, cardsReached: 2, passesFetched: 1 });
+    expect(figures.apple).toEqual({ pushesAccepted: 2, pushesFailed: 0, pushesPending: 0, cardsReached: 2, passesFetched: 1 });
+    expect(figures.google).toMatchObject({ objectsPending: 0, objectsFailed: 0 });
     expect(figures.google).toMatchObject({ objectsUpdated: 2, notificationsSent: 2, notificationsDowngraded: 0, classMessages: [] });
 
     // Listed, newest first.

@@ -21,6 +21,7 @@ describe(`join form abuse protections (${TEST_DATABASE_KIND} database)`, () => {
 
   const db = () => t.database.handle.db;
   const cardCount = async () => Number((await db().selectFrom('card').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const pendingOf = (cardId: string) => db().selectFrom('pending_bonus').select(['kind', 'points']).where('card_id', '=', cardId).orderBy('id').execute();
   const ledgerOf = (cardId: string) => db().selectFrom('ledger_entry').select(['kind', 'points']).where('card_id', '=', cardId).orderBy('id').execute();
 
   async function join(visitor: Visitor, fields: Record<string, string | undefined>, options: { waitMs?: number; query?: string } = {}) {
@@ -34,7 +35,8 @@ describe(`join form abuse protections (${TEST_DATABASE_KIND} database)`, () => {
     const first = await join(browser, { name: 'Dup', phone: '+79170000001' });
     const token = cardTokenOf(first);
     const card = await db().selectFrom('card').selectAll().where('public_token', '=', token).executeTakeFirstOrThrow();
-    expect(card.balance).toBe(1000);
+    // A self-service card's welcome bonus is pending until the phone or a first purchase confirms it.
+    expect(card).toMatchObject({ balance: 0, pending_points: 1000 });
 
     // The same browser submits again (back button, double tap): back to the same card, no bonus.
     const again = await join(browser, { name: 'Dup again', phone: '8 917 000-00-01' });
@@ -53,9 +55,10 @@ describe(`join form abuse protections (${TEST_DATABASE_KIND} database)`, () => {
     expect(api.json().id).toBe(card.id);
 
     const after = await db().selectFrom('card').selectAll().where('id', '=', card.id).executeTakeFirstOrThrow();
-    expect(after.balance).toBe(1000);
+    expect(after).toMatchObject({ balance: 0, pending_points: 1000 });
     expect(after.holder_name).toBe('Dup');
-    expect(await ledgerOf(card.id)).toEqual([{ kind: 'welcome', points: 1000 }]);
+    expect(await ledgerOf(card.id)).toEqual([]);
+    expect(await pendingOf(card.id)).toEqual([{ kind: 'welcome', points: 1000 }]);
   });
 
   it('refuses self-referral: the own code from the same phone returns the existing card without a bonus', async () => {
@@ -66,9 +69,9 @@ describe(`join form abuse protections (${TEST_DATABASE_KIND} database)`, () => {
     const self = await join(browser, { name: 'Self', phone: '+79170000002' }, { query: `?ref=${card.referral_code}` });
     expect(cardTokenOf(self)).toBe(token);
     const after = await db().selectFrom('card').selectAll().where('id', '=', card.id).executeTakeFirstOrThrow();
-    expect(after.balance).toBe(1000);
+    expect(after).toMatchObject({ balance: 0, pending_points: 1000 });
     expect(after.referred_by).toBeNull();
-    expect(await ledgerOf(card.id)).toEqual([{ kind: 'welcome', points: 1000 }]);
+    expect(await pendingOf(card.id)).toEqual([{ kind: 'welcome', points: 1000 }]);
     const referralEntries = await db().selectFrom('ledger_entry').select('id').where('kind', '=', 'referral').where('card_id', '=', card.id).execute();
     expect(referralEntries).toHaveLength(0);
   });

@@ -95,7 +95,9 @@ describe.skipIf(chromiumCheck.skip)(`join flow in Chromium (${TEST_DATABASE_KIND
     await expect.poll(() => page.locator('[data-wallet="apple"]').isVisible()).toBe(true);
     expect(await page.locator('[data-wallet="apple"]').innerText()).toBe('Добавить в Apple Wallet');
     expect(await page.locator('[data-wallet="google"]').count()).toBe(0);
-    expect(await page.locator('[data-balance]').innerText()).toBe('1\u00a0000 баллов');
+    // A join-page card's welcome bonus is pending until the phone or a first purchase confirms it.
+    expect(await page.locator('[data-balance]').innerText()).toBe('0 баллов');
+    expect(await page.locator('[data-pending]').innerText()).toContain('1\u00a0000 баллов ждут подтверждения');
     expect(await page.locator('[data-tier]').innerText()).toBe('Стандартная');
     expect(await page.locator('svg.qr[role="img"]').count()).toBe(1); // the barcode; no page QR on a phone
     expect(await page.locator('#referral-link').inputValue()).toMatch(/^http:\/\/wallet\.example\/join\/browser-shop\?ref=[A-Z0-9]{8}$/);
@@ -104,7 +106,7 @@ describe.skipIf(chromiumCheck.skip)(`join flow in Chromium (${TEST_DATABASE_KIND
     await page.screenshot({ path: artifactPath('card-iphone-ru.png'), fullPage: true });
 
     const card = await cardOf(page);
-    expect(card).toMatchObject({ holder_name: 'Мария', phone: '+79167000001', staff_id: staff.id, consent: true, balance: 1000 });
+    expect(card).toMatchObject({ holder_name: 'Мария', phone: '+79167000001', staff_id: staff.id, consent: true, balance: 0, pending_points: 1000 });
 
     // The Apple button downloads the signed pass.
     const pkpass = await page.request.get(`${base}${await page.locator('[data-wallet="apple"]').getAttribute('href')}`);

@@ -211,7 +211,7 @@ describe(`POS and cards API (${TEST_DATABASE_KIND} database)`, () => {
         payload: { rules: { ...rules, referral: { ...rules.referral, grantOn: 'first_purchase' } } },
       });
       expect(patched.statusCode, patched.body).toBe(200);
-      expect(patched.json().rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'first_purchase' });
+      expect(patched.json().rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'first_purchase', maxPerInviterPerDay: 5 });
 
       const inviter = await issueOk(as('pos'), 'Ольга', '+79160000011');
       const invitee = await issueOk(as('pos'), 'Пётр', '+79160000012', { referralCode: inviter.referralCode });
@@ -561,7 +561,9 @@ describe(`POS and cards API (${TEST_DATABASE_KIND} database)`, () => {
         status: 'refunded',
         pointsReturned: 300,
         pointsReversed: 35,
+        bonusesReversed: 0,
         shortfall: 0,
+        referral: null,
         balance: 1000,
         tier: 'standard',
         tierChanged: false,

@@ -50,7 +50,12 @@ describe('server process', () => {
     const live = await fetch(`${url}/readyz`);
     expect(live.status).toBe(200);
     expect(await live.json()).toEqual({ status: 'ok', database: 'embedded' });
-    const cardPage = /"pass":"http:\/\/localhost:3000(\/c\/[^"]+)"/.exec(output())?.[1];
+    // Keys and links are printed to the terminal once, never into the structured (JSON) log.
+    const logLines = output().split('\n').filter((line) => line.startsWith('{'));
+    expect(logLines.length).toBeGreaterThan(3);
+    for (const line of logLines) expect(line).not.toMatch(/wc_(pos|admin|instance)_|sign-in\/link\/|\/c\/[A-Za-z0-9_-]{16}/);
+    expect(output()).toMatch(/pos key: +wc_pos_/);
+    const cardPage = /pass: +http:\/\/localhost:3000(\/c\/\S+)/.exec(output())?.[1];
     const pass = await fetch(`${url}${cardPage}`);
     expect(pass.status).toBe(200);
     expect(pass.headers.get('content-type')).toBe('application/vnd.apple.pkpass');
@@ -73,5 +78,36 @@ describe('server process', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(output()).toMatch(/shutting down/);
+  });
+
+  it('in production creates no demo program and prints no key or sign-in link', async () => {
+    const certs = await getTestCertificates();
+    const adminKey = `prod-admin-key-${'x'.repeat(24)}`;
+    const { child, exited, output } = run({
+      NODE_ENV: 'production',
+      ADMIN_KEY: adminKey,
+      // No internet here: APNs points at a closed local port instead of api.push.apple.com.
+      APNS_HOST: '127.0.0.1',
+      APNS_PORT: '9',
+      DATA_DIR: path.join(dataDir, 'prod'),
+      APPLE_CERT_DIR: certs.dir,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    });
+    const deadline = Date.now() + 90_000;
+    let url: string | undefined;
+    while (!url && Date.now() < deadline) {
+      url = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1];
+      if (!url) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(url, output()).toBeDefined();
+    const programs = await fetch(`${url}/api/v1/programs`, { headers: { authorization: `Bearer ${adminKey}` } });
+    expect(await programs.json()).toEqual([]);
+    // Without METRICS_TOKEN, /metrics is off in production.
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
+    child.kill('SIGTERM');
+    expect(await exited, output()).toBe(0);
+    expect(output()).not.toMatch(/wc_(pos|admin|instance)_|sign-in\/link|demo program|Development admin key/i);
+    expect(output()).not.toContain(adminKey);
   });
 });

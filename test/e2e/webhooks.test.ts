@@ -21,7 +21,8 @@ describe(`Webhooks (${TEST_DATABASE_KIND} database)`, () => {
   beforeAll(async () => {
     receiver = await startWebhookReceiver();
     // Short retry delays and disable span (deps override, not configuration).
-    t = await startTestApp({ google: true, webhooks: { retryDelaysSeconds: [0.2, 0.2, 0.2, 0.2, 0.2, 0.2], disableAfterSeconds: 1.5, timeoutMs: 2000 } });
+    // The receiver is on 127.0.0.1: private networks must be allowed explicitly (src/webhooks/url-policy.ts).
+    t = await startTestApp({ google: true, env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' }, webhooks: { retryDelaysSeconds: [0.2, 0.2, 0.2, 0.2, 0.2, 0.2], disableAfterSeconds: 1.5, timeoutMs: 2000 } });
   });
   afterAll(async () => {
     await t?.close();
@@ -77,7 +78,7 @@ describe(`Webhooks (${TEST_DATABASE_KIND} database)`, () => {
     expect((await post(as('pos'), good)).statusCode).toBe(403);
     expect((await post(adminHeaders, good)).json().code).toBe('program_key_required');
     expect((await app.inject({ method: 'GET', url: '/api/v1/webhooks' })).statusCode).toBe(401);
-    for (const url of ['http://example.com/hook', 'ftp://example.com/hook', 'https://user:pw@example.com/hook', 'https://example.com/hook#x', 'https://10.1.2.3/hook', 'https://169.254.169.254/latest', 'not a url']) {
+    for (const url of ['http://example.com/hook', 'ftp://example.com/hook', 'https://user:pw@example.com/hook', 'https://example.com/hook#x', 'https://0.0.0.0/hook', 'https://169.254.169.254/latest', 'https://[::ffff:10.1.2.3]/hook', 'not a url']) {
       const res = await post(as('admin'), { url, events: ['card.issued'] });
       expect(res.statusCode, url).toBe(422);
       expect(res.json().code).toBe('invalid_webhook_url');

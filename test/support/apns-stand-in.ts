@@ -17,14 +17,18 @@
  *                                   which is what APNs falls back to) differs from `expectedTopic`
  *   400    `PayloadEmpty`           empty request body (real APNs behaviour is (unconfirmed) in the reference)
  *   …      `respond(token, push)`   test hook; `undefined` falls through to the rules below. It may return
- *                                   a promise (slow answers), or one that never settles (timeouts).
+ *                                   a promise (slow answers), or one that never settles (timeouts), an
+ *                                   answer with `retryAfter` (a `Retry-After` header), or `{reset: true}`
+ *                                   (RST_STREAM INTERNAL_ERROR and no answer: a stream reset).
  *   410    `Unregistered`           token is in `deadTokens`; body carries `timestamp` (ms since epoch)
  *   200                             empty body
  *
  * Observability: `received` (every request, in arrival order, with the status it got and which session
  * carried it), `sessions` (connections that passed the TLS check), `rejectedConnections` (handshakes that
  * failed), `answered`, `maxOpenStreams` (largest number of concurrent streams on one session).
- * `goawayAll()` sends GOAWAY like APNs does before closing a connection.
+ * `goawayAll()` sends GOAWAY like APNs does before closing a connection. `refuseConnections(true)` drops
+ * every open connection and resets every new one at accept, before TLS (an outage: the client sees its
+ * connects fail) until `refuseConnections(false)`; `refusedConnections` counts them.
  *
  * Usage with the certificates of test/support/test-certificates.ts:
  *   const { dir, passTypeIdentifier } = await getTestCertificates();
@@ -60,10 +64,14 @@ export interface ReceivedPush {
   body: string;
   /** Subject UID of the verified client certificate (= pass type identifier for Pass Type ID certificates). */
   clientCertSubjectUid?: string;
-  /** Status the stand-in answered with; undefined while (or if never) answered. */
+  /** Status the stand-in answered with; 0 for a reset stream; undefined while (or if never) answered. */
   status?: number;
   /** Order in which the stand-in's HTTP/2 session accepted the connection (1 = first). */
   session: number;
+  /** `apns-id` of the answer (what the client sees on the outcome); undefined while unanswered. */
+  apnsId?: string;
+  /** Date.now() when the request had arrived in full. */
+  at: number;
 }
 
 export interface StandInResponse {
@@ -71,6 +79,10 @@ export interface StandInResponse {
   reason?: string;
   /** For 410: when the token became invalid, ms since epoch. */
   timestamp?: number;
+  /** A `Retry-After` header (seconds or an HTTP date), e.g. with 429. */
+  retryAfter?: string;
+  /** Reset the stream (RST_STREAM INTERNAL_ERROR) instead of answering; `status` is then ignored. */
+  reset?: boolean;
 }
 
 export type StandInResponder = (
@@ -115,6 +127,13 @@ export interface ApnsStandIn {
    * has to open a new connection for anything else.
    */
   goawayAll(): void;
+  /**
+   * `true`: drop open connections and reset new ones at accept (before TLS) until `false`. A number n:
+   * drop open connections and reset the next n new ones, then accept again.
+   */
+  refuseConnections(refuse: boolean | number): void;
+  /** TCP connections reset at accept by refuseConnections(true). */
+  readonly refusedConnections: number;
   /** Destroys every session (unanswered streams included) and stops listening. */
   close(): Promise<void>;
 }
@@ -135,6 +154,9 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
   let answered = 0;
   let maxOpenStreams = 0;
   let rejectedConnections = 0;
+  /** Connections still to refuse: Infinity while refusing, 0 when accepting. */
+  let refusing = 0;
+  let refusedConnections = 0;
 
   const server = http2.createSecureServer({
     key: opts.keyPem,
@@ -152,6 +174,12 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
     rejectedConnections += 1;
   });
   server.on('sessionError', () => {});
+  server.on('connection', (socket: import('node:net').Socket) => {
+    if (refusing <= 0) return;
+    refusing -= 1;
+    refusedConnections += 1;
+    socket.destroy();
+  });
 
   server.on('session', (session: ServerHttp2Session) => {
     sessions += 1;
@@ -200,6 +228,7 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       body,
       clientCertSubjectUid: uid,
       session,
+      at: Date.now(),
     };
   }
 
@@ -224,17 +253,28 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
       response = { status: 500, reason: 'InternalServerError' };
     }
     if (stream.destroyed || stream.closed) return;
+    if (response.reset) {
+      push.status = 0;
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
     push.status = response.status;
     answered += 1;
     // APNs echoes the client's apns-id, or makes one up.
     const apnsId = requestApnsId ?? randomUUID();
+    push.apnsId = apnsId;
     if (response.status === 200) {
       stream.respond({ ':status': 200, 'apns-id': apnsId }, { endStream: true });
       return;
     }
     const body: { reason?: string; timestamp?: number } = { reason: response.reason };
     if (response.timestamp !== undefined) body.timestamp = response.timestamp;
-    stream.respond({ ':status': response.status, 'apns-id': apnsId, 'content-type': 'application/json' });
+    stream.respond({
+      ':status': response.status,
+      'apns-id': apnsId,
+      'content-type': 'application/json',
+      ...(response.retryAfter !== undefined ? { 'retry-after': response.retryAfter } : {}),
+    });
     stream.end(JSON.stringify(body));
   }
 
@@ -265,6 +305,13 @@ export async function startApnsStandIn(opts: ApnsStandInOptions): Promise<ApnsSt
     },
     get maxOpenStreams() {
       return maxOpenStreams;
+    },
+    get refusedConnections() {
+      return refusedConnections;
+    },
+    refuseConnections(refuse) {
+      refusing = refuse === true ? Infinity : refuse === false ? 0 : refuse;
+      if (refusing > 0) for (const session of open.keys()) session.destroy();
     },
     goawayAll() {
       for (const [session, state] of open) {

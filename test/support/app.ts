@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildApp, type App, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { createApnsSender, type ApnsSender } from '../../src/wallets/apple/apns.js';
+import { createApnsSender, type ApnsSender, type ApnsSenderOptions } from '../../src/wallets/apple/apns.js';
+import type { RetryPolicy } from '../../src/wallets/google/client.js';
 import { loadAppleCertificates, type AppleSigningMaterial } from '../../src/wallets/apple/certificates.js';
 import { createPassPackager, loadDefaultImages } from '../../src/wallets/apple/pass/build-pkpass.js';
 import { PassSigner } from '../../src/wallets/apple/pass/signer.js';
@@ -59,6 +60,14 @@ export async function startTestApp(
     webhooks?: AppDeps['webhooks'];
     /** Cabinet session, link and sign-in limit overrides. */
     cabinet?: AppDeps['cabinet'];
+    /** One-time code settings (limits) overrides. */
+    verification?: AppDeps['verification'];
+    /** APNs client options (fault tests shorten timeouts and retries). */
+    apns?: Partial<ApnsSenderOptions>;
+    /** Retry worker of pending wallet deliveries: poll, lease, backoff overrides. */
+    redelivery?: AppDeps['redelivery'];
+    /** The Google client's own retry policy (fault tests shorten it). */
+    googleRetry?: Partial<RetryPolicy>;
   } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
@@ -107,6 +116,7 @@ export async function startTestApp(
     port: config.APNS_PORT,
     caPem: file('root.pem'),
     retryBaseDelayMs: 10,
+    ...options.apns,
   });
   const packager = createPassPackager({ signer: new PassSigner(material), defaultImages: loadDefaultImages(DEFAULT_PASS_IMAGES_DIR) });
   const database = await createTestDatabase();
@@ -121,7 +131,9 @@ export async function startTestApp(
     joinForm: options.joinForm,
     webhooks: options.webhooks,
     cabinet: options.cabinet,
-    google: createGoogleRuntime(config, { warn() {}, error() {} }),
+    verification: options.verification,
+    redelivery: options.redelivery,
+    google: createGoogleRuntime(config, { warn() {}, error() {} }, options.googleRetry ? { retry: options.googleRetry } : {}),
     pollingIntervalSeconds: 0.5,
   });
   await app.ready();

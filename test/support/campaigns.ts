@@ -54,6 +54,9 @@ export async function saveToGoogle(t: TestApp, card: TestCard): Promise<string> 
 export async function setHistory(t: TestApp, programId: string, cardId: string, now: Date, enrolledDaysAgo: number, purchaseDaysAgo: number[], amount = 10_000) {
   const db = t.database.handle.db;
   await db.updateTable('card').set({ created_at: new Date(now.getTime() - enrolledDaysAgo * DAY) }).where('id', '=', cardId).execute();
+  // The enrollment's ledger entries (welcome bonus) date from the enrollment: expiry counts positive
+  // ledger entries as activity.
+  await db.updateTable('ledger_entry').set({ created_at: new Date(now.getTime() - enrolledDaysAgo * DAY) }).where('card_id', '=', cardId).execute();
   for (const daysAgo of purchaseDaysAgo) {
     await db
       .insertInto('purchase')

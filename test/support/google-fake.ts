@@ -31,9 +31,10 @@
  *                               Wallet sample's bare form; every part answered with its own status
  *   GET /gp/m/issuer/keys       `fake.issuerKeys` (callback root keys), requests counted
  *
- * Fault injection per route (`addFault`): a status (e.g. 429 with Retry-After), a connection reset, a
- * delay, a probability (seeded, deterministic), a count, and `afterProcessing` (the change is applied and
- * then the fault is answered: "Google did it but the answer was lost"). Every request is recorded in
+ * Fault injection per route (`addFault`), optionally for one resource (`pathIncludes`): a status (e.g. 429
+ * with Retry-After), a connection reset, a delay, a probability (seeded, deterministic), a count, and
+ * `afterProcessing` (the change is applied and then the fault is answered: "Google did it but the answer
+ * was lost"). Every request is recorded in
  * `calls` (batch parts too, with `viaBatch`), with the status it got.
  */
 import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
@@ -217,6 +218,8 @@ export interface FakeCall {
 
 export interface FaultRule {
   route: FakeRoute | '*';
+  /** Only requests whose path (with query) contains this, e.g. one object's URL-encoded id. */
+  pathIncludes?: string;
   /** Probability per matching request, 0–1 (default 1); drawn from a seeded generator. */
   rate?: number;
   /** Apply at most this many times (default unlimited). */
@@ -405,9 +408,10 @@ export async function startGoogleFake(opts: GoogleFakeOptions): Promise<GoogleFa
   };
 
   /** `statusOnly`: for batch parts, where a connection fault cannot apply. */
-  function pickFault(route: FakeRoute, statusOnly = false): (FaultRule & { used: number }) | undefined {
+  function pickFault(route: FakeRoute, path: string, statusOnly = false): (FaultRule & { used: number }) | undefined {
     for (const fault of faults) {
       if (fault.route !== '*' && fault.route !== route) continue;
+      if (fault.pathIncludes !== undefined && !path.includes(fault.pathIncludes)) continue;
       if (statusOnly && fault.status === undefined) continue;
       if (fault.times !== undefined && fault.used >= fault.times) continue;
       if (fault.rate !== undefined && random() >= fault.rate) continue;
@@ -661,7 +665,7 @@ export async function startGoogleFake(opts: GoogleFakeOptions): Promise<GoogleFa
     const { route, id } = routeOf(method, url.pathname);
     let body: unknown = bodyText;
     let response: FakeResponse;
-    const picked = viaBatch ? pickFault(route, true) : topFault;
+    const picked = viaBatch ? pickFault(route, pathWithQuery, true) : topFault;
     const fault = picked?.status !== undefined ? picked : undefined;
     try {
       body = parseJsonBody(bodyText);
@@ -778,7 +782,7 @@ export async function startGoogleFake(opts: GoogleFakeOptions): Promise<GoogleFa
       pathname === '/token' ? 'token' : pathname === '/gp/m/issuer/keys' ? 'issuerKeys' : pathname === '/batch' ? 'batch' : routeOf(request.method, pathname).route;
 
     // One fault per request, taken before anything else (delay, then reset, then a status answer).
-    const fault = pickFault(topRoute);
+    const fault = pickFault(topRoute, pathWithQuery);
     if (fault?.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     if (fault?.reset) {
       fake.calls.push({ route: topRoute, method: request.method, path: pathWithQuery, body: safeJson(text), headers, status: 0 });

@@ -81,6 +81,8 @@ describe('APNs stand-in', () => {
         clientCertSubjectUid: topic,
         status: 200,
         session: 1,
+        apnsId: res.headers['apns-id'],
+        at: expect.any(Number),
       },
     ]);
   });

@@ -9,6 +9,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   classifyPushOutcome,
   createApnsSender,
+  isRetryablePushOutcome,
+  parseRetryAfterMs,
   type ApnsSender,
   type ApnsSenderOptions,
   type PushOutcome,
@@ -98,6 +100,45 @@ describe('classifyPushOutcome (reference section 2 table)', () => {
     [{ token: t, status: 413, reason: 'PayloadTooLarge' }, 'client-error'],
   ])('%o → %s', (outcome, expected) => {
     expect(classifyPushOutcome(outcome)).toBe(expected);
+  });
+});
+
+describe('isRetryablePushOutcome: what stays pending until delivered (issue #11)', () => {
+  const t = 'a'.repeat(64);
+  it.each<[PushOutcome, boolean]>([
+    [{ token: t, status: 429, reason: 'TooManyRequests', retryAfterMs: 30_000 }, true],
+    [{ token: t, status: 500, reason: 'InternalServerError' }, true],
+    [{ token: t, status: 502 }, true],
+    [{ token: t, status: 503, reason: 'ServiceUnavailable' }, true],
+    [{ token: t, status: 503, reason: 'Shutdown' }, true],
+    [{ token: t, status: 504 }, true],
+    [{ token: t, status: 400, reason: 'IdleTimeout' }, true],
+    [{ token: t, status: 0, reason: 'Timeout' }, true],
+    [{ token: t, status: 0, reason: 'StreamError' }, true],
+    [{ token: t, status: 0, reason: 'RefusedStream' }, true],
+    [{ token: t, status: 0, reason: 'ConnectionError' }, true],
+    [{ token: t, status: 0, reason: 'Closed' }, true],
+    [{ token: t, status: 200 }, false],
+    [{ token: t, status: 410, reason: 'Unregistered', timestamp: 1 }, false],
+    [{ token: t, status: 400, reason: 'BadDeviceToken' }, false],
+    [{ token: t, status: 400, reason: 'DeviceTokenNotForTopic' }, false],
+    [{ token: t, status: 403, reason: 'BadCertificate' }, false],
+    [{ token: t, status: 400, reason: 'PayloadEmpty' }, false],
+    [{ token: t, status: 404, reason: 'BadPath' }, false],
+    [{ token: t, status: 413, reason: 'PayloadTooLarge' }, false],
+  ])('%o → %s', (outcome, expected) => {
+    expect(isRetryablePushOutcome(outcome)).toBe(expected);
+    // Everything retryable is what classifyPushOutcome calls retry-exhausted, and nothing else is.
+    expect(classifyPushOutcome(outcome) === 'retry-exhausted').toBe(expected);
+  });
+
+  it('parses Retry-After as delay-seconds or an HTTP date', () => {
+    expect(parseRetryAfterMs('120')).toBe(120_000);
+    expect(parseRetryAfterMs(' 0 ')).toBe(0);
+    const now = Date.parse('2026-12-05T10:00:00Z');
+    expect(parseRetryAfterMs('Sat, 05 Dec 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfterMs('Sat, 05 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfterMs('soon')).toBeUndefined();
   });
 });
 
@@ -332,6 +373,7 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
       keyPem: readFileSync(path.join(dir, 'signerKey.pem'), 'utf8'),
       concurrency: 50,
       maxRetries: 2,
+      maxConnectAttempts: 3,
       retryBaseDelayMs: 50,
     });
     const outcomes = await apns.push(Array.from({ length: 300 }, token), topic);
@@ -340,8 +382,8 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
     expect(classifyPushOutcome(outcomes[0]!)).toBe('retry-exhausted');
     expect(s.received).toHaveLength(0);
     expect(s.sessions).toBe(0);
-    // Connection attempts are shared by all waiting pushes and stop after maxRetries + 1 failures in a
-    // row (not 300 tokens x 3 attempts); one more may start while the last failure is being reported.
+    // Connection attempts are shared by all waiting pushes and stop after maxConnectAttempts failures in
+    // a row (not 300 tokens x 3 attempts); one more may start while the last failure is being reported.
     expect(s.rejectedConnections).toBeGreaterThanOrEqual(3);
     expect(s.rejectedConnections).toBeLessThanOrEqual(4);
     expect(logs.some((l) => l.level === 'error' && l.msg === 'APNs connection failed')).toBe(true);
@@ -371,6 +413,108 @@ describe('createApnsSender over HTTP/2 + TLS to the stand-in', () => {
     const s = await standIn();
     const { apns } = sender(s, { keyPem: encrypted, passphrase: 'right-passphrase' });
     expect((await apns.push([token()], topic))[0]).toMatchObject({ status: 200 });
+  });
+
+  it('a failed connect does not fail the rest of the batch: every token is still tried and delivered', async () => {
+    // The reproduced defect: with maxRetries connection failures in a row, every remaining token of the
+    // batch failed at once without being sent. Here the first connection is reset at accept and the
+    // sender may not retry anything (maxRetries 0): waiting for the reconnect must cost no token its attempt.
+    const s = await standIn();
+    s.refuseConnections(1);
+    const { apns } = sender(s, { maxRetries: 0, concurrency: 50 });
+    const tokens = Array.from({ length: 300 }, token);
+    const outcomes = await apns.push(tokens, topic);
+    expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    expect(s.refusedConnections).toBe(1);
+    expect(s.sessions).toBe(1);
+    expect(new Set(s.received.map((p) => p.token)).size).toBe(300);
+    expect(s.received).toHaveLength(300);
+  });
+
+  it('a connection lost mid-batch, then refused twice, still delivers every token, each accepted once', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { maxRetries: 1, concurrency: 50, maxConnectAttempts: 3 });
+    let seen = 0;
+    s.setResponder(() => {
+      // The 200th request: drop every connection (its streams die unanswered) and refuse the next two.
+      if (++seen === 200) s.refuseConnections(2);
+      return undefined;
+    });
+    const tokens = Array.from({ length: 1000 }, token);
+    const outcomes = await apns.push(tokens, topic);
+    expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
+    expect(s.refusedConnections).toBe(2);
+    expect(s.sessions).toBe(2);
+    const accepted = s.received.filter((p) => p.status === 200).map((p) => p.token);
+    expect(new Set(accepted).size).toBe(1000);
+  });
+
+  it('an outage: a call gives up after maxConnectAttempts failed connects, the next call probes once, recovery delivers', async () => {
+    const s = await standIn();
+    s.refuseConnections(true);
+    const { apns } = sender(s, { maxRetries: 3, maxConnectAttempts: 3, concurrency: 20 });
+    const first = await apns.push(Array.from({ length: 200 }, token), topic);
+    expect(first.every((o) => o.status === 0 && o.reason === 'ConnectionError' && isRetryablePushOutcome(o))).toBe(true);
+    expect(s.refusedConnections).toBe(3);
+    // Still down: a new call makes one connection attempt of its own, not three, and returns.
+    const second = await apns.push(Array.from({ length: 50 }, token), topic);
+    expect(second.every((o) => o.reason === 'ConnectionError')).toBe(true);
+    expect(s.refusedConnections).toBe(4);
+    expect(s.received).toHaveLength(0);
+    // APNs is back: the next call connects and delivers everything.
+    s.refuseConnections(false);
+    const third = await apns.push(Array.from({ length: 50 }, token), topic);
+    expect(third.every((o) => o.status === 200)).toBe(true);
+    expect(s.sessions).toBe(1);
+  });
+
+  it('a reset stream is retried and delivered', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { maxRetries: 1 });
+    const reset = new Set<string>();
+    s.setResponder((t) => {
+      if (reset.has(t)) return undefined;
+      reset.add(t);
+      return { status: 0, reset: true };
+    });
+    const tokens = Array.from({ length: 20 }, token);
+    const outcomes = await apns.push(tokens, topic);
+    expect(outcomes.every((o) => o.status === 200)).toBe(true);
+    for (const t of tokens) expect(s.received.filter((p) => p.token === t).map((p) => p.status)).toEqual([0, 200]);
+  });
+
+  it('a reset stream that never recovers comes back as a retryable StreamError', async () => {
+    const s = await standIn({ respond: () => ({ status: 0, reset: true }) });
+    const { apns } = sender(s, { maxRetries: 1 });
+    const [outcome] = await apns.push([token()], topic);
+    expect(outcome).toMatchObject({ status: 0, reason: 'StreamError' });
+    expect(isRetryablePushOutcome(outcome!)).toBe(true);
+    expect(s.received).toHaveLength(2);
+  });
+
+  it('429 with a Retry-After within maxRetryAfterMs is retried no sooner than asked', async () => {
+    const s = await standIn();
+    const { apns } = sender(s, { maxRetryAfterMs: 5_000 });
+    const t = token();
+    const at: number[] = [];
+    s.setResponder(() => {
+      at.push(Date.now());
+      return at.length === 1 ? { status: 429, reason: 'TooManyRequests', retryAfter: '1' } : undefined;
+    });
+    const [outcome] = await apns.push([t], topic);
+    expect(outcome).toMatchObject({ status: 200 });
+    expect(at).toHaveLength(2);
+    // A lower bound only (a busy machine can only make the gap longer): the retry waited out Retry-After.
+    expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(990);
+  });
+
+  it('429 with a Retry-After beyond maxRetryAfterMs returns at once with retryAfterMs for the caller to schedule', async () => {
+    const s = await standIn({ respond: () => ({ status: 429, reason: 'TooManyRequests', retryAfter: '3600' }) });
+    const { apns } = sender(s, { maxRetries: 5, maxRetryAfterMs: 5_000 });
+    const [outcome] = await apns.push([token()], topic);
+    expect(outcome).toMatchObject({ status: 429, reason: 'TooManyRequests', retryAfterMs: 3_600_000 });
+    expect(isRetryablePushOutcome(outcome!)).toBe(true);
+    expect(s.received).toHaveLength(1);
   });
 
   it('rejects pushes after close()', async () => {

@@ -129,10 +129,11 @@ describe('defaultRules', () => {
       { code: 'general', name: { ru: 'Генеральная', en: 'General' }, accrualPercent: 10, threshold: 50_000 * RUB },
     ]);
     expect(rules.welcomeBonus).toBe(1000);
-    expect(rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment' });
+    expect(rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'enrollment', maxPerInviterPerDay: 5 });
     expect(rules.redemption).toEqual({ maxPercent: 30, pointValue: 100 });
     expect(rules.expiry).toBeNull();
     expect(rules.tierPolicy).toEqual({ downgradeOnRefund: false });
+    expect(rules.campaignBonusCap).toBe(1000);
   });
 
   it('returns a fresh copy each time', () => {
@@ -149,7 +150,7 @@ describe('validateRules', () => {
     const partial = validateRules({ referral: { grantOn: 'first_purchase' }, expiry: { inactivityDays: 365 } });
     expect(partial.ok).toBe(true);
     if (!partial.ok) return;
-    expect(partial.rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'first_purchase' });
+    expect(partial.rules.referral).toEqual({ inviterBonus: 3000, inviteeBonus: 3000, grantOn: 'first_purchase', maxPerInviterPerDay: 5 });
     expect(partial.rules.expiry).toEqual({ inactivityDays: 365, reminderDaysBefore: 14 });
     expect(partial.rules.redemption).toEqual({ maxPercent: 30, pointValue: 100 });
   });
@@ -616,7 +617,7 @@ describe('referralBonuses', () => {
     expect(referralBonuses(onEnrollment, 'enrollment')).toEqual({ inviter: 3000, invitee: 3000 });
     expect(referralBonuses(onEnrollment, 'first_purchase')).toBeNull();
 
-    const onFirstPurchase = withRules((r) => (r.referral = { inviterBonus: 500, inviteeBonus: 200, grantOn: 'first_purchase' }));
+    const onFirstPurchase = withRules((r) => (r.referral = { inviterBonus: 500, inviteeBonus: 200, grantOn: 'first_purchase', maxPerInviterPerDay: 5 }));
     expect(referralBonuses(onFirstPurchase, 'enrollment')).toBeNull();
     expect(referralBonuses(onFirstPurchase, 'first_purchase')).toEqual({ inviter: 500, invitee: 200 });
   });

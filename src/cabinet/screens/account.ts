@@ -105,7 +105,15 @@ ${field({ name: 'repeat', label: t.repeat, type: 'password', errors, attrs: html
       const errors: FieldErrors = {};
       if (!isEmail(email)) errors.email = t.errors.email;
       else {
-        const taken = await db.selectFrom('staff_member').select('id').where('email', '=', email).where('deleted_at', 'is', null).where('id', '<>', session.staffId).executeTakeFirst();
+        // Unique within the program only: no answer here says whether another program has this e-mail.
+        const taken = await db
+          .selectFrom('staff_member')
+          .select('id')
+          .where('program_id', '=', session.programId)
+          .where('email', '=', email)
+          .where('deleted_at', 'is', null)
+          .where('id', '<>', session.staffId)
+          .executeTakeFirst();
         if (taken) errors.email = t.errors.emailTaken;
       }
       if (session.hasPassword && session.method !== 'link') {

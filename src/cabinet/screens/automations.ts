@@ -356,10 +356,13 @@ ${section('tierUpgrade')}
       const values = Object.fromEntries(FIELDS.map((f) => [f, formText(body, f, f.endsWith('_ru') || f.endsWith('_en') ? 2000 : 20)]));
       try {
         // The same save as PUT /api/v1/automations.
-        await saveAutomations(db, session.programId, inputOf(values), ctx.clock());
+        await saveAutomations(db, session.programId, inputOf(values), ctx.clock(), session.role === 'owner' ? 'unlimited' : 'capped');
       } catch (error) {
         if (error instanceof AppError && error.code === 'expiry_rule_missing') {
           return render(request, reply, { status: 422, values, errors: { expiry_enabled: t.errors.expiry_rule_missing } });
+        }
+        if (error instanceof AppError && error.code === 'campaign_bonus_over_cap') {
+          return render(request, reply, { status: 422, values, errors: { birthday_bonusPoints: error.message } });
         }
         if (error instanceof AppError && error.code === 'invalid_automations') {
           const { errors, rest } = fieldErrors(l, (error.details?.errors as string[] | undefined) ?? []);

@@ -67,11 +67,14 @@ const T = texts({
     delivery: 'Доставка',
     applePushes: 'Apple: пушей принято',
     appleFailed: 'Apple: пушей с ошибкой',
+    applePending: 'Apple: пушей ждут повтора (сбой APNs)',
     appleReached: 'Apple: карт получили пуш',
     appleFetched: 'Apple: обновлённых карт загружено',
     googleUpdated: 'Google: карт обновлено',
     googleNotified: 'Google: уведомлений',
     googleDowngraded: 'Google: без звука (лимит 3 в сутки)',
+    googlePending: 'Google: карт ждут повтора (сбой Google)',
+    googleFailed: 'Google: карт не обновлено (отказ Google)',
     awaiting: 'Ждём отчётов кошельков',
     everybody: 'все с согласием на рассылку',
     automation: 'автоматическая',
@@ -163,11 +166,14 @@ const T = texts({
     delivery: 'Delivery',
     applePushes: 'Apple: pushes accepted',
     appleFailed: 'Apple: pushes failed',
+    applePending: 'Apple: pushes waiting for a retry (APNs failure)',
     appleReached: 'Apple: cards reached',
     appleFetched: 'Apple: updated passes downloaded',
     googleUpdated: 'Google: cards updated',
     googleNotified: 'Google: notifications',
     googleDowngraded: 'Google: silent (3-a-day limit)',
+    googlePending: 'Google: cards waiting for a retry (Google failure)',
+    googleFailed: 'Google: cards refused by Google',
     awaiting: 'Waiting for wallet reports',
     everybody: 'everybody with marketing consent',
     automation: 'automation',
@@ -504,7 +510,7 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
       };
       let row: CampaignRow;
       try {
-        row = await campaigns.create(program, input, `staff:${session.staffId}`);
+        row = await campaigns.create(program, input, `staff:${session.staffId}`, undefined, session.role === 'owner' ? 'unlimited' : 'capped');
         if (action === 'send') row = await campaigns.send(session.programId, row.id);
       } catch (error) {
         if (error instanceof AppError && error.status < 500) return newForm(request, reply, { ...state, status: 422, formError: error.message });
@@ -525,11 +531,14 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
         skipped: n(dto.progress.skipped),
         applePushes: n(d?.apple.pushesAccepted ?? 0),
         appleFailed: n(d?.apple.pushesFailed ?? 0),
+        applePending: n(d?.apple.pushesPending ?? 0),
         appleReached: n(d?.apple.cardsReached ?? 0),
         appleFetched: n(d?.apple.passesFetched ?? 0),
         googleUpdated: n(d?.google.objectsUpdated ?? 0),
         googleNotified: n(d?.google.notificationsSent ?? 0),
         googleDowngraded: n(d?.google.notificationsDowngraded ?? 0),
+        googlePending: n(d?.google.objectsPending ?? 0),
+        googleFailed: n(d?.google.objectsFailed ?? 0),
         awaiting: n(d?.awaitingReports ?? 0),
       };
     }
@@ -578,8 +587,8 @@ ${figure('targeted', t.targeted)}${figure('processed', t.processed)}${figure('de
 </dl>
 <h3>${t.delivery}</h3>
 <dl class="figures">
-${figure('applePushes', t.applePushes)}${figure('appleFailed', t.appleFailed)}${figure('appleReached', t.appleReached)}${figure('appleFetched', t.appleFetched)}
-${ctx.links.googleEnabled ? html`${figure('googleUpdated', t.googleUpdated)}${figure('googleNotified', t.googleNotified)}${figure('googleDowngraded', t.googleDowngraded)}` : ''}
+${figure('applePushes', t.applePushes)}${figure('appleFailed', t.appleFailed)}${figure('applePending', t.applePending)}${figure('appleReached', t.appleReached)}${figure('appleFetched', t.appleFetched)}
+${ctx.links.googleEnabled ? html`${figure('googleUpdated', t.googleUpdated)}${figure('googleNotified', t.googleNotified)}${figure('googleDowngraded', t.googleDowngraded)}${figure('googlePending', t.googlePending)}${figure('googleFailed', t.googleFailed)}` : ''}
 ${figure('awaiting', t.awaiting)}
 </dl>
 ${actions.length ? html`<div class="actions">${actions}</div>` : ''}

@@ -5,7 +5,7 @@ import { contrastRatio } from '../../enrollment/pages.js';
 import { AppError } from '../../http/errors.js';
 import { html, raw } from '../../http/html.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
-import { IMAGE_NAMES, isPng, MAX_IMAGE_BYTES, saveProgramImage } from '../../programs/images.js';
+import { IMAGE_NAMES, imageLimits, isPng, MAX_IMAGE_BYTES, saveProgramImage } from '../../programs/images.js';
 import { listProgramImages } from '../../programs/repository.js';
 import { DesignSchema, type Design } from '../../programs/schemas.js';
 import { DEFAULT_DESIGN, getProgramOr404, updateProgram } from '../../programs/service.js';
@@ -58,6 +58,8 @@ const T = texts({
       bothLanguages: 'Заполните оба языка или оставьте оба поля пустыми.',
       png: 'Выберите файл PNG.',
       tooLarge: 'Файл больше 1 МБ.',
+      dimensions: (w: number, h: number, min?: number) =>
+        min ? `Нужен квадрат от ${min}×${min} до ${w}×${h} пикселей.` : `Изображение должно быть не больше ${w}×${h} пикселей.`,
       image: 'Выберите изображение из списка.',
     },
   },
@@ -97,6 +99,7 @@ const T = texts({
       bothLanguages: 'Fill in both languages or leave both empty.',
       png: 'Choose a PNG file.',
       tooLarge: 'The file is larger than 1 MB.',
+      dimensions: (w: number, h: number, min?: number) => (min ? `A square from ${min}×${min} to ${w}×${h} pixels is needed.` : `The image may be at most ${w}×${h} pixels.`),
       image: 'Choose an image from the list.',
     },
   },
@@ -312,7 +315,15 @@ ${uploadErrors.file ? html`<p class="error" id="f-file-error">${uploadErrors.fil
       else if (file.data.length > MAX_IMAGE_BYTES) uploadErrors.file = t.errors.tooLarge;
       const program = await getProgramOr404(ctx.db, session.programId);
       if (Object.keys(uploadErrors).length > 0 || !isUploadedFile(file)) return render(request, reply, program, { status: 422, uploadErrors });
-      await saveProgramImage(ctx, session.programId, name, file.data);
+      try {
+        // Decoded, checked against the image's size limits and re-encoded (programs/images.ts).
+        await saveProgramImage(ctx, session.programId, name, file.data);
+      } catch (error) {
+        if (!(error instanceof AppError) || !['png_required', 'image_dimensions'].includes(error.code)) throw error;
+        const limits = imageLimits(name);
+        uploadErrors.file = error.code === 'png_required' ? t.errors.png : t.errors.dimensions(limits.maxWidth, limits.maxHeight, limits.square ? limits.minWidth : undefined);
+        return render(request, reply, program, { status: 422, uploadErrors });
+      }
       return kit.redirect(reply, '/app/design?uploaded=1');
     });
 

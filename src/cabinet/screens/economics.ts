@@ -34,6 +34,7 @@ const T = texts({
     headline: 'Главное за период',
     owe: 'Долг по баллам',
     oweHint: (change: string) => `на конец периода; за период ${change}`,
+    pending: (value: string) => `ещё ${value} — бонусы, ждущие подтверждения телефона (не долг)`,
     cost: 'Выдано баллов на сумму',
     costHint: (share: string) => `${share} выручки участников`,
     redeemed: 'Оплачено баллами',
@@ -99,6 +100,7 @@ const T = texts({
     headline: 'The period at a glance',
     owe: 'Points liability',
     oweHint: (change) => `at the end of the period; ${change} over it`,
+    pending: (value) => `and ${value} of bonuses awaiting phone verification (not owed)`,
     cost: 'Points granted, worth',
     costHint: (share) => `${share} of members' revenue`,
     redeemed: 'Paid with points',
@@ -241,7 +243,7 @@ ${select({ name: 'groupBy', label: t.groupBy, value: period.groupBy, options: ([
 <section class="panel" aria-labelledby="headline-title">
 <h2 id="headline-title">${t.headline}: ${formatDate(l, 'UTC', `${r.from}T12:00:00Z`)} — ${formatDate(l, 'UTC', `${r.to}T12:00:00Z`)}</h2>
 <dl class="figures">
-<div><dt>${t.owe}</dt><dd data-figure="liability">${money(r.liability.closingValue)}</dd><dd class="sub">${t.oweHint(change)}</dd></div>
+<div><dt>${t.owe}</dt><dd data-figure="liability">${money(r.liability.closingValue)}</dd><dd class="sub">${t.oweHint(change)}</dd>${r.liability.pendingPoints > 0 ? html`<dd class="sub" data-figure="pending">${t.pending(money(r.liability.pendingValue))}</dd>` : ''}</div>
 <div><dt>${t.cost}</dt><dd data-figure="issued">${money(r.points.issuedValue)}</dd><dd class="sub">${t.costHint(formatPercent(l, r.programCost.costShare))}</dd></div>
 <div><dt>${t.redeemed}</dt><dd data-figure="redeemed">${money(r.points.redeemedValue)}</dd></div>
 <div><dt>${t.expired}</dt><dd data-figure="expired">${money(r.points.expiredValue)}</dd></div>

@@ -55,6 +55,10 @@ const T = texts({
     expiryDaysHint: 'Пусто — не сгорают.',
     reminderDays: 'Напомнить за дней до сгорания',
     downgrade: 'Понижать уровень при возврате покупки',
+    referralsPerDay: 'Оплачиваемых приглашений с сайта в сутки на участника',
+    referralsPerDayHint: 'Сверх этого пригласивший не получает бонус за приглашённых через страницу регистрации.',
+    campaignBonusCap: 'Маркетолог может начислить в рассылке не больше, баллов',
+    campaignBonusCapHint: 'На карту за рассылку или поздравление с днём рождения. Владельца не ограничивает.',
     textsTitle: 'Тексты на обороте карты',
     text: { promo: 'Текущая акция', contacts: 'Контакты', terms: 'Условия программы', referral: 'Приглашение друга', consent: 'Текст согласия на рассылку (страница регистрации)' },
     ru: 'по-русски',
@@ -112,6 +116,10 @@ const T = texts({
     expiryDaysHint: 'Empty: points never expire.',
     reminderDays: 'Remind this many days before',
     downgrade: 'Lower the tier when a purchase is refunded',
+    referralsPerDay: 'Paid join-page referrals per member per day',
+    referralsPerDayHint: 'Past this, the inviter gets no bonus for people who joined through the join page.',
+    campaignBonusCap: 'Most bonus points a marketer may grant',
+    campaignBonusCapHint: 'Per card, in a campaign or the birthday greeting. Owners are not limited.',
     textsTitle: 'Texts on the back of the card',
     text: { promo: 'Current offer', contacts: 'Contacts', terms: 'Programme terms', referral: 'Invite a friend', consent: 'Marketing consent text (join page)' },
     ru: 'in Russian',
@@ -160,6 +168,8 @@ function valuesOf(program: ProgramRow): Values {
     expiryDays: rules.expiry ? String(rules.expiry.inactivityDays) : '',
     reminderDays: rules.expiry ? String(rules.expiry.reminderDaysBefore) : '14',
     downgrade: rules.tierPolicy.downgradeOnRefund ? 'yes' : '',
+    referralsPerDay: String(rules.referral.maxPerInviterPerDay),
+    campaignBonusCap: String(rules.campaignBonusCap),
     tierCount: String(rules.tiers.length + 1),
   };
   rules.tiers.forEach((tier, i) => {
@@ -189,7 +199,7 @@ function submitted(body: Record<string, unknown>, section: Section, tierCount: n
   const take = (name: string, max = 2000) => (v[name] = formText(body, name, max));
   if (section === 'general') ['name', 'defaultLanguage', 'currency', 'timeZone'].forEach((n) => take(n, 200));
   if (section === 'rules') {
-    ['welcomeBonus', 'inviterBonus', 'inviteeBonus', 'grantOn', 'maxPercent', 'pointValue', 'expiryDays', 'reminderDays', 'downgrade'].forEach((n) => take(n, 40));
+    ['welcomeBonus', 'inviterBonus', 'inviteeBonus', 'grantOn', 'maxPercent', 'pointValue', 'expiryDays', 'reminderDays', 'downgrade', 'referralsPerDay', 'campaignBonusCap'].forEach((n) => take(n, 40));
     const count = Math.min(Math.max(parseWhole(formText(body, 'tierCount')) ?? tierCount, 1), 21);
     v.tierCount = String(count);
     for (let i = 0; i < count; i++) ['code', 'ru', 'en', 'percent', 'threshold', 'remove'].forEach((f) => take(`tier${i}_${f}`, 64));
@@ -200,7 +210,7 @@ function submitted(body: Record<string, unknown>, section: Section, tierCount: n
 }
 
 /** Form values → the PATCH of one section, or the field errors. */
-function patchOf(section: Section, v: Values, currency: string, t: Msg): { patch?: UpdateProgram; errors: FieldErrors } {
+function patchOf(section: Section, v: Values, currency: string, t: Msg, current: LoyaltyRules): { patch?: UpdateProgram; errors: FieldErrors } {
   const errors: FieldErrors = {};
   const whole = (name: string) => {
     const n = parseWhole(v[name] ?? '');
@@ -240,10 +250,17 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg): { patch
     const rules: LoyaltyRules = {
       tiers,
       welcomeBonus: whole('welcomeBonus'),
-      referral: { inviterBonus: whole('inviterBonus'), inviteeBonus: whole('inviteeBonus'), grantOn: v.grantOn === 'first_purchase' ? 'first_purchase' : 'enrollment' },
+      referral: {
+        inviterBonus: whole('inviterBonus'),
+        inviteeBonus: whole('inviteeBonus'),
+        grantOn: v.grantOn === 'first_purchase' ? 'first_purchase' : 'enrollment',
+        // A form without the field (an older page) keeps the stored value.
+        maxPerInviterPerDay: v.referralsPerDay ? whole('referralsPerDay') : current.referral.maxPerInviterPerDay,
+      },
       redemption: { maxPercent: maxPercent ?? 0, pointValue: pointValue ?? 1 },
       expiry: v.expiryDays ? { inactivityDays: whole('expiryDays'), reminderDaysBefore: whole('reminderDays') } : null,
       tierPolicy: { downgradeOnRefund: v.downgrade === 'yes' },
+      campaignBonusCap: v.campaignBonusCap ? whole('campaignBonusCap') : current.campaignBonusCap,
     };
     return { errors, patch: { rules } };
   }
@@ -354,7 +371,11 @@ ${field({ name: 'pointValue', label: t.pointValue(program.currency), value: v.po
 ${field({ name: 'expiryDays', label: t.expiryDays, value: v.expiryDays, hint: t.expiryDaysHint, errors: re, attrs: html` inputmode="numeric" maxlength="6"` })}
 ${field({ name: 'reminderDays', label: t.reminderDays, value: v.reminderDays, errors: re, attrs: html` inputmode="numeric" maxlength="6"` })}
 </div>
-${checkbox({ name: 'downgrade', label: t.downgrade, checked: v.downgrade === 'yes' })}`,
+${checkbox({ name: 'downgrade', label: t.downgrade, checked: v.downgrade === 'yes' })}
+<div class="row">
+${field({ name: 'referralsPerDay', label: t.referralsPerDay, value: v.referralsPerDay, hint: t.referralsPerDayHint, errors: re, attrs: html` inputmode="numeric" maxlength="6"` })}
+${field({ name: 'campaignBonusCap', label: t.campaignBonusCap, value: v.campaignBonusCap, hint: t.campaignBonusCapHint, errors: re, attrs: html` inputmode="numeric" maxlength="8"` })}
+</div>`,
       );
 
       const te = errorsFor('texts');
@@ -411,7 +432,7 @@ ${general}${rules}${textsForm}${locations}`,
       const program = await getProgramOr404(ctx.db, session.programId);
       const stored = valuesOf(program);
       const values = { ...stored, ...submitted(formBody(request), section, Number(stored.tierCount)) };
-      const { patch, errors } = patchOf(section, values, section === 'general' ? program.currency : program.currency, t);
+      const { patch, errors } = patchOf(section, values, section === 'general' ? program.currency : program.currency, t, program.rules as LoyaltyRules);
       const again = (state: Omit<State, 'values' | 'section'>) => render(request, reply, program, { ...state, values, section });
       if (Object.keys(errors).length > 0 || !patch) return again({ status: 422, errors });
       if (!Value.Check(UpdateProgramSchema, patch)) {

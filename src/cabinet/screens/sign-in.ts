@@ -1,14 +1,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { html } from '../../http/html.js';
 import {
-  accountSubject,
   checkPassword,
   consumeSignInLink,
   failureLimitReached,
-  ipSubject,
+  linkIpSubject,
   normalizeEmail,
   peekSignInLink,
   recordFailure,
+  recordSignInFailure,
+  recordSignInSuccess,
+  signInCandidates,
+  signInWait,
   type StaffRole,
 } from '../auth.js';
 import { CABINET_MESSAGES, texts } from '../i18n.js';
@@ -29,7 +32,8 @@ const T = texts({
     password: 'Пароль',
     submit: 'Войти',
     invalid: 'Неверный e-mail или пароль.',
-    limited: 'Слишком много неудачных попыток входа. Подождите 15 минут или войдите по ссылке от владельца программы.',
+    limited: (wait: string) => `Слишком много неудачных попыток входа. Повторите через ${wait} или войдите по ссылке от владельца программы.`,
+    seconds: (n: number) => (n < 60 ? `${n} с` : `${Math.ceil(n / 60)} мин`),
     noPassword: 'Нет пароля? Попросите владельца программы создать для вас ссылку для входа.',
     signedOut: 'Вы вышли из кабинета.',
     linkTitle: 'Вход по ссылке',
@@ -47,7 +51,8 @@ const T = texts({
     password: 'Password',
     submit: 'Sign in',
     invalid: 'Wrong email or password.',
-    limited: 'Too many failed sign-in attempts. Wait 15 minutes, or sign in with a link from the programme owner.',
+    limited: (wait) => `Too many failed sign-in attempts. Try again in ${wait}, or sign in with a link from the programme owner.`,
+    seconds: (n) => (n < 60 ? `${n} s` : `${Math.ceil(n / 60)} min`),
     noPassword: 'No password? Ask the programme owner to create a sign-in link for you.',
     signedOut: 'You have signed out.',
     linkTitle: 'Sign in with a link',
@@ -108,26 +113,25 @@ ${kit.passwordReset?.enabled ? html`<p><a href="/app/reset">${t.forgot}</a></p>`
         const password = typeof body.password === 'string' ? body.password.slice(0, 256) : '';
         const next = safeNext(formText(body, 'next', 500));
         const now = ctx.clock();
-        const subjects = [{ subject: ipSubject(request.ip), max: settings.maxFailuresPerIp }];
-        if (email) subjects.push({ subject: accountSubject(email), max: settings.maxFailuresPerAccount });
-        if (await failureLimitReached(ctx.db, subjects, now, settings)) {
-          reply.header('retry-after', String(Math.ceil(settings.failureWindowMs / 1000)));
-          return form(request, reply, { status: 429, email, next, error: t.limited });
+        const who = { ip: request.ip, email };
+        // Backoff per address and account, never a lockout of the account from everywhere (auth.ts, signInWait).
+        const wait = await signInWait(ctx.db, who, now, settings);
+        if (wait > 0) {
+          const seconds = Math.ceil(wait / 1000);
+          reply.header('retry-after', String(seconds));
+          return form(request, reply, { status: 429, email, next, error: t.limited(t.seconds(seconds)) });
         }
-        const staff = email
-          ? await ctx.db
-              .selectFrom('staff_member')
-              .select(['id', 'program_id', 'password_hash'])
-              .where('email', '=', email)
-              .where('deleted_at', 'is', null)
-              .executeTakeFirst()
-          : undefined;
-        // Always verify a hash (a dummy one for unknown emails): the answer takes as long either way.
-        const ok = (await checkPassword(staff?.password_hash, password)) && staff !== undefined && password.length > 0;
-        if (!ok || !staff) {
-          await recordFailure(ctx.db, subjects.map((s) => s.subject), now, settings);
+        // An e-mail is unique per program: every active staff member with it is a candidate. Their
+        // hashes are checked together (argon2 runs on the thread pool), so the answer takes about as
+        // long for one candidate as for several; without any, a dummy hash is checked.
+        const candidates = email ? await signInCandidates(ctx.db, email) : [];
+        const results = candidates.length > 0 ? await Promise.all(candidates.map((c) => checkPassword(c.password_hash, password))) : [await checkPassword(undefined, password)];
+        const staff = password.length > 0 ? candidates.find((_c, i) => results[i]) : undefined;
+        if (!staff) {
+          await recordSignInFailure(ctx.db, who, now, settings);
           return form(request, reply, { status: 401, email, next, error: t.invalid });
         }
+        await recordSignInSuccess(ctx.db, who, now, settings);
         await kit.startSession(request, reply, { staffId: staff.id, programId: staff.program_id }, 'password');
         return kit.redirect(reply, next ?? '/app');
       },
@@ -166,18 +170,21 @@ ${kit.passwordReset?.enabled ? html`<p><a href="/app/reset">${t.forgot}</a></p>`
       { config: { access: 'public', rateLimit: { max: settings.postsPerMinute, timeWindow: 60_000 } } },
       async (request, reply) => {
         const now = ctx.clock();
-        const ipLimit = [{ subject: ipSubject(request.ip), max: settings.maxFailuresPerIp }];
+        // Wrong link tokens are counted on their own: failed passwords never stop a valid link.
+        const ipLimit = [{ subject: linkIpSubject(request.ip), max: settings.maxFailuresPerIp }];
         if (await failureLimitReached(ctx.db, ipLimit, now, settings)) {
           reply.header('retry-after', String(Math.ceil(settings.failureWindowMs / 1000)));
           return invalidLink(request, reply, 429);
         }
         const used = await consumeSignInLink(ctx.db, request.params.token, now);
         if (!used) {
-          await recordFailure(ctx.db, [ipSubject(request.ip)], now, settings);
+          await recordFailure(ctx.db, [linkIpSubject(request.ip)], now, settings);
           return invalidLink(request, reply);
         }
         await kit.startSession(request, reply, used, 'link');
-        const staff = await ctx.db.selectFrom('staff_member').select('password_hash').where('id', '=', used.staffId).executeTakeFirstOrThrow();
+        const staff = await ctx.db.selectFrom('staff_member').select(['password_hash', 'email']).where('id', '=', used.staffId).executeTakeFirstOrThrow();
+        // A link an owner made proves who this is: the address becomes the account's own.
+        await recordSignInSuccess(ctx.db, { ip: request.ip, email: staff.email }, now, settings);
         // No password yet (the first owner, a new cashier): the profile page offers to set one.
         return kit.redirect(reply, staff.password_hash ? '/app' : '/app/account?welcome=1');
       },

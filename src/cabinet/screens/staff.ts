@@ -122,8 +122,9 @@ export const staffScreen: Screen = {
       formError?: string;
     }
 
-    async function emailTaken(email: string, exceptId?: string) {
-      let query = db.selectFrom('staff_member').select('id').where('email', '=', email).where('deleted_at', 'is', null);
+    // Unique within the program only: other programs' staff are none of this owner's business (issue #11).
+    async function emailTaken(programId: string, email: string, exceptId?: string) {
+      let query = db.selectFrom('staff_member').select('id').where('program_id', '=', programId).where('email', '=', email).where('deleted_at', 'is', null);
       if (exceptId) query = query.where('id', '<>', exceptId);
       return Boolean(await query.executeTakeFirst());
     }
@@ -244,7 +245,7 @@ ${field({ name: 'password', label: t.password, type: 'password', hint: t.passwor
       if (!values.name) errors.name = t.errors.name;
       if (!isRole(values.role)) values.role = 'cashier';
       if (values.email && !isEmail(values.email)) errors.email = t.errors.email;
-      else if (values.email && (await emailTaken(values.email))) errors.email = t.errors.emailTaken;
+      else if (values.email && (await emailTaken(session.programId, values.email))) errors.email = t.errors.emailTaken;
       if (password) {
         const problem = passwordProblem(password, values.email || null);
         if (problem) errors.password = t.errors[problem];
@@ -277,7 +278,7 @@ ${field({ name: 'password', label: t.password, type: 'password', hint: t.passwor
       if (!values.name) errors.name = t.errors.name;
       if (!isRole(values.role)) values.role = staff.role;
       if (values.email && !isEmail(values.email)) errors.email = t.errors.email;
-      else if (values.email && (await emailTaken(values.email, staff.id))) errors.email = t.errors.emailTaken;
+      else if (values.email && (await emailTaken(session.programId, values.email, staff.id))) errors.email = t.errors.emailTaken;
       if (Object.keys(errors).length > 0) return render(request, reply, { status: 422, target: staff.id, values, errors });
       await db
         .updateTable('staff_member')

@@ -33,7 +33,11 @@
  * Behaviour:
  *   - one long-lived HTTP/2 connection (rapid reconnects look like DoS to Apple); a new one after GOAWAY,
  *     close, error, a failed health PING, 503 or IdleTimeout. Reconnect attempts after a failed connect
- *     back off exponentially instead of following every waiting request.
+ *     back off exponentially (at most every 5 s) and are shared: requests waiting for a connection wait
+ *     for the next attempt instead of failing, so one failed connect never fails the rest of a batch.
+ *     A call gives up waiting only once `maxConnectAttempts` connects in a row have failed and it made
+ *     (or waited for) at least one attempt of its own; its untried tokens come back as retryable
+ *     `ConnectionError` outcomes (the update path keeps them pending, src/updates/pending-deliveries.ts).
  *   - at most `concurrency` requests in flight, and never more than the server's advertised
  *     SETTINGS_MAX_CONCURRENT_STREAMS: node:http2 would otherwise queue the excess silently and the queued
  *     requests would eat their timeout (reference section 2). The timeout starts when a request gets a
@@ -44,9 +48,12 @@
  *   - tokens are de-duplicated within one call (one push makes the device fetch every changed pass, so a
  *     second push to the same token is pure load); one outcome per distinct token, in first-seen order.
  *   - 429, 500, 502, 503, 504, 400 IdleTimeout, timeouts and transport errors are retried with exponential
- *     backoff and jitter, at most `maxRetries` times; the last outcome is returned (disposition
- *     'retry-exhausted'). A refused stream (GOAWAY) is retried at once: HTTP/2 guarantees it was not
- *     processed (RFC 9113 §8.7 / RFC 7540 §8.1.4).
+ *     backoff and jitter, never sooner than a `Retry-After` answer header, at most `maxRetries` times; the
+ *     last outcome is returned (disposition 'retry-exhausted', {@link isRetryablePushOutcome}: the caller
+ *     keeps the push pending and retries it later, it is never dropped). A `Retry-After` longer than
+ *     `maxRetryAfterMs` is not slept through inside the call: the outcome comes back at once with
+ *     `retryAfterMs` for the caller to schedule. A refused stream (GOAWAY) is retried at once: HTTP/2
+ *     guarantees it was not processed (RFC 9113 §8.7 / RFC 7540 §8.1.4).
  *   - nothing here deletes anything: callers act on {@link classifyPushOutcome}. 403 and config errors are
  *     logged with logger.error (page on-call), once per call and reason with a count.
  *   - never logs keys or full push tokens (an 8-character prefix at most).
@@ -67,6 +74,8 @@ export interface PushOutcome {
   /** ms since epoch, from APNs' 410 body: the token is invalid since then (delete only registrations older than this). */
   timestamp?: number;
   apnsId?: string;
+  /** From a `Retry-After` answer header, in ms: the token must not be pushed again sooner. */
+  retryAfterMs?: number;
 }
 
 export type PushDisposition =
@@ -109,6 +118,13 @@ export interface ApnsSenderOptions {
   maxRetries?: number;
   /** First backoff delay; doubles per retry, with jitter, capped at 30 s (default 200). */
   retryBaseDelayMs?: number;
+  /** A `Retry-After` up to this long is waited for inside the call; a longer one returns the outcome at once (default 5,000). */
+  maxRetryAfterMs?: number;
+  /**
+   * Failed connection attempts in a row after which a call stops waiting for a connection and returns its
+   * untried tokens as `ConnectionError` (default 4). Every call gets at least one attempt of its own.
+   */
+  maxConnectAttempts?: number;
   logger?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
 }
 
@@ -128,8 +144,12 @@ const DEFAULTS = {
   requestTimeoutMs: 10_000,
   maxRetries: 3,
   retryBaseDelayMs: 200,
+  maxRetryAfterMs: 5_000,
+  maxConnectAttempts: 4,
 } as const;
 const MAX_BACKOFF_MS = 30_000;
+/** Reconnects back off up to this: rare enough not to look like DoS, short enough for a waiting batch. */
+const MAX_CONNECT_BACKOFF_MS = 5_000;
 /** PING an idle long-lived connection this often (reference section 2: "HTTP/2 PING for health"). */
 const HEALTH_PING_INTERVAL_MS = 60_000;
 /** apns-expiration: now + 24 h, in seconds since epoch (reference section 2). */
@@ -152,13 +172,20 @@ export function classifyPushOutcome(o: PushOutcome): PushDisposition {
   if (o.status === 403) return 'auth-error';
   if (o.status === 400 && o.reason === 'BadDeviceToken') return 'bad-token';
   if (o.status === 400 && o.reason !== undefined && CONFIG_REASONS.has(o.reason)) return 'config-error';
-  if (isRetryable(o)) return 'retry-exhausted';
+  if (isRetryablePushOutcome(o)) return 'retry-exhausted';
   return 'client-error';
 }
 
-function isRetryable(o: PushOutcome): boolean {
+/**
+ * Whether a later attempt can succeed: 429, 500, 502, 503, 504 and 400 IdleTimeout (reference section 2:
+ * "Back off", "Retry with exponential backoff", "IdleTimeout: reconnect"), and every outcome without an
+ * HTTP answer (timeout, stream reset, refused stream after GOAWAY, connection refused or reset, sender
+ * closed). Such a push must stay pending until it is delivered or the token is declared dead.
+ */
+export function isRetryablePushOutcome(o: PushOutcome): boolean {
   return o.status === 0 || RETRY_STATUSES.has(o.status) || (o.status === 400 && o.reason === 'IdleTimeout');
 }
+const isRetryable = isRetryablePushOutcome;
 
 /** Logs may carry a token prefix only: a full token lets anyone push to that device's pass. */
 function tokenPrefix(token: string): string {
@@ -184,6 +211,11 @@ interface Connection {
   pinging: boolean;
 }
 
+/** What one push() call has seen: it gives up on the connection only after a failed attempt of its own. */
+interface CallState {
+  connectFailuresAtStart: number;
+}
+
 class TransportError extends Error {
   constructor(readonly reason: string, message: string) {
     super(message);
@@ -196,6 +228,8 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
   const requestTimeoutMs = positiveInteger('requestTimeoutMs', opts.requestTimeoutMs, DEFAULTS.requestTimeoutMs);
   const maxRetries = positiveInteger('maxRetries', opts.maxRetries, DEFAULTS.maxRetries, 0);
   const retryBaseDelayMs = positiveInteger('retryBaseDelayMs', opts.retryBaseDelayMs, DEFAULTS.retryBaseDelayMs, 0);
+  const maxRetryAfterMs = positiveInteger('maxRetryAfterMs', opts.maxRetryAfterMs, DEFAULTS.maxRetryAfterMs, 0);
+  const maxConnectAttempts = positiveInteger('maxConnectAttempts', opts.maxConnectAttempts, DEFAULTS.maxConnectAttempts);
   if (!opts.host) throw new RangeError('ApnsSenderOptions.host is required (api.push.apple.com in production)');
   positiveInteger('port', opts.port, 0);
   const logger = opts.logger ?? noopLogger;
@@ -222,7 +256,10 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
   let current: Connection | undefined;
   let connecting: Promise<Connection> | undefined;
   let connectionSeq = 0;
+  /** Failed connection attempts since the last successful one. */
   let connectFailures = 0;
+  /** Counts every connection attempt that failed (never reset): a call sees whether one failed since it began. */
+  let connectFailuresTotal = 0;
   let connectBlockedUntil = 0;
   let lastConnectError: TransportError | undefined;
   const sessions = new Set<ClientHttp2Session>();
@@ -282,7 +319,12 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
       try {
         session = http2.connect(authority, { secureContext, settings: { enablePush: false } });
       } catch (error) {
-        reject(new TransportError(CONNECTION_ERROR, (error as Error).message));
+        // Counted like any failed connect, so waiting requests back off and give up instead of spinning.
+        connectFailures += 1;
+        connectFailuresTotal += 1;
+        connectBlockedUntil = Date.now() + Math.min(MAX_CONNECT_BACKOFF_MS, backoffDelay(connectFailures - 1));
+        lastConnectError = new TransportError(CONNECTION_ERROR, (error as Error).message);
+        reject(lastConnectError);
         return;
       }
       sessions.add(session);
@@ -293,8 +335,9 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         settled = true;
         clearTimeout(timer);
         connectFailures += 1;
+        connectFailuresTotal += 1;
         // Back off reconnects: every waiting request would otherwise trigger its own connect.
-        connectBlockedUntil = Date.now() + backoffDelay(connectFailures - 1);
+        connectBlockedUntil = Date.now() + Math.min(MAX_CONNECT_BACKOFF_MS, backoffDelay(connectFailures - 1));
         lastConnectError = new TransportError(CONNECTION_ERROR, message);
         logger.error({ connection: id, host: opts.host, port: opts.port, err: message, failures: connectFailures }, 'APNs connection failed');
         session.destroy();
@@ -340,21 +383,42 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
     });
   }
 
-  async function connection(): Promise<Connection> {
-    if (current?.usable) return current;
-    if (connecting) return connecting;
-    if (Date.now() < connectBlockedUntil && lastConnectError) throw lastConnectError;
-    connecting = connect().finally(() => {
-      connecting = undefined;
-    });
-    return connecting;
+  /**
+   * The usable connection, opening one when there is none. While reconnects are backing off it waits for
+   * the next attempt (shared by every waiting request) rather than failing: a failed connect is the
+   * connection's problem, not the token's. It gives up, throwing the last connection error, only when
+   * `maxConnectAttempts` attempts in a row have failed and at least one of them happened during `call`.
+   */
+  async function connection(call: CallState): Promise<Connection> {
+    for (;;) {
+      if (closed) throw new TransportError(CLOSED, 'sender closed');
+      if (current?.usable) return current;
+      if (lastConnectError && connectFailuresTotal > call.connectFailuresAtStart && connectFailures >= maxConnectAttempts) {
+        throw lastConnectError;
+      }
+      if (!connecting) {
+        const wait = connectBlockedUntil - Date.now();
+        if (wait > 0) {
+          await sleep(wait);
+          continue;
+        }
+        connecting = connect().finally(() => {
+          connecting = undefined;
+        });
+      }
+      try {
+        return await connecting;
+      } catch {
+        // Counted in connectFailures; loop: wait for the next attempt or give up.
+      }
+    }
   }
 
   /** A connection with a reserved stream slot: inFlight < min(concurrency, server's max concurrent streams). */
-  async function acquire(): Promise<Connection> {
+  async function acquire(call: CallState): Promise<Connection> {
     for (;;) {
       if (closed) throw new TransportError(CLOSED, 'sender closed');
-      const conn = await connection();
+      const conn = await connection(call);
       if (!conn.usable) continue;
       const serverLimit = conn.session.remoteSettings.maxConcurrentStreams ?? concurrency;
       if (conn.inFlight < Math.max(1, Math.min(concurrency, serverLimit))) {
@@ -392,10 +456,13 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         // A connection that stops answering may be dead (black-holed TCP): check it, replace it if so.
         healthCheck(conn);
       }, requestTimeoutMs);
+      let retryAfterMs: number | undefined;
       stream.on('response', (h) => {
         status = Number(h[':status']);
         const id = h['apns-id'];
         if (typeof id === 'string') apnsId = id;
+        const retryAfter = h['retry-after'];
+        if (typeof retryAfter === 'string') retryAfterMs = parseRetryAfterMs(retryAfter);
       });
       stream.on('data', (chunk: Buffer) => {
         (body ??= []).push(chunk);
@@ -411,6 +478,7 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         }
         const outcome: PushOutcome = { token, status };
         if (apnsId) outcome.apnsId = apnsId;
+        if (retryAfterMs !== undefined && status !== 200) outcome.retryAfterMs = retryAfterMs;
         if (body) {
           const parsed = parseBody(Buffer.concat(body).toString('utf8'));
           if (parsed.reason !== undefined) outcome.reason = parsed.reason;
@@ -423,27 +491,25 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
     });
   }
 
-  async function pushOne(token: string, headers: http2.OutgoingHttpHeaders): Promise<PushOutcome> {
+  async function pushOne(token: string, headers: http2.OutgoingHttpHeaders, call: CallState): Promise<PushOutcome> {
     for (let attempt = 0; ; attempt++) {
-      let outcome: PushOutcome;
-      let conn: Connection | undefined;
+      let conn: Connection;
       try {
-        conn = await acquire();
-        outcome = await sendOnce(conn, token, headers);
+        // Waiting for a connection costs the token no attempt: only an answer (or its absence) does.
+        conn = await acquire(call);
       } catch (error) {
-        const reason = error instanceof TransportError ? error.reason : CONNECTION_ERROR;
-        outcome = { token, status: 0, reason };
-        if (reason === CLOSED) return outcome;
-        // Breaker: once the connection itself has failed more than maxRetries times in a row, APNs is
-        // unreachable (or rejects our certificate) for everyone; the rest of the batch fails fast instead of
-        // each token sleeping through its own backoff (50,000 tokens would otherwise take many minutes).
-        if (reason === CONNECTION_ERROR && connectFailures > maxRetries) return outcome;
+        // Sender closed, or APNs unreachable for maxConnectAttempts connects in a row: this token was not
+        // sent; the caller keeps it pending (a breaker: 50,000 tokens do not each wait out an outage).
+        return { token, status: 0, reason: error instanceof TransportError ? error.reason : CONNECTION_ERROR };
       }
+      const outcome = await sendOnce(conn, token, headers);
       if (!isRetryable(outcome) || attempt >= maxRetries) return outcome;
       // 503 ServiceUnavailable/Shutdown and IdleTimeout: this connection is done; use a new one (reference section 2).
-      if (conn && (outcome.status === 503 || outcome.reason === 'IdleTimeout')) drain(conn);
+      if (outcome.status === 503 || outcome.reason === 'IdleTimeout') drain(conn);
+      // APNs asked for a longer pause than a batch should hold a slot for: the caller schedules it.
+      if (outcome.retryAfterMs !== undefined && outcome.retryAfterMs > maxRetryAfterMs) return outcome;
       // A refused stream was never processed (GOAWAY): retry at once on the next connection.
-      if (outcome.reason !== REFUSED_STREAM) await sleep(backoffDelay(attempt));
+      if (outcome.reason !== REFUSED_STREAM) await sleep(Math.max(backoffDelay(attempt), outcome.retryAfterMs ?? 0));
     }
   }
 
@@ -494,6 +560,7 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         'apns-expiration': String(Math.floor(Date.now() / 1000) + EXPIRATION_SECONDS),
       };
       const outcomes = new Array<PushOutcome>(unique.length);
+      const call: CallState = { connectFailuresAtStart: connectFailuresTotal };
       // Chunks: a huge call is handed to the pool chunkSize tokens at a time, so it never has more than
       // chunkSize pending promises (node-apn#142 failed with tens of thousands of streams at once). The
       // pool bounds requests in flight either way; the pause at each chunk boundary costs little (see bench).
@@ -503,7 +570,7 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
         const worker = async () => {
           while (next < end) {
             const i = next++;
-            outcomes[i] = await pushOne(unique[i]!, headers);
+            outcomes[i] = await pushOne(unique[i]!, headers, call);
           }
         };
         await Promise.all(Array.from({ length: Math.min(concurrency, end - start) }, worker));
@@ -544,6 +611,14 @@ function parseBody(body: string): { reason?: string; timestamp?: number } {
   } catch {
     return {};
   }
+}
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date; undefined when it is neither. */
+export function parseRetryAfterMs(value: string, now = Date.now()): number | undefined {
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 function parseReason(opaqueData: Buffer | undefined): string | undefined {

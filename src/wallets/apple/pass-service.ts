@@ -104,6 +104,33 @@ export class PassService {
   }
 
   /**
+   * The voided pass of a taken-over card's old serial (retired_apple_pass): the old serial and
+   * token, `voided: true`, no balance, no promo, no referral link. Its devices fetch it once after
+   * the takeover's push; Wallet then shows the pass as void.
+   */
+  async voidedPassFor(card: CardRow, program: ProgramRow, retired: { serial_number: string; auth_token: string; number: string }): Promise<Buffer> {
+    const key = `void:${retired.serial_number}`;
+    let pass = this.#passes.get(key);
+    if (!pass) {
+      pass = this.programImages(program.id).then((images) => {
+        const input = this.passInput(card, program, images);
+        return this.packager.build({
+          ...input,
+          serialNumber: retired.serial_number,
+          authenticationToken: retired.auth_token,
+          card: { ...input.card, number: retired.number, balance: 0, pendingPoints: 0 },
+          barcode: { ...input.barcode, message: retired.number },
+          frontPromo: undefined,
+          back: { contacts: input.back?.contacts, terms: input.back?.terms },
+          voided: true,
+        });
+      });
+      this.#passes.set(key, pass);
+    }
+    return pass;
+  }
+
+  /**
    * The program row at `version` (its `xmin`, read with the card): read from the database once per
    * version, so the downloads of a campaign's passes do not each read and parse the program.
    */
@@ -158,6 +185,7 @@ export class PassService {
         number: card.number,
         holderName: card.holder_name,
         balance: card.balance,
+        pendingPoints: card.pending_points,
         tierName: tier?.name ?? { ru: card.tier, en: card.tier },
       },
       barcode: { message: card.number, format: 'PKBarcodeFormatQR' },

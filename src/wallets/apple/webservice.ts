@@ -8,6 +8,7 @@ import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth, type
 import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
+import { findProgram } from '../../programs/repository.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -16,19 +17,47 @@ import type { PassFetchRecorder } from './pass-fetches.js';
  */
 
 // Identifiers travel in URL paths; anything outside this shape is bad input (400), never a 500.
-const Identifier = Type.String({ pattern: '^[A-Za-z0-9._-]{1,200}$' });
+// (The router cuts path segments at 100 characters: longer ones answer 414 before any of this.)
+const IDENTIFIER_PATTERN = '^[A-Za-z0-9._-]{1,100}$';
+const IDENTIFIER_RE = new RegExp(IDENTIFIER_PATTERN);
+const Identifier = Type.String({ pattern: IDENTIFIER_PATTERN, maxLength: 100 });
 const DeviceParams = Type.Object({ deviceLibraryIdentifier: Identifier, passTypeIdentifier: Identifier });
 const RegistrationParams = Type.Object({ deviceLibraryIdentifier: Identifier, passTypeIdentifier: Identifier, serialNumber: Identifier });
 const PassParams = Type.Object({ passTypeIdentifier: Identifier, serialNumber: Identifier });
 
 const MAX_LOG_LINES = 100;
+/** Devices one pass may be registered on (an iPhone, a Watch, an iPad… and room for replaced phones). */
+export const MAX_DEVICES_PER_PASS = 50;
 const LOGGED_LINE_LENGTH = 512;
+
+/** The serial and token a card had before a takeover (retired_apple_pass): they get a voided pass. */
+interface RetiredPass {
+  serial_number: string;
+  auth_token: string;
+  number: string;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated pass: only what authentication and a 304 need (findApplePassAuth). */
-    applePassCard?: ApplePassAuth;
+    applePassCard?: ApplePassAuth & { retired?: RetiredPass };
   }
+}
+
+/** A retired serial authenticates with its own (old) token and is answered with a voided pass. */
+async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
+  const row = await db
+    .selectFrom('retired_apple_pass')
+    .select(['card_id', 'serial_number', 'auth_token', 'number', 'retired_at'])
+    .where('serial_number', '=', serial)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    id: row.card_id,
+    apple_auth_token: row.auth_token,
+    updated_at: row.retired_at,
+    retired: { serial_number: row.serial_number, auth_token: row.auth_token, number: row.number },
+  };
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
@@ -56,12 +85,21 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
    * reads the whole card with its program's version in the same query, so a download is one query
    * (each round trip to PostgreSQL costs more than the columns, see bench:campaign).
    */
-  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<ApplePassAuth | undefined>) {
+  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass }) | undefined>) {
     return async (request: FastifyRequest, reply: FastifyReply) => {
-      const params = request.params as { passTypeIdentifier?: string; serialNumber?: string };
+      const params = request.params as Record<string, string | undefined>;
+      // The path is checked before the database is asked (its schema runs only after this hook, which
+      // must answer 401 before the body is validated): `/v1/passes/{type}/%00` was a 500 (issue #11).
+      for (const [name, value] of Object.entries(params)) {
+        if (typeof value !== 'string' || !IDENTIFIER_RE.test(value)) {
+          throw new AppError(400, 'validation_failed', `params/${name} must match pattern "${IDENTIFIER_PATTERN}"`);
+        }
+      }
       const header = request.headers.authorization;
       const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
-      const card = match && params.passTypeIdentifier === passTypeIdentifier && params.serialNumber ? await lookup(params.serialNumber, request) : undefined;
+      const serial = match && params.passTypeIdentifier === passTypeIdentifier ? params.serialNumber : undefined;
+      // A taken-over card's old serial (enrollment/takeover.ts) still answers its old token, with a voided pass.
+      const card = serial ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial))) : undefined;
       if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
         return reply.status(401).send();
       }
@@ -76,25 +114,14 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
     request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findApplePassAuth(db, serial),
   );
 
-  /**
-   * Fastify's validator coerces types (`coerceTypes: 'array'`), so without this `{"pushToken": true}`,
-   * `12345` or `["abc"]` passed the schema and were stored as "true", "12345", "abc" with a 201
-   * (checklist "Register": an invalid pushToken is a 400). Runs after authenticatePass, on the raw
-   * body, before the schema can coerce it.
-   */
-  async function requireStringPushToken(request: FastifyRequest) {
-    const body = request.body as { pushToken?: unknown } | null | undefined;
-    if (body !== null && typeof body === 'object' && !Array.isArray(body) && 'pushToken' in body && typeof body.pushToken !== 'string') {
-      throw new AppError(400, 'validation_failed', 'body/pushToken must be string');
-    }
-  }
-
   // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").
   app.post(
     '/v1/devices/:deviceLibraryIdentifier/registrations/:passTypeIdentifier/:serialNumber',
     {
       bodyLimit: 4096,
-      preValidation: [authenticatePass, requireStringPushToken],
+      // Bodies are validated without type coercion (http/validation.ts): `{"pushToken": 12345}`,
+      // `true` or `["abc"]` are a 400, not the stored tokens "12345", "true", "abc".
+      preValidation: authenticatePass,
       schema: {
         tags: ['apple'],
         params: RegistrationParams,
@@ -105,23 +132,41 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       const { deviceLibraryIdentifier, serialNumber } = request.params;
       // The card's first registration is an install in the funnel (enrollment/funnel.ts).
       const tracked = { cardId: request.applePassCard!.id, passTypeIdentifier, serialNumber };
-      const row = await trackAppleRegistrations(db, tracked, ctx.clock(), (trx) => trx
-        .insertInto('apple_registration')
-        .values({
-          device_library_identifier: deviceLibraryIdentifier,
-          pass_type_identifier: passTypeIdentifier,
-          serial_number: serialNumber,
-          push_token: request.body.pushToken,
-        })
-        .onConflict((oc) =>
-          oc.columns(['device_library_identifier', 'pass_type_identifier', 'serial_number']).doUpdateSet({
-            push_token: (eb) => eb.ref('excluded.push_token'),
-            updated_at: new Date(),
-          }),
-        )
-        // xmax is 0 only for a freshly inserted row: 201 new, 200 already registered.
-        .returning(sql<boolean>`(xmax = 0)`.as('inserted'))
-        .executeTakeFirstOrThrow());
+      const row = await trackAppleRegistrations(db, tracked, ctx.clock(), async (trx) => {
+        // At most MAX_DEVICES_PER_PASS devices per pass: 10,000 registrations on one pass turned one
+        // balance change into 10,002 pushes (issue #11). The card row is locked for this transaction
+        // (trackAppleRegistrations), so concurrent registrations cannot overshoot; the devices already
+        // registered are kept, a known device may still refresh its push token, a new one is refused.
+        const { devices, known } = await trx
+          .selectFrom('apple_registration')
+          .select([
+            sql<number>`count(*)::int`.as('devices'),
+            sql<boolean>`coalesce(bool_or(device_library_identifier = ${deviceLibraryIdentifier}), false)`.as('known'),
+          ])
+          .where('pass_type_identifier', '=', passTypeIdentifier)
+          .where('serial_number', '=', serialNumber)
+          .executeTakeFirstOrThrow();
+        if (!known && devices >= MAX_DEVICES_PER_PASS) {
+          throw new AppError(409, 'device_limit_reached', `This pass is already registered on ${MAX_DEVICES_PER_PASS} devices; remove it from one of them first`);
+        }
+        return trx
+          .insertInto('apple_registration')
+          .values({
+            device_library_identifier: deviceLibraryIdentifier,
+            pass_type_identifier: passTypeIdentifier,
+            serial_number: serialNumber,
+            push_token: request.body.pushToken,
+          })
+          .onConflict((oc) =>
+            oc.columns(['device_library_identifier', 'pass_type_identifier', 'serial_number']).doUpdateSet({
+              push_token: (eb) => eb.ref('excluded.push_token'),
+              updated_at: new Date(),
+            }),
+          )
+          // xmax is 0 only for a freshly inserted row: 201 new, 200 already registered.
+          .returning(sql<boolean>`(xmax = 0)`.as('inserted'))
+          .executeTakeFirstOrThrow();
+      });
       return reply.status(row.inserted ? 201 : 200).send();
     },
   );
@@ -172,7 +217,15 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
         .where('r.device_library_identifier', '=', deviceLibraryIdentifier)
         .where('r.pass_type_identifier', '=', passTypeIdentifier);
       if (since !== undefined) query = query.where('c.update_tag', '>', since);
-      const rows = await query.execute();
+      let retired = db
+        .selectFrom('apple_registration as r')
+        .innerJoin('retired_apple_pass as p', 'p.serial_number', 'r.serial_number')
+        .select(['p.serial_number as apple_serial', 'p.update_tag'])
+        .where('r.device_library_identifier', '=', deviceLibraryIdentifier)
+        .where('r.pass_type_identifier', '=', passTypeIdentifier);
+      if (since !== undefined) retired = retired.where('p.update_tag', '>', since);
+      // The voided pass of a taken-over card is listed like any changed pass, with its retirement tag.
+      const rows = [...(await query.execute()), ...(await retired.execute())];
       if (rows.length === 0) return reply.status(204).send();
       const lastUpdated = Math.max(...rows.map((r) => r.update_tag));
       // lastUpdated must be a string: a JSON number stopped updates (reference 1.3, Forums 694992).
@@ -193,6 +246,16 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       const since = request.headers['if-modified-since'];
       const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
       if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
+      const retired = request.applePassCard!.retired;
+      if (retired) {
+        const card = await db.selectFrom('card').selectAll().where('id', '=', request.applePassCard!.id).executeTakeFirst();
+        const program = card ? await findProgram(db, card.program_id) : undefined;
+        if (!card || !program) return reply.status(401).send();
+        const pass = await passes.voidedPassFor(card, program, retired);
+        // Delivered: the update path stops pushing this serial's devices (updates-adapter.ts).
+        await db.updateTable('retired_apple_pass').set({ fetched_at: new Date() }).where('serial_number', '=', retired.serial_number).where('fetched_at', 'is', null).execute();
+        return reply.type('application/vnd.apple.pkpass').send(pass);
+      }
       const found =
         'program_version' in request.applePassCard! ? (request.applePassCard as CardWithProgramVersion) : await findCardWithProgramVersion(db, request.params.serialNumber);
       if (!found) return reply.status(401).send();

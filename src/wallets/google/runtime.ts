@@ -1,6 +1,6 @@
 import type { Config } from '../../config.js';
 import { createCallbackVerifier, type CallbackVerifier } from './callback.js';
-import { createGoogleWalletClient, type GoogleWalletClient } from './client.js';
+import { createGoogleWalletClient, type GoogleWalletClient, type GoogleWalletClientOptions } from './client.js';
 import { createGoogleWalletSettings, loadServiceAccount, type GoogleWalletSettings } from './config.js';
 
 export interface GoogleRuntime {
@@ -14,8 +14,15 @@ interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** Google Wallet from the configuration, or undefined when it is not configured (Apple only). */
-export function createGoogleRuntime(config: Config, logger: Logger): GoogleRuntime | undefined {
+/**
+ * Google Wallet from the configuration, or undefined when it is not configured (Apple only).
+ * `clientOptions` adjusts the REST client (tests shorten its retry policy).
+ */
+export function createGoogleRuntime(
+  config: Config,
+  logger: Logger,
+  clientOptions: Pick<Partial<GoogleWalletClientOptions>, 'retry' | 'timeoutMs'> = {},
+): GoogleRuntime | undefined {
   if (!config.GOOGLE_ISSUER_ID || !config.GOOGLE_SERVICE_ACCOUNT_FILE) return undefined;
   const settings = createGoogleWalletSettings({
     issuerId: config.GOOGLE_ISSUER_ID,
@@ -30,7 +37,7 @@ export function createGoogleRuntime(config: Config, logger: Logger): GoogleRunti
   });
   return {
     settings,
-    client: createGoogleWalletClient(settings, { logger }),
+    client: createGoogleWalletClient(settings, { ...clientOptions, logger }),
     verifier: createCallbackVerifier({
       issuerId: settings.issuerId,
       senderId: settings.callbackSenderId,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
 import type { Executor } from '../../db/database.js';
 import type { CardRow, Localized, ProgramRow } from '../../db/schema.js';
@@ -7,7 +8,17 @@ import { referralUrl } from '../../cards/dto.js';
 import { DEFAULT_DESIGN } from '../../programs/service.js';
 import type { Design, Texts } from '../../programs/schemas.js';
 import type { PublishOutcome, WalletAdapter } from '../../updates/card-changes.js';
-import type { GoogleWalletClient, LoyaltyClass, LoyaltyObject } from './client.js';
+import {
+  DEFAULT_DELIVERY_RETRY_POLICY,
+  deferDeliveries,
+  markWanted,
+  settleDeliveries,
+  type DeliveryFailure,
+  type DeliveryRetryPolicy,
+  type Settlement,
+} from '../../updates/pending-deliveries.js';
+import { GoogleAuthError } from './auth.js';
+import { GoogleApiError, type GoogleWalletClient, type LoyaltyClass, type LoyaltyObject } from './client.js';
 import type { GoogleWalletSettings } from './config.js';
 import { sendObjectMessage } from './messaging.js';
 import { NOTIFICATION_WINDOW_MS, buildMessage, decideNotification, messageId, pruneMessages } from './notifications.js';
@@ -31,7 +42,43 @@ export interface GoogleDeliveryStats {
   objectsUpdated: number;
   notificationsSent: number;
   notificationsDowngraded: number;
+  /** Updates kept pending for a retry (429/5xx/network) / refused for good (another 4xx). */
+  deferred: number;
+  failed: number;
+  /** Final failures by HTTP status (`http-404`, …). */
+  failedBy: Record<string, number>;
+  /** The stats of a retry round. */
+  retry: boolean;
 }
+
+/**
+ * Whether a later attempt can succeed (reference section 5: "429 … Back off"; 5xx and network
+ * failures are transient): 408, 429, 5xx and no answer at all, from the Wallet API or the OAuth token
+ * endpoint. Any other 4xx is a fact about the request (bad data, no permission, no such object) that
+ * repeating cannot change: recorded as failed, not retried forever.
+ */
+export function isRetryableGoogleFailure(error: unknown): error is GoogleApiError | GoogleAuthError {
+  if (!(error instanceof GoogleApiError) && !(error instanceof GoogleAuthError)) return false;
+  const status = error.status;
+  return status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+const newStats = (retry: boolean): GoogleDeliveryStats => ({
+  objectsUpdated: 0,
+  notificationsSent: 0,
+  notificationsDowngraded: 0,
+  deferred: 0,
+  failed: 0,
+  failedBy: {},
+  retry,
+});
+
+const failureOf = (cardId: string, error: GoogleApiError | GoogleAuthError): DeliveryFailure => ({
+  target: cardId,
+  status: error.status,
+  reason: error instanceof GoogleApiError ? (error.reason ?? error.operation) : 'TOKEN',
+  retryAfterMs: error instanceof GoogleApiError && error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : undefined,
+});
 
 const POINTS_LABEL: LocalizedText = { ru: 'Баллы', en: 'Points' };
 const TIER_LABEL: LocalizedText = { ru: 'Уровень', en: 'Tier' };
@@ -108,10 +155,22 @@ export class GoogleWalletService {
     const promos: TextModuleInput[] = [];
     const promo = card.promo ?? texts.promo;
     if (promo) promos.push({ id: 'promo', header: { ru: 'Акция', en: 'Promotion' }, body: promo });
+    // Bonuses of a self-service card that are shown but not spendable yet (loyalty/bonuses.ts).
+    if (card.pending_points > 0) {
+      promos.push({
+        id: 'pending',
+        header: { ru: 'Ожидают подтверждения', en: 'Pending points' },
+        body: {
+          ru: `${card.pending_points} — станут доступны после подтверждения телефона или первой покупки`,
+          en: `${card.pending_points}: spendable once your phone is confirmed or after your first purchase`,
+        },
+      });
+    }
     return buildLoyaltyObject({
       issuerId: this.settings.issuerId,
       programSlug: program.slug,
-      cardId: card.id,
+      // A taken-over card's next object gets a new id: the old one stays with its old holder, INACTIVE.
+      cardId: card.google_generation > 0 ? `${card.id}-g${card.google_generation}` : card.id,
       classId: classIdFor(this.settings.issuerId, program.slug, card.tier),
       state: card.status === 'active' ? 'ACTIVE' : 'INACTIVE',
       defaultLanguage: program.default_language,
@@ -189,35 +248,171 @@ export class GoogleWalletService {
    * The update path's Google adapter: patch each changed object, notifying within the quota, and
    * announce a new promo with a message (the Google side of the pass's promo changeMessage).
    * Reports one outcome per card it was given.
+   *
+   * Through outages (issue #11): an update that fails with 429/5xx/network (after the client's own
+   * retries) is kept pending per card in `wallet_delivery_pending` before the job completes, and the
+   * retry worker publishes the card's latest state with backoff until Google takes it; one card's
+   * failure no longer fails the cards after it. A card that is pending is left to the retry worker.
+   * Another 4xx is recorded as failed and not retried. A promo message is never sent twice: a retry
+   * first looks for the message's deterministic id on the object (announcePromo).
    */
-  adapter(): WalletAdapter {
+  adapter(options: { retryPolicy?: DeliveryRetryPolicy } = {}): WalletAdapter {
+    const policy = options.retryPolicy ?? DEFAULT_DELIVERY_RETRY_POLICY;
+    const selectRows = (cardIds: string[]) =>
+      this.db
+        .selectFrom('google_object as g')
+        .innerJoin('card as c', 'c.id', 'g.card_id')
+        .selectAll('c')
+        .select(['g.object_id', 'g.class_id', 'g.published_balance', 'g.published_tier', 'g.content_hash as object_hash', 'g.published_promo_hash'])
+        .where('g.card_id', 'in', cardIds);
     return {
       wallet: 'google',
       publish: async (cardIds) => {
         if (cardIds.length === 0) return [];
-        const rows = await this.db
-          .selectFrom('google_object as g')
-          .innerJoin('card as c', 'c.id', 'g.card_id')
-          .selectAll('c')
-          .select(['g.object_id', 'g.class_id', 'g.published_balance', 'g.published_tier', 'g.content_hash as object_hash', 'g.published_promo_hash'])
-          .where('g.card_id', 'in', cardIds)
+        // Objects of taken-over cards are retired first; one Google refused for now stays pending.
+        const retireFailures = await this.retireObjects(cardIds);
+        const rows = await selectRows(cardIds)
+          .leftJoin('wallet_delivery_pending as p', (join) => join.on('p.wallet', '=', 'google').on(sql<boolean>`p.target = g.card_id::text`))
+          .select('p.target as pending')
           .execute();
         const outcomes = new Map<string, PublishOutcome>(cardIds.map((cardId) => [cardId, { cardId, updated: false, notified: false, downgraded: false }]));
-        if (rows.length === 0) return [...outcomes.values()];
-        const programs = new Map<string, ProgramRow>();
-        const stats: GoogleDeliveryStats = { objectsUpdated: 0, notificationsSent: 0, notificationsDowngraded: 0 };
-        for (const row of rows) {
-          let program = programs.get(row.program_id);
-          if (!program) {
-            program = await this.db.selectFrom('program').selectAll().where('id', '=', row.program_id).executeTakeFirstOrThrow();
-            programs.set(program.id, program);
-          }
-          await this.publishOne(row, program, stats, outcomes.get(row.id)!);
+        if (rows.length === 0) {
+          await deferDeliveries(this.db, 'google', [...retireFailures.values()], policy);
+          return [...outcomes.values()];
         }
-        this.onDelivered?.(stats);
+        // Pending cards get their update from the retry worker, which publishes the latest state.
+        const leftToRetry = await markWanted(this.db, 'google', rows.filter((row) => row.pending !== null).map((row) => row.id));
+        const stats = newStats(false);
+        const programs = new Map<string, ProgramRow>();
+        const failures: DeliveryFailure[] = [...retireFailures.values()];
+        try {
+          for (const row of rows) {
+            const outcome = outcomes.get(row.id)!;
+            if (leftToRetry.has(row.id)) {
+              outcome.pending = true;
+              continue;
+            }
+            const result = await this.publishCard(row, programs, stats, outcome);
+            if (result !== 'delivered') {
+              if (result.retryable) {
+                failures.push(failureOf(row.id, result.error));
+                outcome.pending = true;
+              } else outcome.failed = true;
+            }
+          }
+        } finally {
+          // Written before the job completes (or fails on an unexpected error): nothing retryable is lost.
+          await deferDeliveries(this.db, 'google', failures, policy);
+          this.onDelivered?.(stats);
+        }
         return [...outcomes.values()];
       },
+
+      redeliver: async (claimed) => {
+        if (claimed.length === 0) return [];
+        const retireFailures = await this.retireObjects(claimed.map((c) => c.target));
+        const rows = await selectRows(claimed.map((c) => c.target)).execute();
+        const byCard = new Map(rows.map((row) => [row.id, row]));
+        const stats = newStats(true);
+        const programs = new Map<string, ProgramRow>();
+        const settlements: Settlement[] = [];
+        const outcomes: PublishOutcome[] = [];
+        try {
+          for (const c of claimed) {
+            const retireFailure = retireFailures.get(c.target);
+            if (retireFailure) {
+              settlements.push({ result: 'retry', attempts: c.attempts, ...retireFailure });
+              continue;
+            }
+            const row = byCard.get(c.target);
+            // The card (or its object) is gone: nothing left to deliver.
+            if (!row) {
+              settlements.push({ target: c.target, result: 'done' });
+              continue;
+            }
+            const outcome: PublishOutcome = { cardId: row.id, updated: false, notified: false, downgraded: false, retry: true };
+            const result = await this.publishCard(row, programs, stats, outcome);
+            if (result === 'delivered') {
+              settlements.push({ target: c.target, result: 'delivered', wanted: c.wanted });
+              outcomes.push(outcome);
+            } else if (result.retryable) {
+              settlements.push({ result: 'retry', attempts: c.attempts, ...failureOf(c.target, result.error) });
+            } else {
+              settlements.push({ target: c.target, result: 'done' });
+              outcome.failed = true;
+              outcomes.push(outcome);
+            }
+          }
+        } finally {
+          await settleDeliveries(this.db, 'google', settlements, policy);
+          this.onDelivered?.(stats);
+        }
+        return outcomes;
+      },
     };
+  }
+
+  /**
+   * Objects of taken-over cards (retired_google_object, enrollment/takeover.ts): set INACTIVE (they
+   * move to the old holder's "Expired passes"; Google has no DELETE, reference checklist 19), once.
+   * A retryable refusal (429/5xx) is returned per card so that card stays pending (issue #11); any
+   * other refusal is logged and the object left as it is.
+   */
+  private async retireObjects(cardIds: string[]): Promise<Map<string, DeliveryFailure>> {
+    const failures = new Map<string, DeliveryFailure>();
+    const retired = await this.db
+      .selectFrom('retired_google_object')
+      .select(['object_id', 'card_id'])
+      .where('card_id', 'in', cardIds)
+      .where('expired_at', 'is', null)
+      .execute();
+    for (const row of retired) {
+      try {
+        await this.client.patchObject(row.object_id, { state: 'INACTIVE' }, { notify: false });
+      } catch (error) {
+        if (isRetryableGoogleFailure(error)) {
+          failures.set(row.card_id, failureOf(row.card_id, error));
+          continue;
+        }
+        this.logger.error({ cardId: row.card_id, objectId: row.object_id, err: error instanceof Error ? error.message : String(error) }, 'Google Wallet refused to retire an object');
+      }
+      await this.db.updateTable('retired_google_object').set({ expired_at: this.clock() }).where('object_id', '=', row.object_id).execute();
+    }
+    return failures;
+  }
+
+  /** One card through publishOne, with its failure classified (issue #11). Unexpected errors are thrown. */
+  private async publishCard(
+    row: PublishedRow,
+    programs: Map<string, ProgramRow>,
+    stats: GoogleDeliveryStats,
+    outcome: PublishOutcome,
+  ): Promise<'delivered' | { retryable: boolean; error: GoogleApiError | GoogleAuthError }> {
+    let program = programs.get(row.program_id);
+    if (!program) {
+      program = await this.db.selectFrom('program').selectAll().where('id', '=', row.program_id).executeTakeFirstOrThrow();
+      programs.set(program.id, program);
+    }
+    try {
+      await this.publishOne(row, program, stats, outcome);
+      return 'delivered';
+    } catch (error) {
+      if (isRetryableGoogleFailure(error)) {
+        stats.deferred++;
+        return { retryable: true, error };
+      }
+      if (error instanceof GoogleApiError || error instanceof GoogleAuthError) {
+        stats.failed++;
+        const key = `http-${error.status}`;
+        stats.failedBy[key] = (stats.failedBy[key] ?? 0) + 1;
+        this.logger.error(
+          { cardId: row.id, objectId: row.object_id, status: error.status, reason: error instanceof GoogleApiError ? error.reason : undefined, err: error.message },
+          'Google Wallet refused the object update; recorded as failed, not retried',
+        );
+        return { retryable: false, error };
+      }
+      throw error;
+    }
   }
 
   /** Notifying sends of an object in the last 24 h (messages and NOTIFY_ON_UPDATE PATCHes). */
@@ -248,7 +443,11 @@ export class GoogleWalletService {
       now,
       key: promoMessageKey(hash),
     });
-    if (sent.notified) {
+    // A message found on the object was added by an earlier attempt whose answer was lost (or whose
+    // process died before recording it): if it notified, it counts against the 3-per-24h budget.
+    const foundNotifying =
+      sent.alreadySent === true && sent.resource.messages?.some((m) => m.id === sent.messageId && m.messageType === 'TEXT_AND_NOTIFY') === true;
+    if (sent.notified || foundNotifying) {
       await this.db.insertInto('google_notification').values({ object_id: row.object_id, kind: 'message', sent_at: now }).execute();
     }
     await this.db.updateTable('google_object').set({ published_promo_hash: hash }).where('card_id', '=', row.id).execute();

@@ -95,6 +95,7 @@ export const FIELD_LABELS = {
   holder: { en: 'Member', ru: 'Владелец' },
   cardNumber: { en: 'Card number', ru: 'Номер карты' },
   frontPromo: { en: 'Offer', ru: 'Акция' },
+  pending: { en: 'Pending points', ru: 'Ожидают подтверждения' },
   contacts: { en: 'Contacts', ru: 'Контакты' },
   terms: { en: 'Programme terms', ru: 'Условия программы' },
   backPromo: { en: 'Current offer', ru: 'Текущая акция' },
@@ -120,6 +121,7 @@ export const FIELD_KEYS = {
   holder: 'holder',
   cardNumber: 'cardNumber',
   frontPromo: 'promo',
+  pending: 'pending',
   contacts: 'backContacts',
   terms: 'backTerms',
   backPromo: 'backPromo',
@@ -326,6 +328,18 @@ export function buildStoreCardPassJson(input: StoreCardPassInput): BuiltPassJson
       label: localize(FIELD_LABELS.frontPromo),
       value: localize(input.frontPromo),
       changeMessage: localize(CHANGE_MESSAGES.promo),
+    });
+  }
+
+  // Bonuses of a self-service card not yet spendable (shown, not counted in the balance). No
+  // changeMessage: their release moves the balance, whose message tells the holder.
+  if (input.card.pendingPoints !== undefined && input.card.pendingPoints > 0) {
+    if (!Number.isSafeInteger(input.card.pendingPoints)) throw new PassInputError(`card.pendingPoints must be an integer, got ${input.card.pendingPoints}.`);
+    auxiliaryFields.push({
+      key: FIELD_KEYS.pending,
+      label: localize(FIELD_LABELS.pending),
+      value: input.card.pendingPoints,
+      numberStyle: 'PKNumberStyleDecimal',
     });
   }
 

@@ -65,6 +65,8 @@ export interface StoreCardPassInput {
     holderName: string;
     /** Points balance, integer. */
     balance: number;
+    /** Bonuses shown but not spendable yet (an unverified self-service card); omitted or 0 = no field. */
+    pendingPoints?: number;
     tierName: LocalizedText;
   };
 

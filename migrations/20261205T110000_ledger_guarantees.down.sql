@@ -1,0 +1,13 @@
+DROP INDEX IF EXISTS ledger_entry_positive_idx;
+DROP INDEX IF EXISTS idempotency_record_created_idx;
+DROP TABLE IF EXISTS retired_google_object;
+DROP TABLE IF EXISTS retired_apple_pass;
+DROP TABLE IF EXISTS phone_verification;
+DROP TABLE IF EXISTS pending_bonus;
+DROP TABLE IF EXISTS referral;
+ALTER TABLE purchase DROP COLUMN IF EXISTS refund_shortfall;
+ALTER TABLE card DROP COLUMN IF EXISTS google_generation;
+ALTER TABLE card DROP COLUMN IF EXISTS pending_points;
+ALTER TABLE card DROP COLUMN IF EXISTS verified_via;
+ALTER TABLE card DROP COLUMN IF EXISTS verified_at;
+ALTER TABLE card DROP COLUMN IF EXISTS channel;

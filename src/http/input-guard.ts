@@ -1,0 +1,87 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from './errors.js';
+
+/**
+ * The edge check every request passes before anything reads it: no string in the path, the query,
+ * the headers or the body may hold a NUL character or an unpaired UTF-16 surrogate.
+ *
+ * - PostgreSQL `text` cannot store U+0000: a NUL in a card name, a search query or a path
+ *   parameter failed deep inside a query and answered 500 (issue #11).
+ * - An unpaired surrogate (`"\ud800"` in JSON) is no Unicode character: it cannot be encoded as
+ *   UTF-8, so the database, a pass (pass.strings), a webhook body or a log line would each turn it
+ *   into something else (or fail).
+ *
+ * Both are refused with one 400 problem (`invalid_characters`), naming where, never echoing the value.
+ * Bodies are walked without recursion and to a bounded depth, so a deeply nested JSON document is a
+ * 400 too, not a stack overflow.
+ */
+
+export const MAX_BODY_DEPTH = 32;
+
+// With the `u` flag a surrogate pair is one code point: only an unpaired half is in category Cs.
+const UNCLEAN = /[\u0000\p{Cs}]/u;
+
+/** True for a string that may be stored, signed into a pass and logged as it is. */
+export function isCleanString(value: string): boolean {
+  return !UNCLEAN.test(value);
+}
+
+function refuse(where: string): never {
+  throw new AppError(400, 'invalid_characters', `${where} contains a NUL character or an unpaired UTF-16 surrogate`);
+}
+
+/**
+ * Walks a parsed value (JSON, form or query object) and returns the path of the first string or key
+ * that is not clean; throws a 400 for a document nested deeper than MAX_BODY_DEPTH or one that
+ * tries prototype poisoning (`__proto__` keys, which Fastify's own parser refuses too).
+ */
+export function findUncleanString(value: unknown, root: string): string | undefined {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: root, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    const v = item.value;
+    if (typeof v === 'string') {
+      if (!isCleanString(v)) return item.path;
+      continue;
+    }
+    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v) || ArrayBuffer.isView(v)) continue;
+    if (item.depth >= MAX_BODY_DEPTH) throw new AppError(400, 'too_deeply_nested', `${root} is nested more than ${MAX_BODY_DEPTH} levels deep`);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push({ value: v[i], path: `${item.path}/${i}`, depth: item.depth + 1 });
+      continue;
+    }
+    for (const key of Object.keys(v)) {
+      if (!isCleanString(key)) return `${item.path} (a key)`;
+      if (key === '__proto__') throw new AppError(400, 'invalid_json', 'The request body is not acceptable JSON (__proto__ key)');
+      stack.push({ value: (v as Record<string, unknown>)[key], path: `${item.path}/${key}`, depth: item.depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+function checkHeaders(request: FastifyRequest) {
+  for (const [name, value] of Object.entries(request.headers)) {
+    // Real HTTP parsers already refuse NUL in headers; inject() and proxies that decode do not.
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) if (typeof v === 'string' && !isCleanString(v)) refuse(`The ${name} header`);
+  }
+}
+
+/**
+ * Installs the check for the whole app (root hooks run before every plugin's own): the path,
+ * query and headers on `onRequest` — before authentication or any route reads the database — and
+ * the parsed body on `preValidation`, before the schema or a route's own hooks see it.
+ */
+export function registerInputGuard(app: FastifyInstance) {
+  app.addHook('onRequest', async (request) => {
+    checkHeaders(request);
+    const params = findUncleanString(request.params, 'path');
+    if (params) refuse(`The URL ${params}`);
+    const query = findUncleanString(request.query, 'querystring');
+    if (query) refuse(`The URL ${query}`);
+  });
+  app.addHook('preValidation', async (request) => {
+    const body = findUncleanString(request.body, 'body');
+    if (body) refuse(`The request ${body}`);
+  });
+}
