@@ -239,7 +239,13 @@ async function main() {
       for (const q of slow) {
         if (seen.has(q.sql)) continue;
         seen.add(q.sql);
-        const plan = await db.executeQuery({ sql: `EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`, parameters: q.parameters, query: { kind: 'RawNode' } } as never);
+        // With the settings the statement ran under (the report's and the effect's SET LOCALs).
+        const plan = await db.transaction().execute(async (trx) => {
+          await sql`SET LOCAL jit = off`.execute(trx);
+          await sql`SET LOCAL work_mem = '64MB'`.execute(trx);
+          if (/^\s*WITH (pc|c) AS/.test(q.sql)) await sql`SET LOCAL max_parallel_workers_per_gather = 0`.execute(trx);
+          return trx.executeQuery({ sql: `EXPLAIN (ANALYZE, BUFFERS) ${q.sql}`, parameters: q.parameters, query: { kind: 'RawNode' } } as never);
+        });
         console.log(`\n-- ${fmt(q.ms)}: ${q.sql.replace(/\s+/g, ' ').slice(0, 160)}…`);
         console.log((plan.rows as Array<Record<string, string>>).map((r) => r['QUERY PLAN']).join('\n'));
       }
