@@ -179,6 +179,8 @@ async function main() {
       name: 'Bench: everyone',
       message: { ru: 'Скидка 20% на всё до воскресенья', en: '20% off everything until Sunday' },
       audience: { all: true },
+      // Every card, as before control groups existed: the fan-out's figures stay comparable.
+      controlShare: 0,
     });
     const sentAt = Date.now();
     await api('POST', `/api/v1/campaigns/${campaign.id}/send`, marketerKey);

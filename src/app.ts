@@ -35,6 +35,7 @@ import { withRedactedRequests } from './http/log-redaction.js';
 import { createConfiguredMailer } from './mail/mailer.js';
 import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
+import { createEconomicsModule, economicsRoutes } from './economics/index.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
 import { pendingDeliverySummary } from './updates/pending-deliveries.js';
@@ -247,6 +248,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.decorate('campaigns', campaignModule.campaigns);
   app.decorate('automations', campaignModule.automations);
+  const economics = createEconomicsModule({ db, jobs, clock: ctx.clock, logger: app.log });
+  app.decorate('economics', economics);
   // Outgoing mail (SMTP_URL); without it the cabinet's password reset by email is off.
   const mailer = createConfiguredMailer(config);
   const passwordReset = createPasswordReset({ db, jobs, mailer, publicUrl: config.PUBLIC_URL, clock: ctx.clock, logger: app.log });
@@ -274,6 +277,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await runScheduled(db, MAINTENANCE_QUEUE, { leaseSeconds: 300, minIntervalSeconds: 300 }, () => pruneRateLimitCounters(db));
       });
     }
+    await economics.start(runWorkers);
     certificates.start();
   });
   app.addHook('preClose', async () => {
@@ -325,6 +329,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
         await api.register(cabinetApiRoutes, { ctx });
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
+        await api.register(economicsRoutes, { ctx });
       },
       { prefix: '/api/v1' },
     );

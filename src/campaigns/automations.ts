@@ -31,7 +31,7 @@ import { AppError } from '../http/errors.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { runScheduled } from '../jobs/scheduled.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
-import { MessageSchema } from './schemas.js';
+import { DEFAULT_CONTROL_SHARE, MessageSchema } from './schemas.js';
 import { segmentedCards, thresholdsOf } from './segments.js';
 import { checkBonusGrant, type BonusGrant, type CampaignService } from './service.js';
 
@@ -47,6 +47,12 @@ export const AUTOMATIONS_TICK_QUEUE = 'automations-tick';
 export const BIRTHDAY_CATCH_UP_DAYS = 7;
 
 const Enabled = Type.Boolean({ default: false });
+const ControlShare = Type.Integer({
+  minimum: 0,
+  maximum: 50,
+  default: DEFAULT_CONTROL_SHARE,
+  description: 'Percent of the cards whose occasion came that are held back (never messaged) to measure the effect; default 10',
+});
 const Msg = (ru: string, en: string) => Type.Object(MessageSchema.properties, { additionalProperties: false, default: { ru, en } });
 
 export const AutomationSettingsSchema = Type.Object(
@@ -55,18 +61,20 @@ export const AutomationSettingsSchema = Type.Object(
     birthday: Type.Object(
       {
         enabled: Enabled,
+        controlShare: ControlShare,
         bonusPoints: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
         message: Msg('С днём рождения! Дарим вам бонусные баллы', 'Happy birthday! Bonus points are on your card'),
       },
       { additionalProperties: false, default: {} },
     ),
     winback: Type.Object(
-      { enabled: Enabled, message: Msg('Давно не виделись! Заходите — мы соскучились', 'We miss you! Come and see us soon') },
+      { enabled: Enabled, controlShare: ControlShare, message: Msg('Давно не виделись! Заходите — мы соскучились', 'We miss you! Come and see us soon') },
       { additionalProperties: false, default: {} },
     ),
     expiry: Type.Object(
       {
         enabled: Enabled,
+        controlShare: { ...ControlShare, description: 'Percent of the reminders held back (the expiry itself applies to everyone); default 10' },
         reminderMessage: Msg('{points} баллов сгорят {date}. Успейте потратить!', 'Your {points} points expire on {date}. Use them!'),
         expiredMessage: Msg('Баллы сгорели: {points}', 'Points expired: {points}'),
       },
@@ -176,6 +184,17 @@ export function birthdayDays(
   return days;
 }
 
+/**
+ * The standing control group of an automation: each card whose occasion came is held back with
+ * probability `share` %, decided by md5(campaign id, card id) — reproducible, and independent of
+ * how many cards a tick finds (a tick often finds one birthday). The held-back cards are written
+ * to campaign_control and their occasion is used up all the same (automation_delivery), so they
+ * are never messaged for it.
+ */
+export function heldBack(campaignId: string, share: number, column = 'card_id') {
+  return sql<boolean>`((('x' || substr(md5(${campaignId}::text || ${sql.ref(column)}::text), 1, 8))::bit(32)::bigint % 10000) < ${share * 100})`;
+}
+
 export class AutomationService {
   constructor(
     private readonly db: Db,
@@ -241,6 +260,7 @@ export class AutomationService {
           bonusPoints: settings.birthday.bonusPoints,
           ledgerKind: 'birthday',
           requiresConsent: true,
+          controlShare: settings.birthday.controlShare,
         },
         async (campaignId) => {
           // Today and the missed days of the catch-up window; the occasion is the year of the day the
@@ -259,8 +279,12 @@ export class AutomationService {
                 AND (d.day = ${today}::date OR (c.created_at AT TIME ZONE ${program.time_zone})::date <= d.day)
               ON CONFLICT DO NOTHING
               RETURNING card_id
+            ), held AS (
+              INSERT INTO campaign_control (campaign_id, card_id, program_id)
+              SELECT ${campaignId}::uuid, card_id, ${program.id}::uuid FROM fresh WHERE ${heldBack(campaignId, settings.birthday.controlShare)}
             )
-            INSERT INTO campaign_recipient (campaign_id, card_id) SELECT ${campaignId}::uuid, card_id FROM fresh
+            INSERT INTO campaign_recipient (campaign_id, card_id)
+            SELECT ${campaignId}::uuid, card_id FROM fresh WHERE NOT ${heldBack(campaignId, settings.birthday.controlShare)}
           `.execute(trx);
           return Number(result.numAffectedRows ?? 0);
         },
@@ -274,7 +298,14 @@ export class AutomationService {
     return this.db.transaction().execute((trx) =>
       this.campaigns.createPrepared(
         trx,
-        { programId: program.id, name: `Win-back ${now.toISOString().slice(0, 10)}`, message: settings.winback.message, automation: 'winback', requiresConsent: true },
+        {
+          programId: program.id,
+          name: `Win-back ${now.toISOString().slice(0, 10)}`,
+          message: settings.winback.message,
+          automation: 'winback',
+          requiresConsent: true,
+          controlShare: settings.winback.controlShare,
+        },
         async (campaignId) => {
           // "Enters": the moment the card crossed its segment's threshold is after the switch-on.
           const result = await sql`
@@ -290,8 +321,12 @@ export class AutomationService {
                   OR (s.segment = 'lost' AND s.last_activity_at + make_interval(days => ${t.lostAfterDays}) >= ${since}::timestamptz))
               ON CONFLICT DO NOTHING
               RETURNING card_id
+            ), held AS (
+              INSERT INTO campaign_control (campaign_id, card_id, program_id)
+              SELECT ${campaignId}::uuid, card_id, ${program.id}::uuid FROM fresh WHERE ${heldBack(campaignId, settings.winback.controlShare)}
             )
-            INSERT INTO campaign_recipient (campaign_id, card_id) SELECT ${campaignId}::uuid, card_id FROM fresh
+            INSERT INTO campaign_recipient (campaign_id, card_id)
+            SELECT ${campaignId}::uuid, card_id FROM fresh WHERE NOT ${heldBack(campaignId, settings.winback.controlShare)}
           `.execute(trx);
           return Number(result.numAffectedRows ?? 0);
         },
@@ -312,6 +347,8 @@ export class AutomationService {
         ? sql`${at} >= e.expire_at - make_interval(days => ${rule.reminderDaysBefore}) AND ${at} < e.expire_at`
         : sql`${at} >= e.expire_at`;
     const occasion = step === 'reminder' ? sql`'reminder:' || e.expire_key` : sql`'expire:' || e.expire_key`;
+    // Reminders have a control group; the expiry itself applies to everyone.
+    const reminderShare = step === 'reminder' ? settings.expiry.controlShare : 0;
     return this.db.transaction().execute((trx) =>
       this.campaigns.createPrepared(
         trx,
@@ -323,6 +360,7 @@ export class AutomationService {
           effect: step === 'reminder' ? 'promo' : 'expire',
           ledgerKind: step === 'reminder' ? 'campaign_bonus' : 'expiry',
           requiresConsent: false,
+          controlShare: reminderShare,
         },
         async (campaignId) => {
           const result = await sql`
@@ -346,11 +384,15 @@ export class AutomationService {
               FROM e WHERE ${due}
               ON CONFLICT DO NOTHING
               RETURNING card_id
+            ), held AS (
+              INSERT INTO campaign_control (campaign_id, card_id, program_id)
+              SELECT ${campaignId}::uuid, card_id, ${program.id}::uuid FROM fresh WHERE ${heldBack(campaignId, reminderShare)}
             )
             INSERT INTO campaign_recipient (campaign_id, card_id, params)
             SELECT ${campaignId}::uuid, f.card_id,
               jsonb_build_object('date', to_char(e.expire_at AT TIME ZONE ${program.time_zone}, 'YYYY-MM-DD'), 'since', e.last_activity)
             FROM fresh f JOIN e ON e.card_id = f.card_id
+            WHERE NOT ${heldBack(campaignId, reminderShare, 'f.card_id')}
           `.execute(trx);
           return Number(result.numAffectedRows ?? 0);
         },

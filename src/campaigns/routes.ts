@@ -8,7 +8,11 @@ import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
 import { getProgramOr404 } from '../programs/service.js';
 import { AutomationSettingsSchema, automationsDto, saveAutomations, settingsOf, type AutomationService } from './automations.js';
-import { CampaignSchema, CampaignStatusSchema, CreateCampaignSchema, MessageSchema, SegmentsSchema } from './schemas.js';
+import { automationEffect } from './effect.js';
+import { CampaignSchema, CampaignStatusSchema, CreateCampaignSchema, EffectSchema, MessageSchema, SegmentsSchema } from './schemas.js';
+
+/** Automations that hold back a control group (their campaigns' `automation`). */
+export const AUTOMATION_CAMPAIGNS = ['birthday', 'winback', 'expiry_reminder'] as const;
 import { saveThresholds, segmentCounts, SegmentThresholdsSchema, thresholdsOf } from './segments.js';
 import type { CampaignService } from './service.js';
 
@@ -17,11 +21,18 @@ const CampaignParams = Type.Object({ campaignId: Uuid });
 
 const AutomationsSchema = Type.Object({
   sendHour: Type.Integer(),
-  birthday: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), bonusPoints: Type.Integer(), message: MessageSchema }),
-  winback: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), message: MessageSchema }),
+  birthday: Type.Object({
+    enabled: Type.Boolean(),
+    enabledSince: Type.Union([Type.String(), Type.Null()]),
+    controlShare: Type.Integer(),
+    bonusPoints: Type.Integer(),
+    message: MessageSchema,
+  }),
+  winback: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), controlShare: Type.Integer(), message: MessageSchema }),
   expiry: Type.Object({
     enabled: Type.Boolean(),
     enabledSince: Type.Union([Type.String(), Type.Null()]),
+    controlShare: Type.Integer(),
     reminderMessage: MessageSchema,
     expiredMessage: MessageSchema,
     rule: Type.Unknown({ description: 'The program rule (rules.expiry); null = points never expire' }),
@@ -96,14 +107,15 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
     {
       schema: {
         tags: ['marketing'],
-        summary: 'A campaign with its progress and delivery figures',
+        summary: 'A campaign with its progress, delivery figures and effect against its control group',
         params: CampaignParams,
         response: { 200: CampaignSchema, ...problemResponses() },
       },
     },
     async (request) => {
       const { programId } = requireProgramRole(request, [...MARKETING]);
-      return campaigns.toDto(await campaigns.find(programId, request.params.campaignId), { withDelivery: true });
+      const row = await campaigns.find(programId, request.params.campaignId);
+      return { ...(await campaigns.toDto(row, { withDelivery: true })), effect: await campaigns.effect(row) };
     },
   );
 
@@ -185,6 +197,31 @@ export const campaignRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; campai
       const now = ctx.clock();
       const segments = await segmentCounts(db, programId, thresholds, now);
       return { asOf: now.toISOString(), totalCards: segments.reduce((sum, s) => sum + s.cards, 0), thresholds, segments };
+    },
+  );
+
+  app.get(
+    '/automations/effect',
+    {
+      schema: {
+        tags: ['marketing'],
+        summary: "An automation's effect against its standing control group, pooled over its campaigns that started in the period",
+        querystring: Type.Object(
+          {
+            automation: Type.Union(AUTOMATION_CAMPAIGNS.map((a) => Type.Literal(a))),
+            days: Type.Optional(Type.Integer({ minimum: 1, maximum: 366, default: 90, description: 'Campaigns started in the last N days' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ automation: Type.String(), days: Type.Integer(), effect: Type.Union([Type.Intersect([EffectSchema, Type.Object({ campaigns: Type.Integer() })]), Type.Null()]) }), ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, [...MARKETING]);
+      const days = request.query.days ?? 90;
+      const now = ctx.clock();
+      const effect = await automationEffect(db, programId, [request.query.automation], { from: new Date(now.getTime() - days * 86_400_000), to: now }, now);
+      return { automation: request.query.automation, days, effect };
     },
   );
 

@@ -32,8 +32,9 @@ import { postToLedger } from '../loyalty/ledger.js';
 import { expiryDue, type LoyaltyRules } from '../loyalty/rules.js';
 import { cardChangedColumns, dueCardUpdates, ensureWalletUpdateQueues, type CardChangeRecorder, type PublishOutcome } from '../updates/card-changes.js';
 import type { GoogleWalletService } from '../wallets/google/service.js';
+import { campaignEffect } from './effect.js';
 import { hasPlaceholders, renderMessage } from './message.js';
-import type { Audience, CampaignDto, CreateCampaign } from './schemas.js';
+import { DEFAULT_CONTROL_SHARE, DEFAULT_EFFECT_WINDOW_DAYS, type Audience, type CampaignDto, type CampaignEffect, type CreateCampaign } from './schemas.js';
 import { segmentedCards, thresholdsOf, type SegmentCode } from './segments.js';
 
 export type CampaignRow = Selectable<CampaignTable>;
@@ -224,6 +225,8 @@ export class CampaignService {
         message: JSON.stringify(input.message),
         audience: JSON.stringify(input.audience),
         bonus_points: input.bonusPoints ?? 0,
+        control_share: input.controlShare ?? DEFAULT_CONTROL_SHARE,
+        effect_window_days: input.effectWindowDays ?? DEFAULT_EFFECT_WINDOW_DAYS,
         status: scheduledAt ? 'scheduled' : 'draft',
         scheduled_at: scheduledAt,
         created_by: actor,
@@ -306,6 +309,8 @@ export class CampaignService {
       ledgerKind?: 'campaign_bonus' | 'birthday' | 'expiry';
       effect?: 'promo' | 'expire';
       requiresConsent: boolean;
+      /** The automation's standing control share (percent); its cards go to campaign_control. */
+      controlShare?: number;
     },
     insertRecipients: (campaignId: string) => Promise<number>,
   ): Promise<string | null> {
@@ -322,6 +327,7 @@ export class CampaignService {
         effect: spec.effect ?? 'promo',
         requires_consent: spec.requiresConsent,
         automation: spec.automation,
+        control_share: spec.controlShare ?? 0,
         status: 'sending',
         started_at: now,
         created_at: now,
@@ -332,11 +338,13 @@ export class CampaignService {
       .returning('id')
       .executeTakeFirstOrThrow();
     const targeted = await insertRecipients(row.id);
-    if (targeted === 0) {
+    const heldOut = await countHeldOut(trx, row.id);
+    // A campaign whose every card was held back stays: its control group is measured like any other.
+    if (targeted === 0 && heldOut === 0) {
       await trx.deleteFrom('campaign').where('id', '=', row.id).execute();
       return null;
     }
-    await trx.updateTable('campaign').set({ targeted }).where('id', '=', row.id).execute();
+    await trx.updateTable('campaign').set({ targeted, held_out: heldOut }).where('id', '=', row.id).execute();
     await this.deps.jobs.send(trx, CAMPAIGN_QUEUES.chunk, { campaignId: row.id, chunk: 0 });
     return row.id;
   }
@@ -459,16 +467,41 @@ export class CampaignService {
       if (!campaign || campaign.status !== 'sending' || campaign.materialized) return 0;
       const program = await trx.selectFrom('program').selectAll().where('id', '=', campaign.program_id).executeTakeFirstOrThrow();
       const audience = campaign.audience as Audience;
-      const result = await sql`
-        INSERT INTO campaign_recipient (campaign_id, card_id, program_id)
-        ${audienceSelect(campaign.id, program, audience, this.deps.clock())}
-        ON CONFLICT DO NOTHING
-      `.execute(trx);
-      const targeted = Number(result.numAffectedRows ?? 0);
+      let targeted: number;
+      let heldOut = 0;
+      if (campaign.control_share > 0) {
+        // The control group: the first control_share % of the audience in the order of
+        // md5(campaign id, card id) — random, but the same audience always splits the same way —
+        // written down here, in the transaction that writes the recipients.
+        const result = await sql`
+          WITH audience (campaign_id, card_id, program_id) AS MATERIALIZED (${audienceSelect(campaign.id, program, audience, this.deps.clock())}),
+          ranked AS (
+            SELECT card_id, program_id, row_number() OVER (ORDER BY md5(${campaign.id}::text || card_id::text), card_id) AS rank, count(*) OVER () AS size
+            FROM audience
+          ),
+          control AS (
+            INSERT INTO campaign_control (campaign_id, card_id, program_id)
+            SELECT ${campaign.id}::uuid, card_id, program_id FROM ranked WHERE rank <= round(size * ${campaign.control_share} / 100.0)
+            ON CONFLICT DO NOTHING
+          )
+          INSERT INTO campaign_recipient (campaign_id, card_id, program_id)
+          SELECT ${campaign.id}::uuid, card_id, program_id FROM ranked WHERE rank > round(size * ${campaign.control_share} / 100.0)
+          ON CONFLICT DO NOTHING
+        `.execute(trx);
+        targeted = Number(result.numAffectedRows ?? 0);
+        heldOut = await countHeldOut(trx, campaign.id);
+      } else {
+        const result = await sql`
+          INSERT INTO campaign_recipient (campaign_id, card_id, program_id)
+          ${audienceSelect(campaign.id, program, audience, this.deps.clock())}
+          ON CONFLICT DO NOTHING
+        `.execute(trx);
+        targeted = Number(result.numAffectedRows ?? 0);
+      }
       const classes = await this.chooseGoogleClasses(trx, campaign, program, audience);
       await trx
         .updateTable('campaign')
-        .set({ materialized: true, targeted, google_classes: JSON.stringify(classes), progress_at: sql<Date>`now()`, updated_at: new Date() })
+        .set({ materialized: true, targeted, held_out: heldOut, google_classes: JSON.stringify(classes), progress_at: sql<Date>`now()`, updated_at: new Date() })
         .where('id', '=', campaign.id)
         .execute();
       await this.deps.jobs.send(trx, CAMPAIGN_QUEUES.chunk, { campaignId: campaign.id, chunk: 0 });
@@ -477,6 +510,11 @@ export class CampaignService {
       return targeted;
     });
     await this.analyzeRecipients(targeted);
+  }
+
+  /** The campaign's effect: recipients against the control group (src/campaigns/effect.ts). */
+  effect(row: CampaignRow): Promise<CampaignEffect | null> {
+    return campaignEffect(this.db, row, this.deps.clock());
   }
 
   /**
@@ -497,9 +535,12 @@ export class CampaignService {
   private async chooseGoogleClasses(trx: Trx, campaign: CampaignRow, program: ProgramRow, audience: Audience): Promise<ClassMessageState[]> {
     if (!this.deps.google || audience.segments || hasPlaceholders(campaign.message)) return [];
     const tiers = audience.all ? null : (audience.tiers ?? null);
+    // A card of the control group must see nothing: its class gets no class message (called after the
+    // control group is written, in the same transaction).
     const { rows } = await sql<{ class_id: string; tier_code: string; objects: number; eligible: number }>`
       SELECT g.class_id, k.tier_code, count(*)::int AS objects,
-        count(*) FILTER (WHERE c.status = 'active' AND c.consent ${tiers ? sql`AND c.tier = ANY(${tiers}::text[])` : sql``})::int AS eligible
+        count(*) FILTER (WHERE c.status = 'active' AND c.consent ${tiers ? sql`AND c.tier = ANY(${tiers}::text[])` : sql``}
+          AND NOT EXISTS (SELECT 1 FROM campaign_control x WHERE x.campaign_id = ${campaign.id} AND x.card_id = c.id))::int AS eligible
       FROM google_object g
       JOIN card c ON c.id = g.card_id
       JOIN google_class k ON k.class_id = g.class_id
@@ -854,6 +895,7 @@ export class CampaignService {
       finishedAt: row.finished_at?.toISOString() ?? null,
       cancelledAt: row.cancelled_at?.toISOString() ?? null,
       createdAt: row.created_at.toISOString(),
+      control: { share: row.control_share, heldOut: row.held_out, windowDays: row.effect_window_days },
       progress: { targeted: row.targeted, processed: row.processed + row.skipped, delivered: row.processed, skipped: row.skipped },
     };
     if (options.withDelivery) {
@@ -909,6 +951,15 @@ export class CampaignService {
     }
     return dto;
   }
+}
+
+async function countHeldOut(executor: Executor, campaignId: string): Promise<number> {
+  const row = await executor
+    .selectFrom('campaign_control')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('campaign_id', '=', campaignId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 function lockCampaign(trx: Executor, campaignId: string, programId?: string) {

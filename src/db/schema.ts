@@ -436,6 +436,18 @@ export interface CampaignTable {
   created_by: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** Percent of the audience held back as the control group (0-50). */
+  control_share: ColumnType<number, number | undefined, number>;
+  /** Days after the start over which the campaign's effect is measured. */
+  effect_window_days: ColumnType<number, number | undefined, number>;
+  /** Cards held back (campaign_control). */
+  held_out: Generated<number>;
+}
+
+export interface CampaignControlTable {
+  campaign_id: string;
+  card_id: string;
+  program_id: string;
 }
 
 export interface CampaignRecipientTable {
@@ -527,6 +539,105 @@ export interface ScheduledTaskTable {
   last_finished_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
+export interface AnonymousCheckTable {
+  id: Generated<string>;
+  program_id: string;
+  amount: number;
+  store_id: string | null;
+  receipt_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface EconomicsRollupTable {
+  program_id: string;
+  time_zone: string;
+  days_through: ColumnType<string | null, string | null | undefined, string | null>;
+  months_through: ColumnType<string | null, string | null | undefined, string | null>;
+  updated_at: Timestamp;
+}
+
+export interface EconomicsDayTable {
+  program_id: string;
+  day: ColumnType<string, string, string>;
+  cards_enrolled: number;
+  purchases: number;
+  amount: number;
+  paid: number;
+  refunds: number;
+  refunded_amount: number;
+  refunded_paid: number;
+  checks: number;
+  check_amount: number;
+}
+
+export interface EconomicsLedgerDayTable {
+  program_id: string;
+  day: ColumnType<string, string, string>;
+  kind: string;
+  points_in: number;
+  points_out: number;
+}
+
+export interface EconomicsCardMonthTable {
+  program_id: string;
+  month: ColumnType<string, string, string>;
+  card_id: string;
+  cohort: ColumnType<string, string, string>;
+  purchases: number;
+  amount: number;
+  paid: number;
+  refunds: number;
+  refunded_amount: number;
+  refunded_paid: number;
+  bonus_kinds: number;
+  prior: number;
+}
+
+export interface EconomicsCardTable {
+  program_id: string;
+  card_id: string;
+  first_month: ColumnType<string, string, string>;
+  second_month: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface EconomicsMonthTable {
+  program_id: string;
+  month: ColumnType<string, string, string>;
+  active_cards: number;
+  new_buyers: number;
+  purchases: number;
+  ever_buyers: number;
+  repeat_buyers: number;
+}
+
+export interface EconomicsBonusMonthTable {
+  program_id: string;
+  month: ColumnType<string, string, string>;
+  kind: string;
+  cards: number;
+  paid: number;
+}
+
+export interface EconomicsCohortMonthTable {
+  program_id: string;
+  cohort: ColumnType<string, string, string>;
+  month: ColumnType<string, string, string>;
+  active_cards: number;
+  purchases: number;
+  amount: number;
+  paid: number;
+  refunded_amount: number;
+  refunded_paid: number;
+}
+
+export interface SegmentWeekTable {
+  program_id: string;
+  week_start: ColumnType<string, string, string>;
+  flows: Json<Array<{ from: string; to: string; cards: number }>>;
+  thresholds: Json<Record<string, unknown>>;
+  computed_at: Timestamp;
+}
+
 export interface Database {
   program: ProgramTable;
   program_image: ProgramImageTable;
@@ -566,6 +677,17 @@ export interface Database {
   rate_limit_counter: RateLimitCounterTable;
   api_rate_slot: ApiRateSlotTable;
   scheduled_task: ScheduledTaskTable;
+  campaign_control: CampaignControlTable;
+  anonymous_check: AnonymousCheckTable;
+  economics_rollup: EconomicsRollupTable;
+  economics_day: EconomicsDayTable;
+  economics_ledger_day: EconomicsLedgerDayTable;
+  economics_card_month: EconomicsCardMonthTable;
+  economics_cohort_month: EconomicsCohortMonthTable;
+  economics_card: EconomicsCardTable;
+  economics_month: EconomicsMonthTable;
+  economics_bonus_month: EconomicsBonusMonthTable;
+  segment_week: SegmentWeekTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { sql } from 'kysely';
-import type { Db } from '../db/database.js';
+import type { Db, Executor } from '../db/database.js';
 import type { ProgramRow } from '../db/schema.js';
 import { CalendarDate } from '../http/schemas.js';
 import { localDay, safeTimeZone } from './funnel.js';
@@ -106,7 +106,7 @@ function figures(views: number, cardsIssued: number, cardsInstalled: number) {
 }
 
 /** PostgreSQL's own time zone names can lag behind Intl's; fall back to UTC rather than fail. */
-async function databaseTimeZone(db: Db, timeZone: string): Promise<string> {
+export async function databaseTimeZone(db: Executor, timeZone: string): Promise<string> {
   const zone = safeTimeZone(timeZone);
   try {
     await sql`SELECT now() AT TIME ZONE ${zone}`.execute(db);

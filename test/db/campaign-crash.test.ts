@@ -72,7 +72,7 @@ describe.skipIf(postgres.skip)('campaign fan-out survives a killed worker proces
       method: 'POST',
       url: '/api/v1/campaigns',
       headers: as('marketer'),
-      payload: { name: 'Crash me', message: { ru: 'Подарок', en: 'A gift' }, audience: { all: true }, bonusPoints: BONUS },
+      payload: { name: 'Crash me', message: { ru: 'Подарок', en: 'A gift' }, audience: { all: true }, bonusPoints: BONUS, controlShare: 0 },
     });
     expect(created.statusCode).toBe(201);
     const id = created.json().id;

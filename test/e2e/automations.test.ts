@@ -68,7 +68,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
       method: 'PUT',
       url: '/api/v1/automations',
       headers: as('marketer'),
-      payload: { birthday: { enabled: true, bonusPoints: 300, message: { ru: 'С днём рождения!', en: 'Happy birthday!' } } },
+      payload: { birthday: { enabled: true, controlShare: 0, bonusPoints: 300, message: { ru: 'С днём рождения!', en: 'Happy birthday!' } } },
     });
     expect(enable.statusCode).toBe(200);
     const x = await issueConsentingCard(t, as, { birthday: '1990-03-15' });
@@ -115,7 +115,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
       method: 'PUT',
       url: '/api/v1/automations',
       headers: as('marketer'),
-      payload: { birthday: { enabled: true, bonusPoints: 200 } },
+      payload: { birthday: { enabled: true, controlShare: 0, bonusPoints: 200 } },
     });
     expect(res.statusCode).toBe(200);
     return res.json().birthday.enabledSince as string;
@@ -190,7 +190,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     now = new Date(T0.getTime() - 60 * DAYS);
     const { program, as } = await createProgramWithKeys(t.app, 'auto-expiry', { rules: { expiry: { inactivityDays: 30, reminderDaysBefore: 7 } } });
     // Switched on long ago, so the switch-on does not postpone anything.
-    expect((await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('admin'), payload: { expiry: { enabled: true } } })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('admin'), payload: { expiry: { enabled: true, controlShare: 0 } } })).statusCode).toBe(200);
     now = T0;
     const idle = await issueConsentingCard(t, as, { consent: false }); // service messages need no consent
     await setHistory(t, program.id, idle.id, now, 60, [25]); // expires at T0 + 5 days, reminder from T0 − 2 days
@@ -231,7 +231,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     const quiet = await startTestApp({ clock: () => clock, runWorkers: false });
     try {
       const { program, as } = await createProgramWithKeys(quiet.app, 'auto-expiry-back', { rules: { expiry: { inactivityDays: 30, reminderDaysBefore: 7 } } });
-      await quiet.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('admin'), payload: { expiry: { enabled: true } } });
+      await quiet.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('admin'), payload: { expiry: { enabled: true, controlShare: 0 } } });
       clock = new Date(T0.getTime() + 6 * DAYS);
       const back = await issueConsentingCard(quiet, as);
       await setHistory(quiet, program.id, back.id, clock, 60, [31]);
@@ -261,7 +261,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     const enabledAt = new Date(now.getTime() - 5 * DAYS);
     const saved = now;
     now = enabledAt;
-    await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('marketer'), payload: { winback: { enabled: true } } });
+    await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('marketer'), payload: { winback: { enabled: true, controlShare: 0 } } });
     now = saved;
     const entered = await issueConsentingCard(t, as); // bought 61 days ago: Sleeping since yesterday
     await setHistory(t, program.id, entered.id, now, 400, [61]);
@@ -285,7 +285,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
   it('win-back catches up: a card that entered Sleeping while the service was down gets its message at the next tick, once', async () => {
     now = new Date('2029-08-01T09:00:00Z');
     const { program, as } = await createProgramWithKeys(t.app, 'auto-winback-late');
-    await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('marketer'), payload: { winback: { enabled: true } } });
+    await t.app.inject({ method: 'PUT', url: '/api/v1/automations', headers: as('marketer'), payload: { winback: { enabled: true, controlShare: 0 } } });
     const lapsing = await issueConsentingCard(t, as);
     await setHistory(t, program.id, lapsing.id, now, 400, [57]); // Sleeping (60 days) in 3 days
     await tick(program.id);

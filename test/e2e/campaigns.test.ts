@@ -53,7 +53,7 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
       method: 'POST',
       url: '/api/v1/campaigns',
       headers: as('marketer'),
-      payload: { name: 'Win back sleepers', message, audience: { segments: ['sleeping'] } },
+      payload: { controlShare: 0, name: 'Win back sleepers', message, audience: { segments: ['sleeping'] } },
     });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ status: 'draft', progress: { targeted: 0, processed: 0 } });
@@ -128,7 +128,7 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: 'To sleepers', message: { ru: 'Привет', en: 'Hello' }, audience: { segments: ['sleeping'] } },
+        payload: { controlShare: 0, name: 'To sleepers', message: { ru: 'Привет', en: 'Hello' }, audience: { segments: ['sleeping'] } },
       })
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${segmentCampaign.id}/send`, headers: as('marketer') });
@@ -144,7 +144,7 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: 'Everyone standard', message: { ru: 'Новое меню', en: 'New menu' }, audience: { tiers: ['standard'] }, bonusPoints: 50 },
+        payload: { controlShare: 0, name: 'Everyone standard', message: { ru: 'Новое меню', en: 'New menu' }, audience: { tiers: ['standard'] }, bonusPoints: 50 },
       })
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${tierCampaign.id}/send`, headers: as('marketer') });
@@ -174,7 +174,7 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: `At ${scheduledAt.toISOString()}`, message: { ru: 'Утро', en: 'Morning' }, audience: { all: true }, scheduledAt: scheduledAt.toISOString() },
+        payload: { controlShare: 0, name: `At ${scheduledAt.toISOString()}`, message: { ru: 'Утро', en: 'Morning' }, audience: { all: true }, scheduledAt: scheduledAt.toISOString() },
       });
     const past = (await create(new Date(now.getTime() - 60_000))).json();
     const future = (await create(new Date(now.getTime() + 3_600_000))).json();
@@ -286,7 +286,7 @@ describe(`campaigns (${TEST_DATABASE_KIND} database)`, () => {
   it('lists campaigns filtered by status', async () => {
     const { as } = await createProgramWithKeys(t.app, 'campaign-status-filter');
     const create = async (name: string) =>
-      (await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name, message: { ru: name, en: name }, audience: { all: true } } })).json();
+      (await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { controlShare: 0, name, message: { ru: name, en: name }, audience: { all: true } } })).json();
     const draft = await create('Draft');
     const sent = await create('Sent');
     expect((await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${sent.id}/send`, headers: as('marketer') })).statusCode).toBe(202);
@@ -329,7 +329,7 @@ describe(`campaign cancel mid-way (${TEST_DATABASE_KIND} database)`, () => {
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: 'Slow', message: { ru: 'Медленно', en: 'Slowly' }, audience: { all: true } },
+        payload: { controlShare: 0, name: 'Slow', message: { ru: 'Медленно', en: 'Slowly' }, audience: { all: true } },
       })
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });
@@ -385,7 +385,7 @@ describe(`bulk card changes in batch jobs (${TEST_DATABASE_KIND} database)`, () 
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: 'Batches', message: { ru: 'Пачками', en: 'In batches' }, audience: { all: true } },
+        payload: { controlShare: 0, name: 'Batches', message: { ru: 'Пачками', en: 'In batches' }, audience: { all: true } },
       })
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });
@@ -441,7 +441,7 @@ describe(`campaign fetch window (${TEST_DATABASE_KIND} database)`, () => {
         method: 'POST',
         url: '/api/v1/campaigns',
         headers: as('marketer'),
-        payload: { name: 'Windowed', message: { ru: 'Окно', en: 'Window' }, audience: { all: true } },
+        payload: { controlShare: 0, name: 'Windowed', message: { ru: 'Окно', en: 'Window' }, audience: { all: true } },
       })
     ).json();
     await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${created.id}/send`, headers: as('marketer') });

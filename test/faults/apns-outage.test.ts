@@ -112,7 +112,7 @@ describe(`APNs outage: nothing lost, one push per device after recovery (${TEST_
 
     // 250 changes: a campaign to every card (a promo on the pass)…
     const message = { ru: 'Двойные баллы в выходные', en: 'Double points this weekend' };
-    const created = await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name: 'Outage', message, audience: { all: true } } });
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name: 'Outage', message, audience: { all: true }, controlShare: 0 } });
     expect(created.statusCode).toBe(201);
     const campaignId: string = created.json().id;
     expect((await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${campaignId}/send`, headers: as('marketer') })).statusCode).toBe(202);

@@ -63,7 +63,7 @@ describe(`Google Wallet 429/500 storms: every object ends current, nothing lost 
     // ---- the outage: every call to Google fails (429 with Retry-After, or 500), the token endpoint too ----
     const outage = [fake.addFault({ route: '*', status: 429, retryAfter: '1', rate: 0.5 }), fake.addFault({ route: '*', status: 500 })];
     const message = { ru: 'Скидка 15% на десерты', en: '15% off desserts' };
-    const created = await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name: 'Storm', message, audience: { all: true } } });
+    const created = await t.app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: as('marketer'), payload: { name: 'Storm', message, audience: { all: true }, controlShare: 0 } });
     expect(created.statusCode).toBe(201);
     const campaignId: string = created.json().id;
     expect((await t.app.inject({ method: 'POST', url: `/api/v1/campaigns/${campaignId}/send`, headers: as('marketer') })).statusCode).toBe(202);

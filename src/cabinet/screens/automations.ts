@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AutomationSettingsSchema, automationsDto, saveAutomations, settingsOf, type AutomationKind } from '../../campaigns/automations.js';
+import { automationEffect } from '../../campaigns/effect.js';
 import type { CampaignRow } from '../../campaigns/service.js';
 import type { Localized } from '../../db/schema.js';
 import { AppError } from '../../http/errors.js';
@@ -46,6 +47,13 @@ const T = texts({
       tierUpgrade: ['Новый уровень', 'Когда карта переходит на уровень выше. Служебное сообщение: согласие не нужно.'],
     } as Record<AutomationKind, [string, string]>,
     bonusPoints: 'Подарок, баллов',
+    controlShare: 'Контрольная группа, %',
+    controlHint: 'Эта доля карт не получает сообщение (повод у них тоже считается использованным): по ней видно, работает ли автоматизация.',
+    effect90: 'Эффект за 90 дней',
+    effectLine: (tb: string, tn: string, cb: string, cn: string) => `Купили в течение 14 дней: ${tb} из ${tn} получателей против ${cb} из ${cn} в контрольной группе.`,
+    effectDiff: (d: string, low: string, high: string) => `Разница ${d} (95 % интервал: от ${low} до ${high}).`,
+    effectNone: 'Пока нечего сравнивать.',
+    pp: 'п. п.',
     reminderRu: 'Напоминание по-русски',
     reminderEn: 'Напоминание по-английски',
     expiredRu: 'О сгорании по-русски',
@@ -60,6 +68,7 @@ const T = texts({
       bonusPoints: (max: string) => `Целое число баллов от 0 до ${max}.`,
       message: (n: number) => `Напишите текст: от 1 до ${n} символов.`,
       enabled: 'Неверное значение переключателя.',
+      controlShare: 'Целое число от 0 до 50.',
       expiry_rule_missing: 'Сначала задайте сгорание баллов в правилах программы (Настройки → Правила).',
       invalid: 'Настройки не сохранены:',
     },
@@ -91,6 +100,13 @@ const T = texts({
       tierUpgrade: ['Tier upgrade', 'When a card moves up a tier. A service message: no consent needed.'],
     },
     bonusPoints: 'Gift, points',
+    controlShare: 'Control group, %',
+    controlHint: 'This share of the cards gets no message (their occasion is used up all the same): it shows whether the automation works.',
+    effect90: 'Effect over 90 days',
+    effectLine: (tb, tn, cb, cn) => `Bought within 14 days: ${tb} of ${tn} recipients against ${cb} of ${cn} in the control group.`,
+    effectDiff: (d, low, high) => `Difference ${d} (95 % interval: ${low} to ${high}).`,
+    effectNone: 'Nothing to compare yet.',
+    pp: 'pp',
     reminderRu: 'Reminder in Russian',
     reminderEn: 'Reminder in English',
     expiredRu: 'Expiry message in Russian',
@@ -105,6 +121,7 @@ const T = texts({
       bonusPoints: (max) => `A whole number of points from 0 to ${max}.`,
       message: (n) => `Write the text: 1 to ${n} characters.`,
       enabled: 'Invalid switch value.',
+      controlShare: 'A whole number from 0 to 50.',
       expiry_rule_missing: 'Set points expiry in the programme rules first (Settings → Rules).',
       invalid: 'The settings were not saved:',
     },
@@ -136,11 +153,19 @@ const MESSAGE_MAX = AutomationSettingsSchema.properties.birthday.properties.mess
 const BONUS_MAX = AutomationSettingsSchema.properties.birthday.properties.bonusPoints.maximum ?? 1_000_000;
 
 const textFields = (kind: AutomationKind) => TEXTS[kind].flatMap((x) => [`${kind}_${x.key}_ru`, `${kind}_${x.key}_en`]);
-const FIELDS = ['sendHour', 'birthday_bonusPoints', ...KINDS.flatMap((kind) => [`${kind}_enabled`, ...textFields(kind)])];
+/** Automations with a standing control group (tier upgrades have none). */
+const CONTROL_KINDS = ['birthday', 'winback', 'expiry'] as const;
+const FIELDS = [
+  'sendHour',
+  'birthday_bonusPoints',
+  ...CONTROL_KINDS.map((kind) => `${kind}_controlShare`),
+  ...KINDS.flatMap((kind) => [`${kind}_enabled`, ...textFields(kind)]),
+];
 
 /** The form's values from stored settings. */
 function formValuesOf(settings: ReturnType<typeof settingsOf>): Record<string, string> {
   const values: Record<string, string> = { sendHour: String(settings.sendHour), birthday_bonusPoints: String(settings.birthday.bonusPoints) };
+  for (const kind of CONTROL_KINDS) values[`${kind}_controlShare`] = String(settings[kind].controlShare);
   for (const kind of KINDS) {
     const section = settings[kind] as unknown as Record<string, Localized | boolean>;
     values[`${kind}_enabled`] = section.enabled ? 'on' : '';
@@ -166,6 +191,7 @@ function inputOf(values: Record<string, string>): Record<string, unknown> {
     input[kind] = section;
   }
   (input.birthday as Record<string, unknown>).bonusPoints = num(values.birthday_bonusPoints);
+  for (const kind of CONTROL_KINDS) (input[kind] as Record<string, unknown>).controlShare = num(values[`${kind}_controlShare`] ?? '');
   return input;
 }
 
@@ -185,7 +211,9 @@ function fieldErrors(l: Lang, problems: string[]): { errors: FieldErrors; rest: 
           ? t.errors.sendHour
           : target === 'birthday_bonusPoints'
             ? t.errors.bonusPoints(formatNumber(l, BONUS_MAX))
-            : target.endsWith('_enabled')
+            : target.endsWith('_controlShare')
+              ? t.errors.controlShare
+              : target.endsWith('_enabled')
               ? t.errors.enabled
               : t.errors.message(MESSAGE_MAX);
   }
@@ -220,6 +248,26 @@ export const automationsScreen: Screen = {
         for (const kind of KINDS) recent.set(kind, await kit.campaigns.list(session.programId, { limit: 5, automations: CAMPAIGN_AUTOMATIONS[kind] }));
       }
       const when = (d: Date | string) => formatDateTime(l, session.timeZone, d);
+      const now = ctx.clock();
+      const effects = new Map<AutomationKind, Awaited<ReturnType<typeof automationEffect>>>();
+      for (const kind of CONTROL_KINDS) {
+        effects.set(kind, await automationEffect(db, session.programId, CAMPAIGN_AUTOMATIONS[kind].filter((a) => a !== 'expiry'), { from: new Date(now.getTime() - 90 * 86_400_000), to: now }, now));
+      }
+      const effectOf = (kind: AutomationKind): SafeHtml | '' => {
+        if (!(CONTROL_KINDS as readonly string[]).includes(kind)) return '';
+        const e = effects.get(kind);
+        const pp = (v: number) => `${v > 0 ? '+' : v < 0 ? '−' : ''}${formatNumber(l, Math.abs(Math.round(v * 1000) / 10))} ${t.pp}`;
+        return html`<div class="effect-summary" data-effect="${kind}"><h3>${t.effect90}</h3>${
+          e && e.control
+            ? html`<p>${t.effectLine(formatNumber(l, e.treated.buyers), formatNumber(l, e.treated.holders), formatNumber(l, e.control.buyers), formatNumber(l, e.control.holders))}
+${e.conversion ? t.effectDiff(pp(e.conversion.difference), pp(e.conversion.low), pp(e.conversion.high)) : ''}</p>`
+            : html`<p class="muted">${t.effectNone}</p>`
+        }</div>`;
+      };
+      const controlField = (kind: AutomationKind) =>
+        (CONTROL_KINDS as readonly string[]).includes(kind)
+          ? field({ name: `${kind}_controlShare`, label: t.controlShare, value: v[`${kind}_controlShare`], hint: t.controlHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })
+          : '';
 
       const toggle = (kind: AutomationKind) => {
         const name = `${kind}_enabled`;
@@ -268,7 +316,9 @@ ${
 ${kind === 'expiry' ? expiryRule : ''}
 ${toggle(kind)}
 ${extra}
+${controlField(kind)}
 ${texts(kind)}
+${effectOf(kind)}
 ${campaigns(kind)}
 </section>`;
 

@@ -2,14 +2,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Audience, CreateCampaign } from '../../campaigns/schemas.js';
 import { SEGMENT_CODES, SEGMENT_NAMES, segmentCounts, thresholdsOf, type SegmentCode } from '../../campaigns/segments.js';
 import { audienceSize as countAudience, type CampaignRow, type CampaignService } from '../../campaigns/service.js';
-import type { CampaignDto } from '../../campaigns/schemas.js';
+import { DEFAULT_CONTROL_SHARE, DEFAULT_EFFECT_WINDOW_DAYS, type CampaignDto, type CampaignEffect } from '../../campaigns/schemas.js';
 import type { ProgramRow } from '../../db/schema.js';
 import { AppError } from '../../http/errors.js';
 import { html, type SafeHtml } from '../../http/html.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
 import type { Texts } from '../../programs/schemas.js';
 import { getProgramOr404 } from '../../programs/service.js';
-import { formatDateTime, formatNumber, parseWhole, texts, zonedLocalToUtc, type Lang } from '../i18n.js';
+import { comparisonChart } from '../charts.js';
+import { formatDateTime, formatMoney, formatNumber, formatPercent, parseWhole, texts, zonedLocalToUtc, type Lang } from '../i18n.js';
 import { formBody, uuidParam, type Screen } from '../kit.js';
 import { csrfInput, errorSummary, field, formText, formValues, notice, textarea, type FieldErrors } from '../layout.js';
 
@@ -91,6 +92,35 @@ const T = texts({
       campaign_not_cancellable: 'Эту рассылку уже нельзя отменить.',
     },
     unavailable: 'Рассылки недоступны: модуль рассылок не подключён.',
+    controlShare: 'Контрольная группа, %',
+    controlHint: 'Эта доля аудитории не получит сообщения: по ней видно, сколько купили бы и без рассылки. 0 — без контроля, до 50.',
+    windowDays: 'Считать эффект, дней',
+    windowHint: 'Сколько дней после отправки сравнивать покупки получателей и контрольной группы.',
+    control: 'Контрольная группа',
+    heldOut: 'Не получили (контроль)',
+    effect: 'Эффект рассылки',
+    effectWindow: (from: string, to: string) => `Покупки с ${from} по ${to}.`,
+    effectOpen: 'Окно ещё открыто: цифры предварительные.',
+    noControl: 'Контрольной группы нет — нельзя сказать, сколько купили бы и без рассылки.',
+    group: 'Группа',
+    treated: 'Получатели',
+    controlGroup: 'Контроль',
+    holders: 'Карт',
+    buyers: 'Купили',
+    conversion: 'Доля купивших',
+    perHolder: 'Выручка на карту',
+    purchasesPerHolder: 'Покупок на карту',
+    averageCheck: 'Средний чек',
+    difference: 'Разница',
+    pp: 'п. п.',
+    interval: (low: string, high: string) => `95 % интервал: от ${low} до ${high}`,
+    verdictUp: (buyers: string, revenue: string) => `Рассылка принесла примерно ${buyers} покупателей и ${revenue} выручки сверх того, что было бы без неё.`,
+    verdictNone: 'Разница с контрольной группой не отличима от случайной: по этим данным эффект не доказан.',
+    verdictDown: 'Получатели купили меньше, чем контрольная группа.',
+    reactivated: (t1: string, n1: string, t2: string, n2: string) => `Вернулись: ${t1} из ${n1} получателей против ${t2} из ${n2} в контроле.`,
+    method: 'Доля купивших — разность долей с z-интервалом; выручка и покупки на карту — t-критерий Уэлча.',
+    errorsControl: 'Введите целое число от 0 до 50.',
+    errorsWindow: 'Введите целое число дней от 1 до 90.',
   },
   en: {
     title: 'Campaigns',
@@ -161,6 +191,35 @@ const T = texts({
       campaign_not_cancellable: 'This campaign can no longer be cancelled.',
     },
     unavailable: 'Campaigns are not available: the campaign module is not wired in.',
+    controlShare: 'Control group, %',
+    controlHint: 'This share of the audience gets no message: it shows how many would have bought anyway. 0 = no control, up to 50.',
+    windowDays: 'Measure the effect over, days',
+    windowHint: 'How many days after sending to compare the purchases of the recipients and of the control group.',
+    control: 'Control group',
+    heldOut: 'Held back (control)',
+    effect: 'Campaign effect',
+    effectWindow: (from, to) => `Purchases from ${from} to ${to}.`,
+    effectOpen: 'The window is still open: the figures are preliminary.',
+    noControl: 'No control group: there is no telling how many would have bought anyway.',
+    group: 'Group',
+    treated: 'Recipients',
+    controlGroup: 'Control',
+    holders: 'Cards',
+    buyers: 'Bought',
+    conversion: 'Share who bought',
+    perHolder: 'Revenue per card',
+    purchasesPerHolder: 'Purchases per card',
+    averageCheck: 'Average check',
+    difference: 'Difference',
+    pp: 'pp',
+    interval: (low, high) => `95 % interval: ${low} to ${high}`,
+    verdictUp: (buyers, revenue) => `The campaign brought about ${buyers} buyers and ${revenue} of revenue beyond what would have come without it.`,
+    verdictNone: 'The difference from the control group is within chance: these figures do not show an effect.',
+    verdictDown: 'Recipients bought less than the control group.',
+    reactivated: (t1, n1, t2, n2) => `Came back: ${t1} of ${n1} recipients against ${t2} of ${n2} in the control group.`,
+    method: 'Share who bought: difference of proportions with a z interval; revenue and purchases per card: Welch’s t-test.',
+    errorsControl: 'Enter a whole number from 0 to 50.',
+    errorsWindow: 'Enter a whole number of days from 1 to 90.',
   },
 });
 type Msg = (typeof T)['ru'];
@@ -183,6 +242,70 @@ const CSS = `
 .checks{display:flex;flex-wrap:wrap;gap:.25rem 1.25rem}
 progress{width:100%;height:1.1rem}
 `;
+
+/** The effect against the control group: a verdict in words, the two groups, charts with intervals. */
+function effectSection(l: Lang, t: Msg, currency: string, timeZone: string, e: CampaignEffect): SafeHtml {
+  const money = (minor: number | null) => (minor === null ? '—' : formatMoney(l, currency, Math.round(minor)));
+  const signed = (text: string, value: number) => (value > 0 ? `+${text}` : value < 0 ? `−${text.replace(/^-/, '')}` : text);
+  const pp = (share: number) => signed(`${formatNumber(l, Math.round(share * 1000) / 10)} ${t.pp}`, share);
+  const pct = (share: number | null) => formatPercent(l, share);
+  const num = (value: number | null) => (value === null ? '—' : formatNumber(l, value));
+  const date = (iso: string) => formatDateTime(l, timeZone, iso);
+  const c = e.control;
+  let verdict = t.noControl;
+  if (c && e.conversion) {
+    const up = e.conversion.significant && e.conversion.difference > 0;
+    const down = e.conversion.significant && e.conversion.difference < 0;
+    verdict = up && e.incremental ? t.verdictUp(formatNumber(l, Math.round(e.incremental.buyers.estimate)), money(e.incremental.revenue.estimate)) : down ? t.verdictDown : t.verdictNone;
+  }
+  const row = (label: string, g: CampaignEffect['treated']) =>
+    html`<tr><th scope="row">${label}</th><td class="num">${num(g.holders)}</td><td class="num">${num(g.buyers)}</td><td class="num">${pct(g.conversion)}</td><td class="num">${money(g.revenuePerHolder)}</td><td class="num">${num(g.purchasesPerHolder)}</td><td class="num">${money(g.averageCheck)}</td></tr>`;
+  const diffText = (d: { difference: number; low: number; high: number } | null, f: (v: number) => string) =>
+    d ? html`${f(d.difference)} <span class="muted small">(${t.interval(f(d.low), f(d.high))})</span>` : '—';
+  const moneySigned = (v: number) => signed(money(Math.abs(v)), v);
+  return html`<section class="panel" aria-labelledby="effect-title" data-effect>
+<h2 id="effect-title">${t.effect}</h2>
+<p>${t.effectWindow(date(e.window.start), date(e.window.end))}${e.window.complete ? '' : html` <strong>${t.effectOpen}</strong>`}</p>
+<p class="notice${c && e.conversion?.significant && e.conversion.difference > 0 ? '' : ' warn'}" role="status" data-verdict>${verdict}</p>
+${e.reactivated && c ? html`<p data-reactivated>${t.reactivated(formatNumber(l, e.reactivated.treated), formatNumber(l, e.treated.holders), formatNumber(l, e.reactivated.control), formatNumber(l, c.holders))}</p>` : ''}
+<div class="table-wrap"><table data-table="effect">
+<thead><tr><th scope="col">${t.group}</th><th scope="col" class="num">${t.holders}</th><th scope="col" class="num">${t.buyers}</th><th scope="col" class="num">${t.conversion}</th><th scope="col" class="num">${t.perHolder}</th><th scope="col" class="num">${t.purchasesPerHolder}</th><th scope="col" class="num">${t.averageCheck}</th></tr></thead>
+<tbody>${row(t.treated, e.treated)}${c ? row(t.controlGroup, c) : ''}
+${c ? html`<tr><th scope="row">${t.difference}</th><td></td><td></td><td class="num">${diffText(e.conversion, pp)}</td><td class="num">${diffText(e.revenuePerHolder, moneySigned)}</td><td class="num">${diffText(e.purchasesPerHolder, (v) => signed(formatNumber(l, Math.round(v * 100) / 100), v))}</td><td class="num">${e.averageCheck ? moneySigned(e.averageCheck.difference) : '—'}</td></tr>` : ''}</tbody>
+</table></div>
+${c ? html`<div class="grid">
+${comparisonChart({
+  lang: l,
+  id: 'chart-effect-conversion',
+  title: t.conversion,
+  treatedLabel: t.treated,
+  controlLabel: t.controlGroup,
+  differenceLabel: t.difference,
+  treated: e.treated.conversion ?? 0,
+  control: c.conversion ?? 0,
+  interval: e.conversion,
+  format: (v) => pct(v),
+  formatDifference: pp,
+  summary: `${t.conversion}: ${t.treated} ${pct(e.treated.conversion)}, ${t.controlGroup} ${pct(c.conversion)}${e.conversion ? `; ${t.difference} ${pp(e.conversion.difference)}, ${t.interval(pp(e.conversion.low), pp(e.conversion.high))}` : ''}`,
+})}
+${comparisonChart({
+  lang: l,
+  id: 'chart-effect-revenue',
+  title: t.perHolder,
+  treatedLabel: t.treated,
+  controlLabel: t.controlGroup,
+  differenceLabel: t.difference,
+  treated: e.treated.revenuePerHolder ?? 0,
+  control: c.revenuePerHolder ?? 0,
+  interval: e.revenuePerHolder,
+  format: (v) => money(v),
+  formatDifference: moneySigned,
+  summary: `${t.perHolder}: ${t.treated} ${money(e.treated.revenuePerHolder)}, ${t.controlGroup} ${money(c.revenuePerHolder)}${e.revenuePerHolder ? `; ${t.difference} ${moneySigned(e.revenuePerHolder.difference)}, ${t.interval(moneySigned(e.revenuePerHolder.low), moneySigned(e.revenuePerHolder.high))}` : ''}`,
+})}
+</div>
+<p class="muted small">${t.method}</p>` : ''}
+</section>`;
+}
 
 function audienceOf(body: Record<string, unknown>, program: ProgramRow): { tiers?: string[]; segments?: SegmentCode[] } {
   const known = (program.rules as LoyaltyRules).tiers.map((t) => t.code);
@@ -314,6 +437,10 @@ ${programTexts.terms?.[l] ? html`<dt>${t.terms}</dt><dd>${programTexts.terms[l]}
 ${field({ name: 'bonusPoints', label: t.bonus, value: v.bonusPoints, hint: t.bonusHint, errors, attrs: html` inputmode="numeric" maxlength="7"` })}
 ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value: v.scheduledAt, hint: t.scheduleHint(session.timeZone), errors })}
 </div>
+<div class="row">
+${field({ name: 'controlShare', label: t.controlShare, value: v.controlShare ?? String(DEFAULT_CONTROL_SHARE), hint: t.controlHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })}
+${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDays ?? String(DEFAULT_EFFECT_WINDOW_DAYS), hint: t.windowHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })}
+</div>
 <div class="actions">
 <button class="button large" type="submit" name="action" value="send">${t.sendNow}</button>
 <button class="button secondary" type="submit" name="action" value="save">${t.save}</button>
@@ -350,6 +477,8 @@ ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value:
         message_en: formText(body, 'message_en', 400),
         bonusPoints: formText(body, 'bonusPoints', 12),
         scheduledAt: formText(body, 'scheduledAt', 30),
+        controlShare: formText(body, 'controlShare', 4),
+        effectWindowDays: formText(body, 'effectWindowDays', 4),
       };
       const audience = audienceOf(body, program);
       const action = formText(body, 'action') === 'send' ? 'send' : 'save';
@@ -359,6 +488,10 @@ ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value:
       if (!values.message_en || values.message_en.length > 300) errors.message_en = t.errors.message;
       const bonus = values.bonusPoints ? parseWhole(values.bonusPoints) : 0;
       if (bonus === undefined || bonus > 1_000_000) errors.bonusPoints = t.errors.bonus;
+      const controlShare = values.controlShare ? parseWhole(values.controlShare) : DEFAULT_CONTROL_SHARE;
+      if (controlShare === undefined || controlShare > 50) errors.controlShare = t.errorsControl;
+      const effectWindowDays = values.effectWindowDays ? parseWhole(values.effectWindowDays) : DEFAULT_EFFECT_WINDOW_DAYS;
+      if (effectWindowDays === undefined || effectWindowDays < 1 || effectWindowDays > 90) errors.effectWindowDays = t.errorsWindow;
       let scheduledAt: Date | undefined;
       if (action === 'save' && values.scheduledAt) {
         scheduledAt = zonedLocalToUtc(values.scheduledAt, session.timeZone);
@@ -372,6 +505,8 @@ ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value:
         audience: (audience.tiers || audience.segments ? audience : { all: true }) as Audience,
         ...(bonus ? { bonusPoints: bonus } : {}),
         ...(scheduledAt ? { scheduledAt: scheduledAt.toISOString() } : {}),
+        controlShare: controlShare!,
+        effectWindowDays: effectWindowDays!,
       };
       let row: CampaignRow;
       try {
@@ -418,6 +553,7 @@ ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value:
       const program = await getProgramOr404(db, session.programId);
       const row = await campaigns.find(session.programId, id);
       const dto = await campaigns.toDto(row, { withDelivery: true });
+      const effect = await campaigns.effect(row);
       const f = figures(l, t, dto);
       const audience = dto.audience as Audience & { automation?: string };
       const rules = program.rules as LoyaltyRules;
@@ -468,8 +604,10 @@ ${dto.bonusPoints ? html`<dt>${t.bonus}</dt><dd>${formatNumber(l, dto.bonusPoint
 ${dto.scheduledAt ? html`<dt>${t.scheduled}</dt><dd>${when(dto.scheduledAt)}</dd>` : ''}
 ${dto.startedAt ? html`<dt>${t.started}</dt><dd>${when(dto.startedAt)}</dd>` : ''}
 ${dto.finishedAt ? html`<dt>${t.finished}</dt><dd>${when(dto.finishedAt)}</dd>` : ''}
+<dt>${t.control}</dt><dd data-field="control">${dto.control.share} % · ${t.heldOut}: ${formatNumber(l, dto.control.heldOut)}</dd>
 </dl>
-</section>`;
+</section>
+${effect ? effectSection(l, t, program.currency, session.timeZone, effect) : ''}`;
       return kit.page(request, reply, { status: state.status, title: dto.name, body, css: CSS, path: `/app/campaigns/${dto.id}`, active: '/app/campaigns' });
     }
 

@@ -4,6 +4,7 @@ import { automationsScreen } from './automations.js';
 import { campaignsScreen } from './campaigns.js';
 import { cashierScreen } from './cashier.js';
 import { designScreen } from './design.js';
+import { economicsScreen } from './economics.js';
 import { homeScreen } from './home.js';
 import { keysScreen } from './keys.js';
 import { qrScreen } from './qr.js';
@@ -27,6 +28,7 @@ export const SCREENS: Screen[] = [
   segmentsScreen,
   automationsScreen,
   statsScreen,
+  economicsScreen,
   qrScreen,
   settingsScreen,
   designScreen,

@@ -1,12 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { saveThresholds, segmentCounts, thresholdsOf, type SegmentCode, type SegmentThresholds } from '../../campaigns/segments.js';
+import { segmentWeeks } from '../../campaigns/segment-flow.js';
+import { saveThresholds, segmentCounts, SEGMENT_NAMES, thresholdsOf, type SegmentCode, type SegmentThresholds } from '../../campaigns/segments.js';
 import { AppError } from '../../http/errors.js';
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
-import { barChart } from '../charts.js';
-import { formatMoney, formatNumber, moneyInputValue, parseMoney, parseWhole, texts, type Lang } from '../i18n.js';
+import { barChart, flowChart } from '../charts.js';
+import { formatDate, formatMoney, formatNumber, moneyInputValue, parseMoney, parseWhole, texts, type Lang } from '../i18n.js';
 import { formBody, type Screen } from '../kit.js';
-import { csrfInput, errorSummary, field, formText, notice, type FieldErrors } from '../layout.js';
+import { csrfInput, errorSummary, field, formText, notice, select, type FieldErrors } from '../layout.js';
 
 /**
  * «Сегменты» (owner, marketer): the RFM segments of src/campaigns/segments.ts with their card
@@ -44,6 +45,16 @@ const T = texts({
       loyal: () => 'все остальные активные карты',
     },
     errors: { whole: 'Введите целое число.', money: 'Введите сумму.', invalid: 'Пороги не сохранены:' },
+    flow: 'Движение между сегментами',
+    flowLead: 'Сколько карт перешло из сегмента в сегмент за неделю (понедельник — воскресенье): слева — где карта была в начале недели, справа — где в конце.',
+    flowWeek: (from: string, to: string) => `Неделя ${from} — ${to}`,
+    flowNone: 'Недели ещё не посчитаны: движение появится после первой полной недели.',
+    week: 'Неделя',
+    showWeek: 'Показать',
+    newCards: 'Новые карты',
+    from: 'Было',
+    to: 'Стало',
+    moved: (n: string) => `Сменили сегмент: ${n}`,
   },
   en: {
     title: 'Segments',
@@ -75,16 +86,60 @@ const T = texts({
       loyal: () => 'every other active card',
     },
     errors: { whole: 'Enter a whole number.', money: 'Enter an amount.', invalid: 'The thresholds were not saved:' },
+    flow: 'Movement between segments',
+    flowLead: 'How many cards moved from one segment to another in a week (Monday to Sunday): on the left where a card was at the start of the week, on the right where it was at the end.',
+    flowWeek: (from, to) => `Week ${from} — ${to}`,
+    flowNone: 'No week is counted yet: the movement shows after the first full week.',
+    week: 'Week',
+    showWeek: 'Show',
+    newCards: 'New cards',
+    from: 'Before',
+    to: 'After',
+    moved: (n) => `Changed segment: ${n}`,
   },
 });
 
 const COLORS: Record<SegmentCode, string> = { core: '#0b57d0', loyal: '#1b7f3b', whales: '#8a3ffc', newcomers: '#a15c00', sleeping: '#5f6470', lost: '#b3261e' };
+/** Order of the flow chart's nodes: new cards, then from the best to the lapsed. */
+const FLOW_ORDER: Array<SegmentCode | 'new'> = ['new', 'whales', 'core', 'loyal', 'newcomers', 'sleeping', 'lost'];
 const WHOLE_FIELDS = ['windowDays', 'newcomerDays', 'sleepingAfterDays', 'lostAfterDays', 'coreMinPurchases'] as const;
 
 export const segmentsScreen: Screen = {
   nav: { path: '/app/segments', label: { ru: 'Сегменты', en: 'Segments' }, access: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
+
+    async function flowSection(request: FastifyRequest, l: Lang) {
+      const t = T[l];
+      const session = kit.session(request);
+      const weeks = await segmentWeeks(db, session.programId, 12);
+      if (weeks.length === 0) return html`<section class="panel" aria-labelledby="flow-title"><h2 id="flow-title">${t.flow}</h2><p class="muted" data-flow-none>${t.flowNone}</p></section>`;
+      const wanted = (request.query as Record<string, string | undefined>).week;
+      const week = weeks.find((w) => w.weekStart === wanted) ?? weeks[0]!;
+      const day = (d: string) => formatDate(l, 'UTC', `${d}T12:00:00Z`);
+      const name = (key: string) => (key === 'new' ? t.newCards : SEGMENT_NAMES[key as SegmentCode][l]);
+      const moved = week.flows.filter((f) => f.from !== f.to).reduce((sum, f) => sum + f.cards, 0);
+      return html`<section class="panel" aria-labelledby="flow-title">
+<h2 id="flow-title">${t.flow}</h2>
+<p class="hint">${t.flowLead}</p>
+<form method="get" action="/app/segments" class="inline-search no-print">
+${select({ name: 'week', label: t.week, value: week.weekStart, options: weeks.map((w) => ({ value: w.weekStart, label: t.flowWeek(day(w.weekStart), day(w.weekEnd)) })) })}
+<button class="button secondary" type="submit">${t.showWeek}</button>
+</form>
+<p data-moved><strong>${t.moved(formatNumber(l, moved))}</strong></p>
+${flowChart({
+  lang: l,
+  id: 'chart-segment-flow',
+  title: t.flowWeek(day(week.weekStart), day(week.weekEnd)),
+  nodes: FLOW_ORDER.map((key) => ({ key, label: name(key), color: key === 'new' ? '#9aa0ac' : COLORS[key] })),
+  flows: week.flows.map((f) => ({ from: f.from, to: f.to, value: f.cards })),
+  fromHeader: t.from,
+  toHeader: t.to,
+  valueHeader: t.cards,
+  summary: `${t.flowWeek(day(week.weekStart), day(week.weekEnd))}: ${week.flows.filter((f) => f.from !== f.to).map((f) => `${name(f.from)} → ${name(f.to)}: ${f.cards}`).join('; ')}`,
+})}
+</section>`;
+    }
 
     async function render(request: FastifyRequest, reply: FastifyReply, state: { status?: number; values?: Record<string, string>; errors?: FieldErrors; formError?: string; info?: string }) {
       const session = kit.session(request);
@@ -118,6 +173,7 @@ ${state.info ? notice(state.info) : ''}
         )}</tbody></table></div>
 ${barChart({ lang: l, id: 'chart-segments', title: t.chart, categoryHeader: t.segment, categories: counts.map((s) => s.name[l]), series: [{ name: t.cards, color: COLORS.core, values: counts.map((s) => s.cards) }] })}
 </section>
+${await flowSection(request, l)}
 <section class="panel" aria-labelledby="thresholds-title">
 <h2 id="thresholds-title">${t.thresholds}</h2>
 ${errorSummary(l, errors, state.formError)}
