@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { CalendarDate } from '../http/schemas.js';
 
 const Int = (description?: string) => Type.Integer(description ? { description } : {});
 const Money = (description: string) => Type.Integer({ description: `${description} Minor units.` });
@@ -7,8 +8,8 @@ const Day = Type.String({ format: 'date' });
 
 export const EconomicsQuerySchema = Type.Object(
   {
-    from: Type.Optional(Type.String({ format: 'date', description: 'First day (inclusive), program time zone; default: the first day of the month eleven months before `to`' })),
-    to: Type.Optional(Type.String({ format: 'date', description: 'Last day (inclusive), program time zone; default: today' })),
+    from: Type.Optional(CalendarDate({ description: 'First day (inclusive), program time zone; default: the first day of the month eleven months before `to`' })),
+    to: Type.Optional(CalendarDate({ description: 'Last day (inclusive), program time zone; default: today' })),
     groupBy: Type.Optional(Type.Union([Type.Literal('day'), Type.Literal('week'), Type.Literal('month')], { description: 'Buckets of `periods` (default month; weeks start on Monday)' })),
   },
   { additionalProperties: false },

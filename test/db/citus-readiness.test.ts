@@ -24,6 +24,7 @@ const UNIQUE_WITHOUT_PROGRAM: Record<string, string> = {
   // Surrogate keys (random uuid or sequence): unique by construction; at the move the primary key
   // becomes (program_id, id) and the foreign keys to it (program_id, …_id).
   'api_key: api_key_pkey': 'reference table',
+  'anonymous_check: anonymous_check_pkey': 'surrogate',
   'campaign: campaign_pkey': 'surrogate',
   'card: card_pkey': 'surrogate',
   'card_tier_change: card_tier_change_pkey': 'surrogate',
@@ -43,6 +44,7 @@ const UNIQUE_WITHOUT_PROGRAM: Record<string, string> = {
   'apple_pass_fetch: apple_pass_fetch_pkey': 'prepend program_id',
   'automation_delivery: automation_delivery_pkey': 'prepend program_id',
   'campaign_recipient: campaign_recipient_pkey': 'prepend program_id',
+  'campaign_control: campaign_control_pkey': 'prepend program_id',
   'google_object: google_object_pkey': 'prepend program_id',
   'idempotency_record: idempotency_record_pkey': 'prepend program_id (scope is the program)',
   'referral: referral_pkey': 'prepend program_id',
