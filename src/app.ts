@@ -349,6 +349,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       campaigns: campaignModule.campaigns,
       passwordReset,
     });
+    // The root is where a newcomer lands first: the cabinet (it asks to sign in), not a JSON 404.
+    app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/app', 302));
   }
 
   app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));

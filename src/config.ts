@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -18,7 +19,11 @@ export const ConfigSchema = Type.Object({
   ROLE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')], { default: 'all' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  PUBLIC_URL: Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'http://localhost:3000' }),
+  /**
+   * The address links, QR codes and the pass's webServiceURL are built from. Unset: it follows HOST
+   * and PORT (derivedPublicUrl), so `PORT=3520 npm start` prints and builds links on 3520.
+   */
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' })),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
@@ -106,7 +111,12 @@ export const ConfigSchema = Type.Object({
   MAIL_FROM: Type.Optional(Type.String({ pattern: '^([^<>\\r\\n]*<[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+>|[^\\s@<>]+@[^\\s@<>]+\\.[^\\s@<>]+)$', maxLength: 320 })),
 });
 
-export type Config = Static<typeof ConfigSchema>;
+/** PUBLIC_URL is always set once loaded: given, or derived from HOST and PORT. */
+export type Config = Omit<Static<typeof ConfigSchema>, 'PUBLIC_URL'> & {
+  PUBLIC_URL: string;
+  /** True when PUBLIC_URL was not given and follows HOST and PORT. */
+  PUBLIC_URL_DERIVED: boolean;
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -133,6 +143,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     return `${key}: ${e.message} (got ${shown})`;
   });
   const config = withDefaults as Config;
+  config.PUBLIC_URL_DERIVED = config.PUBLIC_URL === undefined;
+  config.PUBLIC_URL ??= derivedPublicUrl(config.HOST, config.PORT);
   if (config.NODE_ENV === 'production' && !config.ADMIN_KEY) {
     problems.push('ADMIN_KEY: required in production (at least 24 characters)');
   }
@@ -164,6 +176,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length > 0) throw new ConfigError(problems);
   config.PUBLIC_URL = config.PUBLIC_URL.replace(/\/+$/, '');
   return config;
+}
+
+/**
+ * The public address when PUBLIC_URL is unset: http on HOST and PORT. Loopback hosts become
+ * `localhost` (what a browser on this machine opens); a wildcard host (0.0.0.0, ::) becomes this
+ * machine's first LAN IPv4 address, so a phone on the same network can open the card page and
+ * the pass can reach the web service. Behind a proxy or on HTTPS, set PUBLIC_URL.
+ */
+export function derivedPublicUrl(host: string, port: number, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string {
+  let name = host;
+  if (['127.0.0.1', '::1', 'localhost'].includes(host) || host.startsWith('127.')) name = 'localhost';
+  else if (host === '0.0.0.0' || host === '::') {
+    const lan = Object.values(interfaces)
+      .flat()
+      .find((address) => address && address.family === 'IPv4' && !address.internal);
+    name = lan?.address ?? 'localhost';
+  } else if (isIP(host) === 6) name = `[${host}]`;
+  return `http://${name}${port === 80 ? '' : `:${port}`}`;
 }
 
 /**

@@ -59,22 +59,4 @@ export async function seedDemoProgram(app: App) {
   return { slug: program.slug, posKey, adminKey, cardUrl: urls.installUrl, passUrl: urls.applePassUrl, ownerSignInUrl: ownerLink.url };
 }
 
-/**
- * Prints the demo program's keys and links once, to the terminal (stdout), never through the
- * structured logger: logs are shipped and kept elsewhere, and these are secrets.
- */
-export function printDemoProgram(demo: NonNullable<Awaited<ReturnType<typeof seedDemoProgram>>>) {
-  console.log(
-    [
-      '',
-      `  Demo program «${demo.slug}» created. Its keys are stored only as hashes: copy them now.`,
-      `    pos key:   ${demo.posKey}`,
-      `    admin key: ${demo.adminKey}`,
-      `    card page: ${demo.cardUrl}`,
-      `    pass:      ${demo.passUrl}`,
-      '  Demo owner sign-in link for the cabinet (one-time, valid 7 days):',
-      `    ${demo.ownerSignInUrl}`,
-      '',
-    ].join('\n'),
-  );
-}
+export type DemoProgram = NonNullable<Awaited<ReturnType<typeof seedDemoProgram>>>;

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, derivedPublicUrl, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { withBootLock } from './db/boot.js';
 import { migrateToLatest, SchemaTooNewError } from './db/migrate.js';
-import { printDemoProgram, seedDemoProgram } from './demo.js';
+import { seedDemoProgram } from './demo.js';
+import { firstRunBanner, laterStartHint, pickFreePort } from './first-run.js';
 import { LOG_SERIALIZERS } from './http/log-redaction.js';
 import { createAppleRuntime } from './wallets/apple/runtime.js';
 import { createGoogleRuntime } from './wallets/google/runtime.js';
@@ -27,14 +29,23 @@ async function main() {
     }
     throw error;
   }
-  const logger = pino({
-    level: config.LOG_LEVEL,
-    // Secrets never reach logs, even when a request carries them; database errors without their data (http/log-redaction.ts).
-    redact: ['req.headers.authorization', 'req.headers.cookie', '*.apple_auth_token', '*.key_hash'],
-    serializers: LOG_SERIALIZERS,
-  });
+  const logger = pino(
+    {
+      level: config.LOG_LEVEL,
+      // Secrets never reach logs, even when a request carries them; database errors without their data (http/log-redaction.ts).
+      redact: ['req.headers.authorization', 'req.headers.cookie', '*.apple_auth_token', '*.key_hash'],
+      serializers: LOG_SERIALIZERS,
+    },
+    prettyLogDestination(config),
+  );
+  const development = config.NODE_ENV !== 'production';
+  if (config.PUBLIC_URL_DERIVED && config.PORT === 0) {
+    config.PORT = await pickFreePort(config.HOST);
+    config.PUBLIC_URL = derivedPublicUrl(config.HOST, config.PORT);
+  }
 
-  const adminKey = config.ADMIN_KEY ?? developmentAdminKey(config, logger);
+  const instanceKey = config.ADMIN_KEY ? undefined : developmentAdminKey(config, logger);
+  const adminKey = config.ADMIN_KEY ?? instanceKey!.key;
   const apple = await createAppleRuntime(config, logger);
 
   const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
@@ -61,11 +72,14 @@ async function main() {
     },
     logger,
   );
-  if (demo) {
-    logger.info({ program: demo.slug }, 'demo program created; its keys and links are printed to the terminal once');
-    printDemoProgram(demo);
-  }
+  if (demo) logger.info({ program: demo.slug }, 'demo program created; its keys and links are printed to the terminal once');
   await app.listen({ port: config.PORT, host: config.HOST });
+  // After listen, so every printed link already answers. Keys and links go to the terminal
+  // (stdout), never into the structured log; production prints none of it.
+  if (development && config.ROLE !== 'worker') {
+    if (demo || instanceKey?.created) console.log(firstRunBanner({ publicUrl: config.PUBLIC_URL, instanceKey: instanceKey?.created ? instanceKey : undefined, demo }));
+    else console.log(laterStartHint(config.PUBLIC_URL));
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -92,19 +106,35 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-/** Development only: a generated admin key, kept in DATA_DIR so restarts keep it, printed once. */
-function developmentAdminKey(config: Config, logger: pino.Logger): string {
+/**
+ * Development only: a generated admin key, kept in DATA_DIR so restarts keep it. `created` when
+ * this start generated it: the banner then shows it once (server.ts never logs it).
+ */
+function developmentAdminKey(config: Config, logger: pino.Logger): { key: string; file: string; created: boolean } {
   const file = path.resolve(config.DATA_DIR, 'admin.key');
   if (existsSync(file)) {
     logger.info({ file }, 'using the development admin key stored in DATA_DIR');
-    return readFileSync(file, 'utf8').trim();
+    return { key: readFileSync(file, 'utf8').trim(), file, created: false };
   }
   mkdirSync(config.DATA_DIR, { recursive: true });
   const key = `wc_instance_${randomBytes(32).toString('base64url')}`;
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  // Printed to the terminal once, not through the logger (logs are shipped elsewhere in production).
-  console.log(`\n  Development admin key (saved in ${file}):\n    ${key}\n`);
-  return key;
+  return { key, file, created: true };
+}
+
+/**
+ * Readable log lines for a person at a terminal (pino-pretty, a development dependency, in a
+ * worker thread); JSON everywhere else: in production, and whenever stdout is a pipe or a file,
+ * where a machine reads the log. Without pino-pretty installed (a production image) JSON too.
+ */
+function prettyLogDestination(config: Config): pino.DestinationStream | undefined {
+  if (config.NODE_ENV === 'production' || !process.stdout.isTTY) return undefined;
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
+  return pino.transport({ target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } });
 }
 
 main().catch((error) => {

@@ -60,6 +60,7 @@ export function cardDto(
     externalId: card.external_id,
     status: card.status,
     wallet: { appleDevices: options.appleDevices, googleSaved: options.googleSaved ?? false },
+    cardToken: card.public_token,
     installUrl: urls.installUrl,
     applePassUrl: urls.applePassUrl,
     googleSaveUrl: links.googleEnabled ? urls.googleSaveUrl : null,

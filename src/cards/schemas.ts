@@ -35,8 +35,11 @@ export const CardSchema = Type.Object({
   externalId: Nullable(Type.String()),
   status: Type.String(),
   wallet: Type.Object({ appleDevices: Type.Integer(), googleSaved: Type.Boolean() }),
-  installUrl: Type.String({ description: 'Device-aware card page' }),
-  applePassUrl: Type.String(),
+  cardToken: Type.String({
+    description: 'The card page token: /c/{cardToken} and /c/{cardToken}/card.pkpass. Whoever has it can open the card: hand it only to the holder',
+  }),
+  installUrl: Type.String({ description: 'Device-aware card page (/c/{cardToken}): the link to send the holder' }),
+  applePassUrl: Type.String({ description: 'The Apple Wallet pass (.pkpass) of the card' }),
   googleSaveUrl: Nullable(Type.String()),
   createdAt: Type.String(),
   updatedAt: Type.String(),

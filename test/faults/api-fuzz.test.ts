@@ -164,6 +164,7 @@ describe(`OpenAPI-driven fuzzing: no 5xx, problem details, no state change (${TE
 
   // Routes the OpenAPI document does not list (HTML cabinet, health, metrics): fuzzed for "no 5xx".
   const hidden: Operation[] = [
+    ['GET', '/'],
     ['GET', '/livez'],
     ['GET', '/readyz'],
     ['GET', '/metrics'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, trustProxyOption } from '../../src/config.js';
+import { ConfigError, derivedPublicUrl, loadConfig, trustProxyOption } from '../../src/config.js';
 
 describe('configuration', () => {
   it('applies the documented defaults', () => {
@@ -16,6 +16,19 @@ describe('configuration', () => {
     });
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.ADMIN_KEY).toBeUndefined();
+    expect(config.PUBLIC_URL_DERIVED).toBe(true);
+  });
+
+  it('without PUBLIC_URL, links follow HOST and PORT (a LAN address for a wildcard host)', () => {
+    expect(loadConfig({ PORT: '3520' }).PUBLIC_URL).toBe('http://localhost:3520');
+    expect(loadConfig({ PORT: '3520', PUBLIC_URL: 'https://cards.example.com' })).toMatchObject({ PUBLIC_URL: 'https://cards.example.com', PUBLIC_URL_DERIVED: false });
+    const lan = { lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }], eth0: [{ address: 'fe80::1', family: 'IPv6', internal: false }, { address: '192.168.1.20', family: 'IPv4', internal: false }] } as any;
+    expect(derivedPublicUrl('0.0.0.0', 3520, lan)).toBe('http://192.168.1.20:3520');
+    expect(derivedPublicUrl('::', 80, lan)).toBe('http://192.168.1.20');
+    expect(derivedPublicUrl('0.0.0.0', 3000, { lo: lan.lo })).toBe('http://localhost:3000');
+    expect(derivedPublicUrl('::1', 3000)).toBe('http://localhost:3000');
+    expect(derivedPublicUrl('10.0.0.5', 8080)).toBe('http://10.0.0.5:8080');
+    expect(derivedPublicUrl('fd00::5', 8080)).toBe('http://[fd00::5]:8080');
   });
 
   it('converts numbers and strips a trailing slash from PUBLIC_URL', () => {
