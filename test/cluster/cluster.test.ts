@@ -35,7 +35,7 @@ function invertedLogo(): { upload: Buffer; stored: Buffer } {
   return { upload, stored: normalizePng('logo', upload) };
 }
 
-describe.skipIf(postgres.skip)('two api and two worker processes on one database (postgres)', () => {
+describe.skipIf(postgres.skip)(`two api and two worker processes on one database (postgres) ${postgres.reason}`, () => {
   let database: TestDatabase;
   let apns: ApnsStandIn;
   let google: GoogleFake;

@@ -22,7 +22,7 @@ function execForm(text: string, pattern: RegExp): string[] {
   return JSON.parse(match[1]!) as string[];
 }
 
-describe.skipIf(postgres.skip)('production build: node dist/server.js and node dist/migrate.js (postgres)', () => {
+describe.skipIf(postgres.skip)(`production build: node dist/server.js and node dist/migrate.js (postgres) ${postgres.reason}`, () => {
   let database: TestDatabase;
   let certDir: string;
   const dockerCmd = execForm(readFileSync('Dockerfile', 'utf8'), /^CMD (\[.*\])$/m);

@@ -32,7 +32,7 @@ async function fingerprint(db: Kysely<Database>) {
   return out;
 }
 
-describe.skipIf(postgres.skip)('backup and restore scripts (postgres)', () => {
+describe.skipIf(postgres.skip)(`backup and restore scripts (postgres) ${postgres.reason}`, () => {
   let t: TestApp;
   let target: TestDatabase;
   let second: TestDatabase;

@@ -18,7 +18,7 @@ const WORKER = path.resolve('test/support/campaign-worker-process.ts');
 
 const postgres = requirePostgres();
 
-describe.skipIf(postgres.skip)('campaign fan-out survives a killed worker process (postgres)', () => {
+describe.skipIf(postgres.skip)(`campaign fan-out survives a killed worker process (postgres) ${postgres.reason}`, () => {
   let t: TestApp;
   const children: ChildProcess[] = [];
 

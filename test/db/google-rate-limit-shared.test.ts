@@ -19,7 +19,7 @@ function maxInWindow(times: number[], windowMs: number): number {
   return best;
 }
 
-describe.skipIf(postgres.skip)('Google Wallet limiter shared through PostgreSQL', () => {
+describe.skipIf(postgres.skip)(`Google Wallet limiter shared through PostgreSQL ${postgres.reason}`, () => {
   let database: TestDatabase;
   const pools: DatabaseHandle[] = [];
   beforeAll(async () => {

@@ -31,7 +31,7 @@ const deaf: Notifications = {
   close: async () => undefined,
 };
 
-describe.skipIf(postgres.skip)('program images cached per version (postgres)', () => {
+describe.skipIf(postgres.skip)(`program images cached per version (postgres) ${postgres.reason}`, () => {
   let a: TestApp;
   let bDatabase: DatabaseHandle;
   let b: App;

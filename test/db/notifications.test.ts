@@ -50,7 +50,7 @@ describe(`LISTEN/NOTIFY notifications (${TEST_DATABASE_KIND} database)`, () => {
     await expect(notify(database.handle.db, 'Bad-Channel', 'x')).rejects.toThrow(/Invalid notification channel/);
   });
 
-  it.skipIf(TEST_DATABASE_KIND !== 'postgres')('reconnects after its connection is killed, resets subscribers, and delivers again', async () => {
+  it.skipIf(TEST_DATABASE_KIND !== 'postgres')(`reconnects after its connection is killed, resets subscribers, and delivers again${TEST_DATABASE_KIND !== 'postgres' ? ' (needs real PostgreSQL: set DATABASE_URL)' : ''}`, async () => {
     const admin = new pg.Client({ connectionString: database.url });
     await admin.connect();
     try {

@@ -123,6 +123,8 @@ describe(`POS and cards API (${TEST_DATABASE_KIND} database)`, () => {
       expect(card.lifetimeSpend).toBe(0);
       expect(card.tier.code).toBe('standard');
       expect(card.installUrl).toMatch(/^https:\/\/wallet\.test\/c\/[A-Za-z0-9_-]+$/);
+      // The README tour's <cardToken>: the token of the card page and of the .pkpass.
+      expect(card.installUrl).toBe(`https://wallet.test/c/${card.cardToken}`);
       expect(card.applePassUrl).toBe(`${card.installUrl}/card.pkpass`);
       expect(card.referralUrl).toContain(`/join/${p.slug}?ref=${card.referralCode}`);
 

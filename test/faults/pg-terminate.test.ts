@@ -12,7 +12,7 @@ import { expectExactlyOnce, runTills, sendUntilAnswered, type TillRequest } from
 // PostgreSQL only: the embedded database has no connections to kill (CI runs this on PostgreSQL).
 const postgres = requirePostgres();
 
-describe.skipIf(postgres.skip)('purchases survive terminated database connections (postgres)', () => {
+describe.skipIf(postgres.skip)(`purchases survive terminated database connections (postgres) ${postgres.reason}`, () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp({ runWorkers: false });

@@ -27,7 +27,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-describe.skipIf(postgres.skip)('purchases survive a SIGKILL of the service during a burst (postgres)', () => {
+describe.skipIf(postgres.skip)(`purchases survive a SIGKILL of the service during a burst (postgres) ${postgres.reason}`, () => {
   let database: TestDatabase;
   let dataDir: string;
   const children: ChildProcess[] = [];
