@@ -1,164 +1,32 @@
 import { safeTimeZone } from '../enrollment/funnel.js';
-import { formatNumber, points, type Lang } from '../enrollment/i18n.js';
+import { en } from '../i18n/en.js';
+import { count, currencyDigits, formatMoney, formatNumber, formatPhone, localeOf, moneyInputValue, points, quote, type Lang } from '../i18n/format.js';
+import { ru, type RuCatalogue } from '../i18n/ru.js';
 import type { StaffRole } from './auth.js';
 
 /**
  * The cabinet's shared texts (layout, navigation, errors, formatting). Texts that belong to one
  * screen live in that screen's file (`texts({ru, en})`), so a screen is one file to read and change.
  */
-export { formatNumber, points, type Lang };
+export { count, currencyDigits, formatMoney, formatNumber, formatPhone, moneyInputValue, points, quote, type Lang };
 
-/** A screen's own texts: both languages must have the same keys (the type checks it). */
+/** Every screen's texts, for test/unit/i18n-catalogue.test.ts (same keys, every template renders). */
+export const SCREEN_TEXTS: Array<Record<Lang, unknown>> = [];
+
+/** A screen's own texts: both languages must have the same keys (the type checks it, and the catalogue test). */
 export function texts<T>(byLang: { ru: T; en: T }): Record<Lang, T> {
+  SCREEN_TEXTS.push(byLang);
   return byLang;
 }
 
-const ru = {
-  langName: 'Русский',
-  switchTo: 'Switch to English',
-  skip: 'Перейти к содержимому',
-  cabinet: 'Кабинет',
-  mainNav: 'Разделы кабинета',
-  signedInAs: (name: string, role: string) => `${name}, ${role}`,
-  signOut: 'Выйти',
-  nav: {
-    home: 'Обзор',
-    cashier: 'Касса',
-    campaigns: 'Рассылки',
-    segments: 'Сегменты',
-    automations: 'Автоматизации',
-    stats: 'Статистика',
-    qr: 'QR-коды',
-    settings: 'Настройки',
-    design: 'Дизайн карты',
-    staff: 'Сотрудники',
-    keys: 'API-ключи',
-    webhooks: 'Вебхуки',
-    account: 'Профиль',
-  },
-  roles: { owner: 'владелец', marketer: 'маркетолог', cashier: 'кассир' } as Record<StaffRole, string>,
-  save: 'Сохранить',
-  saved: 'Сохранено.',
-  cancel: 'Отмена',
-  remove: 'Удалить',
-  yes: 'да',
-  no: 'нет',
-  none: '—',
-  optional: 'необязательно',
-  errorsHeading: 'Проверьте форму',
-  errorPrefix: 'Ошибка: ',
-  showTable: 'Показать данные таблицей',
-  copy: 'Копировать',
-  copied: 'Скопировано',
-  print: 'Печать',
-  errors: {
-    forbiddenTitle: 'Нет доступа',
-    forbiddenText: 'Этот раздел недоступен для вашей роли. Если он нужен, попросите владельца изменить роль.',
-    notFoundTitle: 'Не найдено',
-    notFoundText: 'Такой страницы или записи нет.',
-    csrfTitle: 'Форма устарела',
-    csrfText: 'Страница была открыта слишком давно или в другом окне. Вернитесь назад, обновите страницу и отправьте форму ещё раз.',
-    signedOutTitle: 'Сеанс завершён',
-    signedOutText: 'Войдите снова, чтобы продолжить.',
-    tooManyTitle: 'Слишком много попыток',
-    tooManyText: 'Подождите немного и попробуйте снова.',
-    serverTitle: 'Что-то пошло не так',
-    serverText: 'Попробуйте ещё раз. Если ошибка повторяется, сообщите администратору.',
-    backHome: 'На главную кабинета',
-    signIn: 'Войти',
-  },
-};
-
-type Messages = typeof ru;
-
-const en: Messages = {
-  langName: 'English',
-  switchTo: 'Перейти на русский',
-  skip: 'Skip to content',
-  cabinet: 'Cabinet',
-  mainNav: 'Cabinet sections',
-  signedInAs: (name, role) => `${name}, ${role}`,
-  signOut: 'Sign out',
-  nav: {
-    home: 'Overview',
-    cashier: 'Till',
-    campaigns: 'Campaigns',
-    segments: 'Segments',
-    automations: 'Automations',
-    stats: 'Statistics',
-    qr: 'QR codes',
-    settings: 'Settings',
-    design: 'Card design',
-    staff: 'Staff',
-    keys: 'API keys',
-    webhooks: 'Webhooks',
-    account: 'Profile',
-  },
-  roles: { owner: 'owner', marketer: 'marketer', cashier: 'cashier' },
-  save: 'Save',
-  saved: 'Saved.',
-  cancel: 'Cancel',
-  remove: 'Remove',
-  yes: 'yes',
-  no: 'no',
-  none: '—',
-  optional: 'optional',
-  errorsHeading: 'Please check the form',
-  errorPrefix: 'Error: ',
-  showTable: 'Show the data as a table',
-  copy: 'Copy',
-  copied: 'Copied',
-  print: 'Print',
-  errors: {
-    forbiddenTitle: 'No access',
-    forbiddenText: 'Your role cannot open this section. If you need it, ask the owner to change your role.',
-    notFoundTitle: 'Not found',
-    notFoundText: 'There is no such page or record.',
-    csrfTitle: 'The form has expired',
-    csrfText: 'The page was opened too long ago or in another window. Go back, reload the page and send the form again.',
-    signedOutTitle: 'Signed out',
-    signedOutText: 'Sign in again to continue.',
-    tooManyTitle: 'Too many attempts',
-    tooManyText: 'Please wait a little and try again.',
-    serverTitle: 'Something went wrong',
-    serverText: 'Please try again. If it keeps happening, tell the administrator.',
-    backHome: 'Back to the cabinet',
-    signIn: 'Sign in',
-  },
-};
-
-export const CABINET_MESSAGES: Record<Lang, Messages> = { ru, en };
-export type CabinetMessages = Messages;
+export const CABINET_MESSAGES: Record<Lang, CabinetMessages> = { ru: ru.cabinet, en: en.cabinet };
+export type CabinetMessages = RuCatalogue['cabinet'];
 
 // ---------------------------------------------------------------------------------------------
 // Money, numbers and dates
 // ---------------------------------------------------------------------------------------------
 
-const locale = (lang: Lang) => (lang === 'ru' ? 'ru-RU' : 'en-US');
-
-/** Digits after the decimal point of a currency (RUB 2, JPY 0…). Amounts are integer minor units. */
-export function currencyDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
-  }
-}
-
-export function formatMoney(lang: Lang, currency: string, minor: number): string {
-  const digits = currencyDigits(currency);
-  try {
-    return new Intl.NumberFormat(locale(lang), { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits }).format(minor / 10 ** digits);
-  } catch {
-    return `${(minor / 10 ** digits).toFixed(digits)} ${currency}`;
-  }
-}
-
-/** Minor units as a plain decimal for an input field ("1250.50"; no grouping). */
-export function moneyInputValue(currency: string, minor: number): string {
-  const digits = currencyDigits(currency);
-  return (minor / 10 ** digits).toFixed(digits);
-}
+const locale = localeOf;
 
 /**
  * What a cashier typed as an amount, in minor units: "1250", "1250.5", "1 250,50" (space or NBSP

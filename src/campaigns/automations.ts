@@ -22,6 +22,8 @@
  *   tierUpgrade   a card that moved up a tier (any cause: the database records tier changes): a
  *                 message with the new tier's name. Occasion: the tier. No consent needed.
  */
+import { en } from '../i18n/en.js';
+import { ru } from '../i18n/ru.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { sql } from 'kysely';
@@ -63,25 +65,25 @@ export const AutomationSettingsSchema = Type.Object(
         enabled: Enabled,
         controlShare: ControlShare,
         bonusPoints: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
-        message: Msg('С днём рождения! Дарим вам бонусные баллы', 'Happy birthday! Bonus points are on your card'),
+        message: Msg(ru.push.birthday, en.push.birthday),
       },
       { additionalProperties: false, default: {} },
     ),
     winback: Type.Object(
-      { enabled: Enabled, controlShare: ControlShare, message: Msg('Давно не виделись! Заходите — мы соскучились', 'We miss you! Come and see us soon') },
+      { enabled: Enabled, controlShare: ControlShare, message: Msg(ru.push.winback, en.push.winback) },
       { additionalProperties: false, default: {} },
     ),
     expiry: Type.Object(
       {
         enabled: Enabled,
         controlShare: { ...ControlShare, description: 'Percent of the reminders held back (the expiry itself applies to everyone); default 10' },
-        reminderMessage: Msg('{points} баллов сгорят {date}. Успейте потратить!', 'Your {points} points expire on {date}. Use them!'),
-        expiredMessage: Msg('Баллы сгорели: {points}', 'Points expired: {points}'),
+        reminderMessage: Msg(ru.push.expiryReminder, en.push.expiryReminder),
+        expiredMessage: Msg(ru.push.expired, en.push.expired),
       },
       { additionalProperties: false, default: {} },
     ),
     tierUpgrade: Type.Object(
-      { enabled: Enabled, message: Msg('Поздравляем! Ваш новый уровень: {tier}', 'Congratulations! Your new tier: {tier}') },
+      { enabled: Enabled, message: Msg(ru.push.tierUpgrade, en.push.tierUpgrade) },
       { additionalProperties: false, default: {} },
     ),
   },

@@ -18,6 +18,7 @@ import type { Texts } from '../programs/schemas.js';
 import { localDay, recordJoinView, visitorHash } from './funnel.js';
 import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type JoinFormSettings } from './guard.js';
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
+import { programName } from '../i18n/format.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
 import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
 import { claimCardByPhone } from './takeover.js';
@@ -220,7 +221,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
   }
 
   function consentText(program: ProgramRow, lang: Lang): string {
-    return localized((program.texts as Texts).consent, lang) ?? MESSAGES[lang].defaultConsent(program.name);
+    return localized((program.texts as Texts).consent, lang) ?? MESSAGES[lang].defaultConsent(programName(program, lang));
   }
 
   function joinPage(state: FormState): string {
@@ -234,7 +235,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
     };
     return renderJoinPage({
       lang,
-      programName: program.name,
+      programName: programName(program, lang),
       brand: brandColours(program.design),
       otherLangHref: otherLangHref(`/join/${program.slug}`, hiddenAttribution, lang),
       action: `/join/${program.slug}`,
@@ -380,9 +381,9 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           lang,
           brand: brandColours(program.design),
           otherLangHref: otherLangHref(`/join/${program.slug}`, {}, lang),
-          heading: program.name,
+          heading: programName(program, lang),
           title: t.alreadyTitle,
-          text: t.alreadyText(program.name),
+          text: t.alreadyText(programName(program, lang)),
           link: { href: `/join/${program.slug}`, label: t.backToForm },
           // The phone's owner can prove it and take the card over (enrollment/takeover.ts).
           form: ctx.verification.available
@@ -432,7 +433,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           status,
           renderVerifyPage({
             lang,
-            programName: program.name,
+            programName: programName(program, lang),
             brand: brandColours(program.design),
             otherLangHref: otherLangHref(`/join/${program.slug}`, {}, lang),
             action: `/join/${program.slug}/verify`,
@@ -480,7 +481,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
               phone,
               purpose: 'join',
               ip: request.ip,
-              text: (value) => t.smsText(value, program.name),
+              text: (value) => t.smsText(value, programName(program, lang)),
             });
             if (asJson) return reply.status(202).send({ sent: true, expiresAt: started.expiresAt.toISOString(), resendAt: started.resendAt.toISOString() });
             return page(200, { sent: true, maskedPhone });
@@ -537,7 +538,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
         200,
         renderCardPage({
           lang,
-          programName: program.name,
+          programName: programName(program, lang),
           brand: brandColours(program.design),
           otherLangHref: otherLangHref(`/c/${card.public_token}`, {}, lang),
           holderName: card.holder_name,
@@ -559,7 +560,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
                   url: referral,
                   inviterBonus: rules.referral.inviterBonus,
                   inviteeBonus: rules.referral.inviteeBonus,
-                  shareText: localized((program.texts as Texts).referral, lang) ?? t.shareText(program.name),
+                  shareText: localized((program.texts as Texts).referral, lang) ?? t.shareText(programName(program, lang)),
                 }
               : null,
         }),

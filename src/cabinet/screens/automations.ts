@@ -7,7 +7,7 @@ import { AppError } from '../../http/errors.js';
 import { html, type SafeHtml } from '../../http/html.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
 import { getProgramOr404 } from '../../programs/service.js';
-import { formatDateTime, formatNumber, parseWhole, texts, type Lang } from '../i18n.js';
+import { count, formatDateTime, formatNumber, parseWhole, texts, type Lang } from '../i18n.js';
 import { formBody, type Screen } from '../kit.js';
 import { csrfInput, errorSummary, field, formText, notice, textarea, type FieldErrors } from '../layout.js';
 
@@ -50,7 +50,7 @@ const T = texts({
     controlShare: 'Контрольная группа, %',
     controlHint: 'Эта доля карт не получает сообщение (повод у них тоже считается использованным): по ней видно, работает ли автоматизация.',
     effect90: 'Эффект за 90 дней',
-    effectLine: (tb: string, tn: string, cb: string, cn: string) => `Купили в течение 14 дней: ${tb} из ${tn} получателей против ${cb} из ${cn} в контрольной группе.`,
+    effectLine: (tb: string, tn: string, cb: string, cn: string) => `Купили в течение 14 дней: получатели — ${tb} из ${tn}, контрольная группа — ${cb} из ${cn}.`,
     effectDiff: (d: string, low: string, high: string) => `Разница ${d} (95 % интервал: от ${low} до ${high}).`,
     effectNone: 'Пока нечего сравнивать.',
     pp: 'п. п.',
@@ -59,7 +59,7 @@ const T = texts({
     expiredRu: 'О сгорании по-русски',
     expiredEn: 'О сгорании по-английски',
     placeholders: (list: string) => `Подстановки: ${list}.`,
-    expiryRule: (days: number, before: number) => `По правилам программы баллы сгорают через ${days} дн. без покупок; напоминание — за ${before} дн.`,
+    expiryRule: (days: number, before: number) => `По правилам программы баллы сгорают через ${count('ru', days, 'days')} без покупок; напоминание — за ${count('ru', before, 'days')}.`,
     noExpiryRule: 'В правилах программы сгорание баллов не задано — включить эту автоматизацию нельзя.',
     setRule: 'Задать в настройках правил',
     askOwner: 'Его задаёт владелец в настройках.',
@@ -103,7 +103,7 @@ const T = texts({
     controlShare: 'Control group, %',
     controlHint: 'This share of the cards gets no message (their occasion is used up all the same): it shows whether the automation works.',
     effect90: 'Effect over 90 days',
-    effectLine: (tb, tn, cb, cn) => `Bought within 14 days: ${tb} of ${tn} recipients against ${cb} of ${cn} in the control group.`,
+    effectLine: (tb, tn, cb, cn) => `Bought within 14 days: recipients ${tb} of ${tn}, control group ${cb} of ${cn}.`,
     effectDiff: (d, low, high) => `Difference ${d} (95 % interval: ${low} to ${high}).`,
     effectNone: 'Nothing to compare yet.',
     pp: 'pp',
@@ -112,7 +112,7 @@ const T = texts({
     expiredRu: 'Expiry message in Russian',
     expiredEn: 'Expiry message in English',
     placeholders: (list) => `Placeholders: ${list}.`,
-    expiryRule: (days, before) => `By the programme rules points expire after ${days} days without a purchase; the reminder comes ${before} days before.`,
+    expiryRule: (days, before) => `By the programme rules points expire after ${count('en', days, 'days')} without a purchase; the reminder comes ${count('en', before, 'days')} before.`,
     noExpiryRule: 'The programme rules have no points expiry: this automation cannot be switched on.',
     setRule: 'Set it in the rules',
     askOwner: 'The owner sets it in the settings.',

@@ -10,7 +10,7 @@ import type { LoyaltyRules } from '../../loyalty/rules.js';
 import type { Texts } from '../../programs/schemas.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { comparisonChart } from '../charts.js';
-import { formatDateTime, formatMoney, formatNumber, formatPercent, parseWhole, texts, zonedLocalToUtc, type Lang } from '../i18n.js';
+import { count, formatDateTime, formatMoney, formatNumber, formatPercent, parseWhole, texts, zonedLocalToUtc, type Lang } from '../i18n.js';
 import { formBody, uuidParam, type Screen } from '../kit.js';
 import { csrfInput, errorSummary, field, formText, formValues, notice, textarea, type FieldErrors } from '../layout.js';
 
@@ -38,7 +38,7 @@ const T = texts({
     tiers: 'Уровни',
     segments: 'Сегменты',
     size: (n: string) => `Получат: ${n}`,
-    cards: (n: number) => `${formatNumber('ru', n)} ${n % 10 === 1 && n % 100 !== 11 ? 'карта' : n % 10 >= 2 && n % 10 <= 4 && (n % 100 < 12 || n % 100 > 14) ? 'карты' : 'карт'}`,
+    cards: (n: number) => count('ru', n, 'cards'),
     bonus: 'Бонус к сообщению, баллов',
     bonusHint: 'Необязательно: начислится каждому получателю.',
     schedule: 'Отправить в',
@@ -117,7 +117,7 @@ const T = texts({
     verdictUp: (buyers: string, revenue: string) => `Рассылка принесла примерно ${buyers} покупателей и ${revenue} выручки сверх того, что было бы без неё.`,
     verdictNone: 'Разница с контрольной группой не отличима от случайной: по этим данным эффект не доказан.',
     verdictDown: 'Получатели купили меньше, чем контрольная группа.',
-    reactivated: (t1: string, n1: string, t2: string, n2: string) => `Вернулись: ${t1} из ${n1} получателей против ${t2} из ${n2} в контроле.`,
+    reactivated: (t1: string, n1: string, t2: string, n2: string) => `Вернулись: получатели — ${t1} из ${n1}, контрольная группа — ${t2} из ${n2}.`,
     method: 'Доля купивших — разность долей с z-интервалом; выручка и покупки на карту — t-критерий Уэлча.',
     errorsControl: 'Введите целое число от 0 до 50.',
     errorsWindow: 'Введите целое число дней от 1 до 90.',
@@ -137,7 +137,7 @@ const T = texts({
     tiers: 'Tiers',
     segments: 'Segments',
     size: (n) => `Recipients: ${n}`,
-    cards: (n) => `${formatNumber('en', n)} ${n === 1 ? 'card' : 'cards'}`,
+    cards: (n) => count('en', n, 'cards'),
     bonus: 'Bonus with the message, points',
     bonusHint: 'Optional: every recipient gets it.',
     schedule: 'Send at',
@@ -216,7 +216,7 @@ const T = texts({
     verdictUp: (buyers, revenue) => `The campaign brought about ${buyers} buyers and ${revenue} of revenue beyond what would have come without it.`,
     verdictNone: 'The difference from the control group is within chance: these figures do not show an effect.',
     verdictDown: 'Recipients bought less than the control group.',
-    reactivated: (t1, n1, t2, n2) => `Came back: ${t1} of ${n1} recipients against ${t2} of ${n2} in the control group.`,
+    reactivated: (t1, n1, t2, n2) => `Came back: recipients ${t1} of ${n1}, control group ${t2} of ${n2}.`,
     method: 'Share who bought: difference of proportions with a z interval; revenue and purchases per card: Welch’s t-test.',
     errorsControl: 'Enter a whole number from 0 to 50.',
     errorsWindow: 'Enter a whole number of days from 1 to 90.',

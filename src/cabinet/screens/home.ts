@@ -3,7 +3,7 @@ import { localDay } from '../../enrollment/funnel.js';
 import { funnelStats } from '../../enrollment/stats.js';
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
-import { formatDate, formatNumber, formatPercent, texts } from '../i18n.js';
+import { count, formatDate, formatNumber, formatPercent, texts } from '../i18n.js';
 import { can, type Screen } from '../kit.js';
 
 /**
@@ -22,7 +22,7 @@ const T = texts({
     go: 'Перейти',
     certificate: {
       expiring: (date: string, days: number) =>
-        `Сертификат Apple Wallet (Pass Type ID) истекает ${date} — через ${days} дн. После этого карты в Apple Wallet перестанут обновляться. Продлите сертификат в Apple Developer и замените его на сервере (docs/operations.md, «Продление сертификата»).`,
+        `Сертификат Apple Wallet (Pass Type ID) истекает ${date} — через ${count('ru', days, 'days')}. После этого карты в Apple Wallet перестанут обновляться. Продлите сертификат в Apple Developer и замените его на сервере (docs/operations.md, «Продление сертификата»).`,
       expired: (date: string) =>
         `Сертификат Apple Wallet (Pass Type ID) истёк ${date}: карты в Apple Wallet не обновляются и новые не выпускаются. Продлите сертификат в Apple Developer и замените его на сервере.`,
     },
@@ -45,7 +45,7 @@ const T = texts({
     go: 'Open',
     certificate: {
       expiring: (date: string, days: number) =>
-        `The Apple Wallet certificate (Pass Type ID) expires on ${date}, in ${days} days. After that, cards in Apple Wallet stop updating. Renew it in Apple Developer and replace it on the server (docs/operations.md, Certificate renewal).`,
+        `The Apple Wallet certificate (Pass Type ID) expires on ${date}, in ${count('en', days, 'days')}. After that, cards in Apple Wallet stop updating. Renew it in Apple Developer and replace it on the server (docs/operations.md, Certificate renewal).`,
       expired: (date: string) =>
         `The Apple Wallet certificate (Pass Type ID) expired on ${date}: cards in Apple Wallet no longer update and new ones cannot be issued. Renew it in Apple Developer and replace it on the server.`,
     },

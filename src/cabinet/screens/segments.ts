@@ -5,7 +5,7 @@ import { AppError } from '../../http/errors.js';
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { barChart, flowChart } from '../charts.js';
-import { formatDate, formatMoney, formatNumber, moneyInputValue, parseMoney, parseWhole, texts, type Lang } from '../i18n.js';
+import { count, formatDate, formatMoney, formatNumber, moneyInputValue, parseMoney, parseWhole, texts, type Lang } from '../i18n.js';
 import { formBody, type Screen } from '../kit.js';
 import { csrfInput, errorSummary, field, formText, notice, select, type FieldErrors } from '../layout.js';
 
@@ -40,7 +40,7 @@ const T = texts({
       lost: (t: SegmentThresholds) => `нет покупок ${t.lostAfterDays} дн. и больше (с регистрации, если покупок не было)`,
       sleeping: (t: SegmentThresholds) => `нет покупок ${t.sleepingAfterDays} дн. и больше`,
       whales: (t: SegmentThresholds, money: string) => `потратили от ${money} за последние ${t.windowDays} дн.`,
-      core: (t: SegmentThresholds) => `от ${t.coreMinPurchases} покупок за последние ${t.windowDays} дн.`,
+      core: (t: SegmentThresholds) => `покупок за последние ${t.windowDays} дн.: ${t.coreMinPurchases} и больше`,
       newcomers: (t: SegmentThresholds) => `в программе меньше ${t.newcomerDays} дн. или ещё без покупок`,
       loyal: () => 'все остальные активные карты',
     },
@@ -78,11 +78,11 @@ const T = texts({
       coreMinPurchases: 'Core: purchases within the window from',
     },
     rules: {
-      lost: (t) => `no purchase for ${t.lostAfterDays} days or more (since enrollment when none)`,
-      sleeping: (t) => `no purchase for ${t.sleepingAfterDays} days or more`,
-      whales: (t, money) => `spent at least ${money} in the last ${t.windowDays} days`,
-      core: (t) => `at least ${t.coreMinPurchases} purchases in the last ${t.windowDays} days`,
-      newcomers: (t) => `a member for less than ${t.newcomerDays} days, or no purchase yet`,
+      lost: (t) => `no purchase for ${count('en', t.lostAfterDays, 'days')} or more (since enrollment when none)`,
+      sleeping: (t) => `no purchase for ${count('en', t.sleepingAfterDays, 'days')} or more`,
+      whales: (t, money) => `spent at least ${money} in the last ${count('en', t.windowDays, 'days')}`,
+      core: (t) => `at least ${count('en', t.coreMinPurchases, 'purchases')} in the last ${count('en', t.windowDays, 'days')}`,
+      newcomers: (t) => `a member for less than ${count('en', t.newcomerDays, 'days')}, or no purchase yet`,
       loyal: () => 'every other active card',
     },
     errors: { whole: 'Enter a whole number.', money: 'Enter an amount.', invalid: 'The thresholds were not saved:' },
@@ -152,7 +152,7 @@ ${flowChart({
       const money = formatMoney(l, program.currency, thresholds.whalesMinSpend);
       const v = state.values ?? {
         ...Object.fromEntries(WHOLE_FIELDS.map((f) => [f, String(thresholds[f])])),
-        whalesMinSpend: moneyInputValue(program.currency, thresholds.whalesMinSpend),
+        whalesMinSpend: moneyInputValue(program.currency, thresholds.whalesMinSpend, l),
       };
       const errors = state.errors ?? {};
       return kit.page(request, reply, {

@@ -51,9 +51,9 @@ const T = texts({
     grantOnPurchase: 'после первой покупки друга',
     maxPercent: 'Баллами можно оплатить не больше, % чека',
     pointValue: (c: string) => `Стоимость балла, ${c}`,
-    expiryDays: 'Баллы сгорают после дней без покупок',
+    expiryDays: 'Срок жизни баллов без покупок, дней',
     expiryDaysHint: 'Пусто — не сгорают.',
-    reminderDays: 'Напомнить за дней до сгорания',
+    reminderDays: 'Напомнить о сгорании заранее, за сколько дней',
     downgrade: 'Понижать уровень при возврате покупки',
     referralsPerDay: 'Оплачиваемых приглашений с сайта в сутки на участника',
     referralsPerDayHint: 'Сверх этого пригласивший не получает бонус за приглашённых через страницу регистрации.',
@@ -112,7 +112,7 @@ const T = texts({
     grantOnPurchase: "after the friend's first purchase",
     maxPercent: 'Points may pay at most, % of a check',
     pointValue: (c) => `Value of a point, ${c}`,
-    expiryDays: 'Points expire after days without purchases',
+    expiryDays: 'Points expire after this many days without a purchase',
     expiryDaysHint: 'Empty: points never expire.',
     reminderDays: 'Remind this many days before',
     downgrade: 'Lower the tier when a purchase is refunded',
@@ -150,10 +150,11 @@ type Msg = (typeof T)['ru'];
 type Values = Record<string, string>;
 
 /** The form values of the program as it is now. */
-function valuesOf(program: ProgramRow): Values {
+function valuesOf(program: ProgramRow, lang: Lang): Values {
   const rules = program.rules as LoyaltyRules;
   const textsNow = program.texts as Texts;
-  const money = (minor: number) => moneyInputValue(program.currency, minor);
+  // "50000", "1250,50": how the owner's language writes a number (parseMoney reads either mark).
+  const money = (minor: number) => moneyInputValue(program.currency, minor, lang);
   const v: Values = {
     name: program.name,
     defaultLanguage: program.default_language,
@@ -421,7 +422,7 @@ ${general}${rules}${textsForm}${locations}`,
       const session = kit.session(request);
       const program = await getProgramOr404(ctx.db, session.programId);
       const saved = (request.query as Record<string, string>).saved;
-      return render(request, reply, program, { values: valuesOf(program), saved: SECTIONS.includes(saved as Section) ? (saved as Section) : undefined });
+      return render(request, reply, program, { values: valuesOf(program, kit.lang(request)), saved: SECTIONS.includes(saved as Section) ? (saved as Section) : undefined });
     });
 
     app.post<{ Params: { section: string } }>('/app/settings/:section', { config: { access: 'owner' } }, async (request, reply) => {
@@ -430,7 +431,7 @@ ${general}${rules}${textsForm}${locations}`,
       if (!SECTIONS.includes(section)) throw new AppError(404, 'not_found', 'No such section');
       const t = T[kit.lang(request)];
       const program = await getProgramOr404(ctx.db, session.programId);
-      const stored = valuesOf(program);
+      const stored = valuesOf(program, kit.lang(request));
       const values = { ...stored, ...submitted(formBody(request), section, Number(stored.tierCount)) };
       const { patch, errors } = patchOf(section, values, section === 'general' ? program.currency : program.currency, t, program.rules as LoyaltyRules);
       const again = (state: Omit<State, 'values' | 'section'>) => render(request, reply, program, { ...state, values, section });

@@ -4,7 +4,7 @@ import { funnelStats, MAX_STATS_DAYS, statsPeriod } from '../../enrollment/stats
 import { html } from '../../http/html.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { barChart, lineChart } from '../charts.js';
-import { formatDate, formatNumber, formatPercent, texts, type Lang } from '../i18n.js';
+import { count, formatDate, formatNumber, formatPercent, texts, type Lang } from '../i18n.js';
 import type { Screen } from '../kit.js';
 import { field, notice } from '../layout.js';
 
@@ -21,7 +21,7 @@ const T = texts({
     to: 'По',
     show: 'Показать',
     presets: 'Быстрый выбор',
-    days: (n: number) => `${n} дней`,
+    days: (n: number) => count('ru', n, 'days'),
     badPeriod: `Период указан неверно (не больше ${MAX_STATS_DAYS} дней, «с» не позже «по»). Показаны последние 30 дней.`,
     totals: 'Итого за период',
     views: 'Просмотры',
@@ -55,7 +55,7 @@ const T = texts({
     to: 'To',
     show: 'Show',
     presets: 'Quick choice',
-    days: (n) => `${n} days`,
+    days: (n) => count('en', n, 'days'),
     badPeriod: `The period is not valid (at most ${MAX_STATS_DAYS} days, “from” not after “to”). Showing the last 30 days.`,
     totals: 'Period totals',
     views: 'Views',
