@@ -7,7 +7,6 @@ import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
 import { cardUrls, referralUrl } from '../cards/dto.js';
 import { findCardByPhone, findCardByPublicToken, findCardByReferralCode } from '../cards/repository.js';
-import { maskPhone } from '../cards/dto.js';
 import type { CardRow, ProgramRow } from '../db/schema.js';
 import type { Executor } from '../db/database.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -18,7 +17,7 @@ import type { Texts } from '../programs/schemas.js';
 import { localDay, recordJoinView, visitorHash } from './funnel.js';
 import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type JoinFormSettings } from './guard.js';
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
-import { programName } from '../i18n/format.js';
+import { formatMaskedPhone, programName } from '../i18n/format.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
 import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
 import { claimCardByPhone } from './takeover.js';
@@ -473,7 +472,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           phone = normalizePhone(typedPhone, program.currency);
           if (!(await findCardByPhone(db, program.id, phone))) throw notFound('card');
         }
-        const maskedPhone = maskPhone(phone);
+        const maskedPhone = formatMaskedPhone(phone);
         try {
           if (step === 'send') {
             const started = await ctx.verification.start({
@@ -531,7 +530,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       rememberCard(request, reply, card.public_token);
       const verifyForm =
         ctx.verification.available && card.status === 'active'
-          ? { action: `/join/${program.slug}/verify`, maskedPhone: maskPhone(card.phone), hidden: { step: 'send', card: card.public_token, lang } }
+          ? { action: `/join/${program.slug}/verify`, maskedPhone: formatMaskedPhone(card.phone), hidden: { step: 'send', card: card.public_token, lang } }
           : undefined;
       return htmlReply(
         reply,

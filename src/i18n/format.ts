@@ -113,6 +113,24 @@ export function formatPhone(phone: string | null | undefined): string {
   return parsePhoneNumberFromString(phone)?.formatInternational() ?? phone;
 }
 
+/**
+ * A phone shown to someone who may not see it whole (a cashier, the card page): formatted, with
+ * the digits between the country code and operator prefix and the last four hidden:
+ * +79165551234 → "+7 916 *** 12 34".
+ */
+export function formatMaskedPhone(phone: string | null | undefined): string {
+  if (!phone) return '';
+  const parsed = parsePhoneNumberFromString(phone);
+  const formatted = parsed?.formatInternational() ?? phone;
+  const total = formatted.replace(/\D/g, '').length;
+  const head = Math.min((parsed?.countryCallingCode.length ?? 1) + 3, Math.max(total - 4, 0));
+  let index = 0;
+  return formatted.replace(/\d/g, (digit) => {
+    index++;
+    return index <= head || index > total - 4 ? digit : '*';
+  });
+}
+
 const QUOTES: Record<Lang, { outer: [string, string]; inner: [string, string] }> = {
   ru: { outer: ['«', '»'], inner: ['„', '“'] },
   en: { outer: ['“', '”'], inner: ['‘', '’'] },

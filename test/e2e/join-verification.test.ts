@@ -214,10 +214,10 @@ describe(`self-service bonuses, phone verification and takeover (${TEST_DATABASE
       await waitForCardJobsIdle(t);
 
       const page = await getPage(t.app, browser, `/c/${token}`);
-      expect(page.body).toContain('Confirm +7916***0002 with a code by SMS');
+      expect(page.body).toContain('Confirm +7 916 *** 00 02 with a code by SMS');
       const send = await postVerify(browser, 'otp-shop', verifyFormOf(page.body));
       expect(send.statusCode, send.body).toBe(200);
-      expect(send.body).toContain('We sent a 6-digit code to +7916***0002. It is valid for 10 minutes.');
+      expect(send.body).toContain('We sent a 6-digit code to +7 916 *** 00 02. It is valid for 10 minutes.');
       expect(sms.to('+79166660002')).toHaveLength(1);
       const message = sms.to('+79166660002')[0]!;
       expect(message.text).toMatch(/^\d{6} is your code for the Cafe Otp card\. Do not share it\.$/);

@@ -1,3 +1,4 @@
+import { programName } from '../../i18n/format.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Audience, CreateCampaign } from '../../campaigns/schemas.js';
 import { SEGMENT_CODES, SEGMENT_NAMES, segmentCounts, thresholdsOf, type SegmentCode } from '../../campaigns/segments.js';
@@ -391,7 +392,7 @@ ${
 <figcaption>${t.lockScreen(lang === 'ru' ? 'RU' : 'EN')}</figcaption>
 <div class="lock" role="img" aria-label="${t.lockScreen(lang === 'ru' ? 'RU' : 'EN')}" data-preview="lock-${lang}">
 <div class="clock" aria-hidden="true">9:41</div>
-<div class="bubble"><img src="/app/design/images/icon.png" alt=""><div class="grow"><div class="head"><strong>${session.programName}</strong><span>${t.now}</span></div>
+<div class="bubble"><img src="/app/design/images/icon.png" alt=""><div class="grow"><div class="head"><strong>${programName(program, lang)}</strong><span>${t.now}</span></div>
 <div class="text" data-preview-slot="msg-${lang}" data-placeholder="${t.placeholder}">${v[`message_${lang}`] || t.placeholder}</div></div></div>
 </div>
 </figure>`;

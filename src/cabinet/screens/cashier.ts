@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
-import { cardUrls, maskPhone } from '../../cards/dto.js';
+import { cardUrls } from '../../cards/dto.js';
 import { findCardInProgram, lockCardInProgram, searchCards } from '../../cards/repository.js';
 import type { CardRow, ProgramRow } from '../../db/schema.js';
 import { issueCard, normalizePhone } from '../../enrollment/service.js';
@@ -15,6 +15,7 @@ import { maxRedeemable, type LoyaltyRules } from '../../loyalty/rules.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import type { CabinetSession } from '../auth.js';
 import { currencyDigits, formatDateTime, formatMoney, formatNumber, groupedCardNumber, parseMoney, parseWhole, points, texts, type Lang } from '../i18n.js';
+import { formatMaskedPhone, formatPhone } from '../../i18n/format.js';
 import { formBody, notFoundError, uuidParam, UUID_RE, type CabinetKit, type Screen } from '../kit.js';
 import { checkbox, csrfInput, errorSummary, field, formText, notice, type FieldErrors } from '../layout.js';
 
@@ -239,7 +240,7 @@ export const cashierScreen: Screen = {
       return searchCards(db, program.id, { number: /^\d+$/.test(digits) ? digits : undefined, phone, namePrefix: query }, 20);
     }
 
-    const phoneOf = (session: CabinetSession, card: CardRow) => (session.role === 'owner' ? card.phone : maskPhone(card.phone));
+    const phoneOf = (session: CabinetSession, card: CardRow) => (session.role === 'owner' ? formatPhone(card.phone) : formatMaskedPhone(card.phone));
 
     // ---- search -------------------------------------------------------------------------------
     interface SearchState {
