@@ -104,7 +104,10 @@
       // The same integer rule as the server: floor(amount × percent / 100 / pointValue).
       var cap = Math.floor((minor * Math.round(maxPercent * 100)) / (10000 * pointValue));
       var max = Math.min(cap, balance);
-      hint.textContent = (lang === 'ru' ? 'Можно списать до ' : 'Up to ') + fmt.format(max) + (lang === 'ru' ? ' баллов на этот чек. Пусто — списать максимум.' : ' points on this check. Empty: the most allowed.');
+      // The word agrees with the number (Intl.PluralRules), as on the server (src/i18n/format.ts).
+      var word = lang === 'ru' ? { one: 'балл', few: 'балла', many: 'баллов', other: 'балла' } : { one: 'point', other: 'points' };
+      var counted = fmt.format(max) + ' ' + (word[new Intl.PluralRules(lang === 'ru' ? 'ru-RU' : 'en-US').select(max)] || word.other);
+      hint.textContent = lang === 'ru' ? 'Можно списать на этот чек: ' + counted + '. Пусто — списать максимум.' : 'Up to ' + counted + ' on this check. Empty: the most allowed.';
       pointsField.setAttribute('max', String(max));
     }
     amount.addEventListener('input', update);
