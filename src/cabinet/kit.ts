@@ -77,11 +77,15 @@ export interface CabinetKit {
   endSession(request: FastifyRequest, reply: FastifyReply): Promise<void>;
 }
 
+/** The navigation's groups, in order (issue #15: 13 flat tabs wrapped to two rows). */
+export type NavGroup = 'till' | 'marketing' | 'program' | 'developers';
+export const NAV_GROUPS: readonly NavGroup[] = ['till', 'marketing', 'program', 'developers'];
+
 export type ScreenPlugin = FastifyPluginAsync<{ kit: CabinetKit }>;
 
 export interface Screen {
   /** The entry in the cabinet's navigation (omit for screens reached from elsewhere). */
-  nav?: { path: string; label: Record<Lang, string>; access: Access };
+  nav?: { path: string; label: Record<Lang, string>; access: Access; group: NavGroup };
   routes: ScreenPlugin;
 }
 

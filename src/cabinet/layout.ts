@@ -1,6 +1,7 @@
 import { html, raw, type SafeHtml } from '../http/html.js';
 import type { CabinetSession } from './auth.js';
 import { CABINET_MESSAGES, type Lang } from './i18n.js';
+import { NAV_GROUPS, type NavGroup } from './kit.js';
 
 /**
  * The cabinet's page shell and form helpers. Every page: a skip link, a header with the program,
@@ -25,12 +26,23 @@ a{color:#0b57d0}
 .top .who{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem;font-size:.95rem}
 .top form{margin:0}
 .linkbutton{background:none;border:0;padding:0;font:inherit;color:inherit;text-decoration:underline;cursor:pointer;min-height:2rem}
-.top nav{max-width:76rem;margin:0 auto;padding:0 1rem}
-.top nav ul{display:flex;flex-wrap:wrap;gap:.25rem;margin:0;padding:0 0 .5rem;list-style:none}
-.top nav a{display:inline-block;padding:.55rem .75rem;border-radius:8px;text-decoration:none;font-weight:600;min-height:2.75rem}
-.top nav a:hover{background:rgba(255,255,255,.12)}
-.top nav a[aria-current=page]{background:#fff;color:#1f2a44}
-main{display:block;max-width:76rem;margin:0 auto;padding:1rem 1rem 3rem}
+.sections ul{list-style:none;margin:0;padding:0}
+.sections .group{margin:.9rem .75rem .2rem;font-size:.8rem;font-weight:700;letter-spacing:.04em;text-transform:uppercase;color:#5f6470}
+.sections a{display:flex;align-items:center;padding:.45rem .75rem;border-radius:8px;text-decoration:none;font-weight:600;min-height:2.5rem;color:#1f2a44}
+.sections a:hover{background:#e6e8ee}
+.sections a[aria-current=page]{background:#1f2a44;color:#fff}
+.menu{margin:0;padding:0 1rem .35rem;max-width:76rem;margin:0 auto}
+.menu>summary{display:flex;align-items:center;gap:.4rem;min-height:2.75rem;font-weight:700}
+.menu>summary span{font-weight:400;opacity:.85}
+.menu .sections{background:#fff;border-radius:10px;padding:.25rem .25rem .5rem;margin:0 0 .5rem}
+.side{display:none}
+main{display:block;max-width:76rem;margin:0 auto;padding:1rem 1rem 3rem;min-width:0}
+@media (min-width:60rem){
+.menu{display:none}
+.shell.with-side{display:grid;grid-template-columns:14.5rem minmax(0,1fr);gap:0 1rem;max-width:92rem;margin:0 auto}
+.side{display:block;padding:.5rem 0 2rem 1rem}
+.shell.with-side>main{max-width:none;margin:0;padding-left:0}
+}
 main:focus{outline:none}
 h1{font-size:1.6rem;line-height:1.2;margin:.5rem 0 1rem}
 h2{font-size:1.25rem;margin:0 0 .75rem}
@@ -85,10 +97,10 @@ caption{text-align:left;font-weight:700;padding:0 0 .5rem}
 th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #dde0e6;vertical-align:top}
 th{font-size:.9rem;color:#2d3038}
 td.num,th.num{text-align:right}
-.figures{display:grid;gap:.75rem;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));margin:0}
+.figures{display:grid;gap:.75rem;grid-template-columns:repeat(auto-fit,minmax(10rem,1fr));margin:0}
 .figures div{background:#f3f4f6;border-radius:10px;padding:.6rem .8rem}
 .figures dt{font-size:.9rem;color:#454955}
-.figures dd{margin:0;font-size:1.4rem;font-weight:700;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
+.figures dd{margin:0;font-size:1.4rem;font-weight:700;font-variant-numeric:tabular-nums;overflow-wrap:break-word;hyphens:manual}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:999px;background:#e6e8ee;font-size:.85rem;font-weight:600}
 .badge.ok{background:#d8f0df;color:#14532d}
 .badge.warn{background:#fde2e1;color:#8c1d18}
@@ -104,7 +116,7 @@ summary{cursor:pointer;font-weight:600;min-height:2.25rem}
 :focus-visible{outline:3px solid #0b57d0;outline-offset:2px;box-shadow:0 0 0 5px #fff}
 .top :focus-visible{outline-color:#fff;box-shadow:0 0 0 5px #1f2a44}
 .narrow{max-width:28rem;margin:2rem auto}
-@media (max-width:40rem){h1{font-size:1.35rem}.panel{padding:.85rem}.top nav a{padding:.4rem .55rem}.figures dd{font-size:1.15rem}.inline-search{display:block}.inline-search .field{margin:0 0 .5rem}}
+@media (max-width:40rem){h1{font-size:1.35rem}.panel{padding:.85rem}.figures dd{font-size:1.15rem}.inline-search{display:block}.inline-search .field{margin:0 0 .5rem}}
 @media print{.top,.skip,.no-print,.actions{display:none!important}body{background:#fff}.panel{box-shadow:none;break-inside:avoid}main{padding:0}}
 @media (prefers-reduced-motion:no-preference){.button{transition:filter .15s}.button:hover{filter:brightness(1.1)}}
 `;
@@ -112,6 +124,7 @@ summary{cursor:pointer;font-weight:600;min-height:2.25rem}
 export interface NavLink {
   path: string;
   label: string;
+  group: NavGroup;
 }
 
 export interface PageView {
@@ -133,12 +146,23 @@ export function renderCabinetPage(view: PageView): string {
   const t = CABINET_MESSAGES[view.lang];
   const other: Lang = view.lang === 'ru' ? 'en' : 'ru';
   const session = view.session;
-  const nav =
-    session && view.nav && view.nav.length > 0
-      ? html`<nav aria-label="${t.mainNav}"><ul>${view.nav.map(
-          (item) => html`<li><a href="${item.path}"${item.path === view.active ? html` aria-current="page"` : ''}>${item.label}</a></li>`,
-        )}</ul></nav>`
-      : '';
+  // The sections in groups (Till / Marketing / Program / Developers): a sidebar on a wide screen,
+  // a collapsed menu on a phone (one line, so the till's search field stays on the first screen).
+  // The same list twice; CSS shows one (display:none also hides the other from screen readers).
+  const links = session && view.nav && view.nav.length > 0 ? view.nav : [];
+  const sections = (where: string) =>
+    html`<nav class="sections" aria-label="${t.mainNav}">${NAV_GROUPS.map((group) => {
+      const items = links.filter((item) => item.group === group);
+      if (items.length === 0) return '';
+      // A group of one (the till) needs no heading repeating its only link.
+      const heading = items.length > 1 ? html`<p class="group" id="nav-${where}-${group}">${t.navGroups[group]}</p>` : '';
+      return html`${heading}<ul${items.length > 1 ? html` aria-labelledby="nav-${where}-${group}"` : ''}>${items.map(
+        (item) => html`<li><a href="${item.path}"${item.path === view.active ? html` aria-current="page"` : ''}>${item.label}</a></li>`,
+      )}</ul>`;
+    })}</nav>`;
+  const current = links.find((item) => item.path === view.active);
+  const menu = links.length > 0 ? html`<details class="menu"><summary>${t.menu}${current ? html`<span>· ${current.label}</span>` : ''}</summary>${sections('menu')}</details>` : '';
+  const side = links.length > 0 ? html`<aside class="side">${sections('side')}</aside>` : '';
   const who = session
     ? html`<span>${t.signedInAs(session.staffName, t.roles[session.role])}</span>
 <form method="post" action="/app/sign-out"><input type="hidden" name="${CSRF_FIELD}" value="${session.csrf}"><button class="linkbutton" type="submit">${t.signOut}</button></form>`
@@ -163,11 +187,14 @@ export function renderCabinetPage(view: PageView): string {
 <a href="${view.otherLangHref}" hreflang="${other}" lang="${other}" title="${t.switchTo}">${CABINET_MESSAGES[other].langName}</a>
 </div>
 </div>
-${nav}
+${menu}
 </header>
+<div class="shell${links.length > 0 ? ' with-side' : ''}">
+${side}
 <main id="main" tabindex="-1">
 ${view.body}
 </main>
+</div>
 </body>
 </html>`}\n`;
 }

@@ -96,7 +96,7 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
   function navFor(request: FastifyRequest): NavLink[] {
     const role = request.cabinet?.role;
     const l = lang(request);
-    return SCREENS.flatMap((screen) => (screen.nav && can(role, screen.nav.access) ? [{ path: screen.nav.path, label: screen.nav.label[l] }] : []));
+    return SCREENS.flatMap((screen) => (screen.nav && can(role, screen.nav.access) ? [{ path: screen.nav.path, label: screen.nav.label[l], group: screen.nav.group }] : []));
   }
 
   function activeNav(path: string): string | undefined {

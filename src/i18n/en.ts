@@ -99,6 +99,8 @@ export const en: RuCatalogue = {
     skip: 'Skip to content',
     cabinet: 'Cabinet',
     mainNav: 'Cabinet sections',
+    menu: 'Menu',
+    navGroups: { till: 'Till', marketing: 'Marketing', program: 'Program', developers: 'Developers' },
     signedInAs: (name, role) => `${name}, ${role}`,
     signOut: 'Sign out',
     nav: {

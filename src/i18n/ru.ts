@@ -112,6 +112,8 @@ export const ru = {
     skip: 'Перейти к содержимому',
     cabinet: 'Кабинет',
     mainNav: 'Разделы кабинета',
+    menu: 'Меню',
+    navGroups: { till: 'Касса', marketing: 'Маркетинг', program: 'Программа', developers: 'Разработчикам' },
     signedInAs: (name: string, role: string) => `${name}, ${role}`,
     signOut: 'Выйти',
     nav: {

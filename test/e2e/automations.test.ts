@@ -200,7 +200,8 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     await tick(program.id);
     await tick(program.id);
     expect((await deliveries(program.id, 'expiry')).map((d) => d.card_id)).toEqual([idle.id]);
-    expect((await card(idle.id)).promo).toEqual({ ru: '1000 баллов сгорят 06.01.2027. Успейте потратить!', en: 'Your 1000 points expire on 2027-01-06. Use them!' });
+    // The count carries its word in each language (Intl.PluralRules), the date as each language writes it.
+    expect((await card(idle.id)).promo).toEqual({ ru: 'Успейте потратить до 6 января 2027 г.: 1\u00a0000 баллов. Потом баллы сгорят.', en: 'Spend them by January 6, 2027: 1,000 points. After that they expire.' });
     expect(await ledger(idle.id, 'expiry')).toHaveLength(0);
     expect((await card(idle.id)).balance).toBe(1000);
 
@@ -214,7 +215,7 @@ describe(`automations (${TEST_DATABASE_KIND} database)`, () => {
     expect((await ledger(idle.id, 'expiry')).map((e) => e.points)).toEqual([-1000]);
     const expired = await card(idle.id);
     expect(expired.balance).toBe(0);
-    expect(expired.promo).toEqual({ ru: 'Баллы сгорели: 1000', en: 'Points expired: 1000' });
+    expect(expired.promo).toEqual({ ru: 'Сгорело: 1\u00a0000 баллов', en: 'Expired: 1,000 points' });
     expect((await deliveries(program.id, 'expiry')).map((d) => d.occasion.split(':')[0]).sort()).toEqual(['expire', 'reminder']);
     // The active holder was never reminded (their purchase 1 day before T0 moved the expiry).
     expect(await ledger(active.id, 'expiry')).toHaveLength(0);

@@ -58,7 +58,7 @@ const T = texts({
 });
 
 export const accountScreen: Screen = {
-  nav: { path: '/app/account', label: { ru: 'Профиль', en: 'Profile' }, access: 'signed-in' },
+  nav: { path: '/app/account', label: { ru: 'Профиль', en: 'Profile' }, access: 'signed-in', group: 'program' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
 

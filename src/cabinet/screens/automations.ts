@@ -221,7 +221,7 @@ function fieldErrors(l: Lang, problems: string[]): { errors: FieldErrors; rest: 
 }
 
 export const automationsScreen: Screen = {
-  nav: { path: '/app/automations', label: { ru: 'Автоматизации', en: 'Automations' }, access: 'marketing' },
+  nav: { path: '/app/automations', label: { ru: 'Автоматизации', en: 'Automations' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
     const { db } = ctx;

@@ -316,7 +316,7 @@ function audienceOf(body: Record<string, unknown>, program: ProgramRow): { tiers
 }
 
 export const campaignsScreen: Screen = {
-  nav: { path: '/app/campaigns', label: { ru: 'Рассылки', en: 'Campaigns' }, access: 'marketing' },
+  nav: { path: '/app/campaigns', label: { ru: 'Рассылки', en: 'Campaigns' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
     const { db } = ctx;

@@ -212,7 +212,7 @@ function percentText(lang: Lang, value: number) {
 }
 
 export const cashierScreen: Screen = {
-  nav: { path: '/app/cashier', label: { ru: 'Касса', en: 'Till' }, access: 'cashier' },
+  nav: { path: '/app/cashier', label: { ru: 'Касса', en: 'Till' }, access: 'cashier', group: 'till' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
     const { db } = ctx;

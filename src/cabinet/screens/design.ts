@@ -157,7 +157,7 @@ const HEX = /^#[0-9a-fA-F]{6}$/;
 let defaultImages: Record<string, Buffer> | undefined;
 
 export const designScreen: Screen = {
-  nav: { path: '/app/design', label: { ru: 'Дизайн карты', en: 'Card design' }, access: 'owner' },
+  nav: { path: '/app/design', label: { ru: 'Дизайн карты', en: 'Card design' }, access: 'owner', group: 'program' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
 

@@ -174,7 +174,7 @@ function bucketLabel(lang: Lang, key: string, groupBy: GroupBy): string {
 }
 
 export const economicsScreen: Screen = {
-  nav: { path: '/app/economics', label: { ru: 'Экономика', en: 'Economics' }, access: 'marketing' },
+  nav: { path: '/app/economics', label: { ru: 'Экономика', en: 'Economics' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
 

@@ -68,7 +68,7 @@ const SHORTCUTS = [
 ] as const;
 
 export const homeScreen: Screen = {
-  nav: { path: '/app', label: { ru: 'Обзор', en: 'Overview' }, access: 'marketing' },
+  nav: { path: '/app', label: { ru: 'Обзор', en: 'Overview' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
     app.get('/app', { config: { access: 'signed-in' } }, async (request, reply) => {

@@ -57,7 +57,7 @@ const T = texts({
 const ROLES: ProgramRole[] = ['pos', 'marketer', 'admin'];
 
 export const keysScreen: Screen = {
-  nav: { path: '/app/keys', label: { ru: 'API-ключи', en: 'API keys' }, access: 'owner' },
+  nav: { path: '/app/keys', label: { ru: 'API-ключи', en: 'API keys' }, access: 'owner', group: 'developers' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
 

@@ -44,7 +44,7 @@ const CSS = `
 `;
 
 export const qrScreen: Screen = {
-  nav: { path: '/app/qr', label: { ru: 'QR-коды', en: 'QR codes' }, access: 'marketing' },
+  nav: { path: '/app/qr', label: { ru: 'QR-коды', en: 'QR codes' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
     const publicUrl = kit.ctx.links.publicUrl;

@@ -105,7 +105,7 @@ const FLOW_ORDER: Array<SegmentCode | 'new'> = ['new', 'whales', 'core', 'loyal'
 const WHOLE_FIELDS = ['windowDays', 'newcomerDays', 'sleepingAfterDays', 'lostAfterDays', 'coreMinPurchases'] as const;
 
 export const segmentsScreen: Screen = {
-  nav: { path: '/app/segments', label: { ru: 'Сегменты', en: 'Segments' }, access: 'marketing' },
+  nav: { path: '/app/segments', label: { ru: 'Сегменты', en: 'Segments' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
 

@@ -290,7 +290,7 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg, current:
 }
 
 export const settingsScreen: Screen = {
-  nav: { path: '/app/settings', label: { ru: 'Настройки', en: 'Settings' }, access: 'owner' },
+  nav: { path: '/app/settings', label: { ru: 'Настройки', en: 'Settings' }, access: 'owner', group: 'program' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
 

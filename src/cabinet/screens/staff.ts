@@ -107,7 +107,7 @@ const T = texts({
 const isRole = (value: string): value is StaffRole => (STAFF_ROLES as readonly string[]).includes(value);
 
 export const staffScreen: Screen = {
-  nav: { path: '/app/staff', label: { ru: 'Сотрудники', en: 'Staff' }, access: 'owner' },
+  nav: { path: '/app/staff', label: { ru: 'Сотрудники', en: 'Staff' }, access: 'owner', group: 'program' },
   routes: async (app, { kit }) => {
     const { ctx } = kit;
     const { db } = ctx;

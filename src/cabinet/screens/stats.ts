@@ -95,7 +95,7 @@ function daysBetween(from: string, to: string): string[] {
 }
 
 export const statsScreen: Screen = {
-  nav: { path: '/app/stats', label: { ru: 'Статистика', en: 'Statistics' }, access: 'marketing' },
+  nav: { path: '/app/stats', label: { ru: 'Статистика', en: 'Statistics' }, access: 'marketing', group: 'marketing' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
     app.get<{ Querystring: { from?: string; to?: string } }>('/app/stats', { config: { access: 'marketing' } }, async (request, reply) => {

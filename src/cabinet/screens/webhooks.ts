@@ -193,7 +193,7 @@ function explain(l: Lang, error: unknown): { errors: FieldErrors; formError?: st
 }
 
 export const webhooksScreen: Screen = {
-  nav: { path: '/app/webhooks', label: { ru: 'Вебхуки', en: 'Webhooks' }, access: 'marketing' },
+  nav: { path: '/app/webhooks', label: { ru: 'Вебхуки', en: 'Webhooks' }, access: 'marketing', group: 'developers' },
   routes: async (app, { kit }) => {
     const { db } = kit.ctx;
     const policy = urlPolicyFor(kit.ctx.config);
