@@ -40,7 +40,9 @@ describe(`cabinet owner screens (${TEST_DATABASE_KIND} database)`, () => {
   it('settings: rules with a new tier, bonuses and the cap save through updateProgram; invalid rules are explained', async () => {
     const page = await owner.get('/app/settings');
     expect(page.statusCode).toBe(200);
-    expect(page.body).toContain('name="tier0_code" type="text" value="standard"');
+    // Tiers by name; the code stays out of sight (a hidden field), not an input owners have to understand.
+    expect(page.body).toContain('<input type="hidden" name="tier0_code" value="standard">');
+    expect(page.body).toContain('Уровень 1: Стандартная');
     // As the owner's language writes the amount: no ".00" on a whole amount, a comma before kopecks.
     expect(page.body).toContain('name="tier1_threshold" type="text" value="50000"');
     const base = {

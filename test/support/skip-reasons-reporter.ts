@@ -11,7 +11,8 @@ export default class SkipReasonsReporter implements Reporter {
     const groups = new Map<string, number>();
     for (const module of testModules) {
       for (const test of module.children.allTests()) {
-        if (test.result().state !== 'skipped') continue;
+        // Skipped on purpose (skipIf, skip), not left unrun by a failed hook: that is a failure, reported as one.
+        if (test.result().state !== 'skipped' || test.options.mode !== 'skip') continue;
         // The outermost skipped suite names the requirement (describe.skipIf); a lone test names its own.
         type Node = { name: string; type: string; options?: { mode?: string }; parent?: unknown };
         let outer: Node = test;

@@ -31,11 +31,12 @@ const T = texts({
     defaultLanguage: 'Язык по умолчанию',
     currency: 'Валюта (ISO 4217)',
     timeZone: 'Часовой пояс',
-    timeZoneHint: 'Например, Europe/Moscow. По нему считаются дни в статистике.',
+    timeZoneHint: 'По нему считаются дни в статистике и время рассылок.',
     rules: 'Правила',
     tiers: 'Уровни',
     tiersHint: 'Снизу вверх: первый уровень — с нуля, пороги растут. Чтобы добавить уровень, заполните пустую строку; чтобы убрать — отметьте «удалить».',
-    tierCode: 'Код',
+    tierCode: 'Код для API',
+    tierCodeHint: 'Необязательно: без него код получится из английского названия.',
     tierRu: 'Название (рус.)',
     tierEn: 'Название (англ.)',
     tierPercent: 'Начисление, %',
@@ -92,11 +93,12 @@ const T = texts({
     defaultLanguage: 'Default language',
     currency: 'Currency (ISO 4217)',
     timeZone: 'Time zone',
-    timeZoneHint: 'E.g. Europe/Moscow. Statistics count days in it.',
+    timeZoneHint: 'Statistics count days in it; campaigns are scheduled in it.',
     rules: 'Rules',
     tiers: 'Tiers',
     tiersHint: 'Lowest first: the first tier starts at zero and thresholds increase. Fill the empty row to add a tier; tick “remove” to drop one.',
-    tierCode: 'Code',
+    tierCode: 'Code for the API',
+    tierCodeHint: 'Optional: without one the code is made from the English name.',
     tierRu: 'Name (Russian)',
     tierEn: 'Name (English)',
     tierPercent: 'Accrual, %',
@@ -148,6 +150,27 @@ const T = texts({
 type Msg = (typeof T)['ru'];
 
 type Values = Record<string, string>;
+
+/** "Gold Plus" → "gold_plus"; "Золото" (nothing Latin) → "tier_3"; made unique against `taken`. */
+export function tierCodeFrom(english: string, index: number, taken: string[]): string {
+  const base = english.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^[^a-z]+|_+$/g, '').slice(0, 28) || `tier_${index + 1}`;
+  let code = base;
+  for (let n = 2; taken.includes(code); n++) code = `${base}_${n}`;
+  return code;
+}
+
+/**
+ * The time zone is picked from the list the runtime knows (Intl), each with its current UTC offset,
+ * instead of typed: a typo was an "unknown time zone" error. Computed once.
+ */
+let zones: { value: string; label: string }[] | undefined;
+function timeZoneOptions(current: string): { value: string; label: string }[] {
+  zones ??= (Intl as unknown as { supportedValuesOf(key: string): string[] }).supportedValuesOf('timeZone').map((zone) => {
+    const offset = new Intl.DateTimeFormat('en', { timeZone: zone, timeZoneName: 'shortOffset' }).formatToParts(new Date()).find((p) => p.type === 'timeZoneName')?.value ?? '';
+    return { value: zone, label: `${zone.replace(/_/g, ' ')} (${offset})` };
+  });
+  return zones.some((z) => z.value === current) || !current ? zones : [{ value: current, label: current }, ...zones];
+}
 
 /** The form values of the program as it is now. */
 function valuesOf(program: ProgramRow, lang: Lang): Values {
@@ -235,6 +258,9 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg, current:
       const p = `tier${i}_`;
       const blank = ['code', 'ru', 'en', 'percent', 'threshold'].every((f) => !v[p + f]);
       if (blank || v[`${p}remove`] === 'yes') continue;
+      // The code is the API's name for the tier; owners name tiers, so a new tier without one gets
+      // a code from its English name (or its position), unique among the tiers.
+      if (!v[`${p}code`]) v[`${p}code`] = tierCodeFrom(v[`${p}en`] ?? '', i, Array.from({ length: count }, (_, k) => v[`tier${k}_code`] ?? ''));
       if (!/^[a-z][a-z0-9_]{0,31}$/.test(v[`${p}code`] ?? '')) errors[`${p}code`] = t.errors.tierCode;
       if (!v[`${p}ru`]) errors[`${p}ru`] = t.errors.required;
       if (!v[`${p}en`]) errors[`${p}en`] = t.errors.required;
@@ -330,7 +356,7 @@ ${field({ name: 'name', label: t.name, value: v.name, errors: ge, attrs: html` m
 ${select({ name: 'defaultLanguage', label: t.defaultLanguage, value: v.defaultLanguage, options: [{ value: 'ru', label: 'Русский' }, { value: 'en', label: 'English' }] })}
 </div><div class="row">
 ${field({ name: 'currency', label: t.currency, value: v.currency, errors: ge, attrs: html` maxlength="3" pattern="[A-Z]{3}" autocapitalize="characters"` })}
-${field({ name: 'timeZone', label: t.timeZone, value: v.timeZone, hint: t.timeZoneHint, errors: ge, attrs: html` maxlength="64"` })}
+${select({ name: 'timeZone', label: t.timeZone, value: v.timeZone, hint: t.timeZoneHint, errors: ge, options: timeZoneOptions(v.timeZone) })}
 </div>`,
       );
 
@@ -340,10 +366,15 @@ ${field({ name: 'timeZone', label: t.timeZone, value: v.timeZone, hint: t.timeZo
       for (let i = 0; i < tierCount; i++) {
         const p = `tier${i}_`;
         const isNew = !v[`${p}code`] && i === tierCount - 1;
+        // Owners see tiers by name; the code (the API's name) is kept out of sight: a hidden field
+        // for a saved tier, an optional field under "Code for the API" for a new one or a wrong one.
+        const codeField = field({ name: `${p}code`, label: t.tierCode, value: v[`${p}code`], hint: t.tierCodeHint, errors: re, attrs: html` maxlength="32" autocapitalize="off"` });
+        const code = isNew || re[`${p}code`] ? html`<details${re[`${p}code`] ? html` open` : ''}><summary>${t.tierCode}</summary>${codeField}</details>` : html`<input type="hidden" name="${p}code" value="${v[`${p}code`]}">`;
+        const named = v[`${p}${kit.lang(request) === 'en' ? 'en' : 'ru'}`];
         tierRows.push(html`<fieldset>
-<legend>${isNew ? t.newTier : t.tierRow(i + 1)}</legend>
+<legend>${isNew ? t.newTier : named ? `${t.tierRow(i + 1)}: ${named}` : t.tierRow(i + 1)}</legend>
+${code}
 <div class="row">
-${field({ name: `${p}code`, label: t.tierCode, value: v[`${p}code`], errors: re, attrs: html` maxlength="32" autocapitalize="off"` })}
 ${field({ name: `${p}ru`, label: t.tierRu, value: v[`${p}ru`], errors: re, attrs: html` maxlength="64"` })}
 ${field({ name: `${p}en`, label: t.tierEn, value: v[`${p}en`], errors: re, attrs: html` maxlength="64"` })}
 ${field({ name: `${p}percent`, label: t.tierPercent, value: v[`${p}percent`], errors: re, attrs: html` inputmode="decimal" maxlength="6"` })}
