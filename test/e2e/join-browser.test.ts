@@ -67,7 +67,8 @@ describe.skipIf(chromiumCheck.skip)(`join flow in Chromium (${TEST_DATABASE_KIND
   it('iPhone, Russian: staff QR link → form → card page with "Add to Apple Wallet"', async () => {
     const page = await phone({ userAgent: IPHONE_UA, locale: 'ru-RU' });
     await page.goto(local(staff.joinUrl));
-    await expect.poll(() => page.title()).toBe('Карта «Кофейня «Браузер»»');
+    // Quotes that nest: the name's own «…» becomes „…“ inside the title's «…».
+    await expect.poll(() => page.title()).toBe('Карта «Кофейня „Браузер“»');
     expect(await page.getAttribute('html', 'lang')).toBe('ru');
     await expect.poll(() => page.locator('.bonus').innerText()).toContain('1\u00a0000 баллов в подарок');
 
