@@ -10,6 +10,12 @@ export const en: RuCatalogue = {
     expired: 'Expired: {points}',
     tierUpgrade: 'Congratulations! Your new tier: {tier}',
   },
+  materials: {
+    headline: 'Your loyalty card, on your phone',
+    offer: (bonus) => `${points('en', bonus)} for joining`,
+    instruction: 'Point your phone camera at the code and add the card to your wallet',
+    footnote: 'Apple Wallet · Google Wallet · no app, no plastic',
+  },
   public: {
     langName: 'English',
     switchTo: 'Перейти на русский',

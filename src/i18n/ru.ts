@@ -22,6 +22,13 @@ export const ru = {
     expired: 'Сгорело: {points}',
     tierUpgrade: 'Поздравляем! Ваш новый уровень: {tier}',
   },
+  /** Print materials (src/materials): posters, table tents, stickers. */
+  materials: {
+    headline: 'Карта постоянного покупателя — в вашем телефоне',
+    offer: (bonus: number) => `${points('ru', bonus)} за вступление`,
+    instruction: 'Наведите камеру телефона на код и добавьте карту в Wallet',
+    footnote: 'Apple Wallet · Google Wallet · без приложений и пластика',
+  },
   public: {
     langName: 'Русский',
     switchTo: 'Switch to English',

@@ -3,7 +3,9 @@ import type { AppContext } from '../app-context.js';
 import { notFound } from '../http/errors.js';
 import { Uuid } from '../http/schemas.js';
 import { joinUrl, SOURCE_PATTERN } from '../enrollment/links.js';
-import { points } from '../enrollment/i18n.js';
+import { en } from '../i18n/en.js';
+import { programName } from '../i18n/format.js';
+import { ru } from '../i18n/ru.js';
 import { findActiveStaff } from '../enrollment/staff-routes.js';
 import type { LoyaltyRules } from '../loyalty/rules.js';
 import type { Design } from '../programs/schemas.js';
@@ -29,20 +31,8 @@ export const MaterialQuery = Type.Object(
 );
 export type MaterialRequest = Static<typeof MaterialQuery> & { format: MaterialFormat };
 
-const TEXTS = {
-  ru: {
-    headline: 'Карта постоянного покупателя — в вашем телефоне',
-    offer: (bonus: number) => `${points('ru', bonus)} за вступление`,
-    instruction: 'Наведите камеру телефона на код и добавьте карту в Wallet',
-    footnote: 'Apple Wallet · Google Wallet · без приложений и пластика',
-  },
-  en: {
-    headline: 'Your loyalty card, on your phone',
-    offer: (bonus: number) => `${points('en', bonus)} for joining`,
-    instruction: 'Point your phone camera at the code and add the card to your wallet',
-    footnote: 'Apple Wallet · Google Wallet · no app, no plastic',
-  },
-} as const;
+// The poster's texts are in the message catalogues (src/i18n), with every other text.
+const TEXTS = { ru: ru.materials, en: en.materials };
 
 /**
  * A print-ready material of the program (issue #15, item 5): its colours, its logo when uploaded,
@@ -66,7 +56,8 @@ export async function renderMaterial(ctx: Pick<AppContext, 'db' | 'links'>, prog
   const logo = ['logo@3x.png', 'logo@2x.png', 'logo.png'].map((name) => logos.find((row) => row.name === name)).find(Boolean);
   const input = {
     format: request.format,
-    programName: program.name,
+    // The name in the poster's language (the card's logo text there), as on the pages and the pass.
+    programName: programName(program, lang),
     backgroundColor: design.backgroundColor,
     foregroundColor: design.foregroundColor,
     logoPng: logo ? Buffer.from(logo.png) : null,
