@@ -155,7 +155,8 @@ describe('server process', () => {
     expect(offline.code, offline.output).toBe(0);
     expect(offline.output).toMatch(new RegExp(`${origin}/app/sign-in/link/[A-Za-z0-9_-]+`));
     expect((await runCli(['--program', 'demo', '--hours', '999'], env)).code).toBe(2);
-  });
+    // Two starts of the real entry point and four runs of the CLI, each a Node process loading tsx.
+  }, 240_000);
 
   it('in production creates no demo program and prints no key or sign-in link', async () => {
     const certs = await getTestCertificates();
