@@ -36,6 +36,7 @@ import { createConfiguredMailer } from './mail/mailer.js';
 import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
+import { privacyRoutes } from './privacy/routes.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
 import { pendingDeliverySummary } from './updates/pending-deliveries.js';
@@ -330,6 +331,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(cabinetApiRoutes, { ctx });
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
         await api.register(economicsRoutes, { ctx });
+        await api.register(privacyRoutes, { ctx });
       },
       { prefix: '/api/v1' },
     );

@@ -134,7 +134,8 @@ export interface CardTable {
   staff_id: string | null;
   source: string | null;
   external_id: string | null;
-  status: Generated<'active' | 'blocked'>;
+  /** 'erased': the holder's personal data was erased on request (privacy/erasure.ts); the row stays for accounting. */
+  status: Generated<'active' | 'blocked' | 'erased'>;
   public_token: string;
   apple_serial: string;
   apple_auth_token: string;
@@ -152,6 +153,16 @@ export interface CardTable {
   pending_points: Generated<number>;
   /** Bumped by a takeover: the Google object id of the new holder differs from the old one. */
   google_generation: Generated<number>;
+  /** When the holder's personal data was erased (status 'erased'). */
+  erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+/** Audit of erasures: who erased which card and when (no personal data). */
+export interface CardErasureTable {
+  program_id: string;
+  card_id: string;
+  actor: string;
+  erased_at: Timestamp;
 }
 
 export type CardChannel = 'staff' | 'self_service';
@@ -644,6 +655,7 @@ export interface Database {
   api_key: ApiKeyTable;
   staff_member: StaffMemberTable;
   card: CardTable;
+  card_erasure: CardErasureTable;
   purchase: PurchaseTable;
   ledger_entry: LedgerEntryTable;
   idempotency_record: IdempotencyRecordTable;
