@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
 import { findCardByPublicToken } from '../cards/repository.js';
-import { notFound } from '../http/errors.js';
+import { cardErased, notFound } from '../http/errors.js';
 import { findProgram } from '../programs/repository.js';
 
 const CardTokenParams = Type.Object({ cardToken: Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' }) });
@@ -16,6 +16,7 @@ export const publicCardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
       const card = await findCardByPublicToken(ctx.db, request.params.cardToken);
       const program = card ? await findProgram(ctx.db, card.program_id) : undefined;
       if (!card || !program) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       const pass = await ctx.passes.passFor(card, program);
       return reply
         .type('application/vnd.apple.pkpass')
