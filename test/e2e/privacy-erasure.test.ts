@@ -5,6 +5,7 @@ import { passUrl, pushToken, pushesTo, register, waitForCardJobsIdle } from '../
 import { csvRecords } from '../support/csv.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 import { passJsonOf } from '../support/pkpass.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 const HOLDER = {
   name: 'Ольга Приватова',
@@ -48,6 +49,7 @@ async function programTotals(t: TestApp, programId: string) {
 
 describe(`a holder's data: access and erasure (${TEST_DATABASE_KIND} database)`, () => {
   let t: TestApp;
+  let receiver: WebhookReceiver;
   let shop: Awaited<ReturnType<typeof createProgramWithKeys>>;
   let other: Awaited<ReturnType<typeof createProgramWithKeys>>;
   let cardId: string;
@@ -55,8 +57,17 @@ describe(`a holder's data: access and erasure (${TEST_DATABASE_KIND} database)`,
   const token = pushToken(0xa11ce);
 
   beforeAll(async () => {
-    t = await startTestApp({ google: true });
+    receiver = await startWebhookReceiver();
+    t = await startTestApp({ google: true, env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' } });
     shop = await createProgramWithKeys(t.app, 'privacy-shop', { defaultLanguage: 'ru' });
+    // Webhook events copy the external id (card.issued) and ledger reasons (balance.changed).
+    const hook = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/webhooks',
+      headers: shop.as('admin'),
+      payload: { url: receiver.url('/hook'), events: ['card.issued', 'balance.changed'] },
+    });
+    expect(hook.statusCode, hook.body).toBe(201);
     other = await createProgramWithKeys(t.app, 'privacy-other');
     const issued = await t.app.inject({
       method: 'POST',
@@ -98,12 +109,14 @@ describe(`a holder's data: access and erasure (${TEST_DATABASE_KIND} database)`,
     await register(t, 'privacy-device', { id: cardId, serial: row.apple_serial, token: row.apple_auth_token, auth: { authorization: `ApplePass ${row.apple_auth_token}` } }, token);
     expect((await t.app.inject({ method: 'GET', url: `/c/${row.public_token}/google` })).statusCode).toBe(302);
     await waitForCardJobsIdle(t);
+    await waitFor(() => receiver.at('/hook').some((r) => JSON.stringify(r.json).includes(HOLDER.name)), { what: 'the balance.changed webhook with the reason' });
     before = await t.database.handle.db.selectFrom('card').select(['number', 'apple_serial', 'apple_auth_token', 'public_token', 'google_object_id']).where('id', '=', cardId).executeTakeFirstOrThrow();
     expect(before.google_object_id).toBeTruthy();
   });
 
   afterAll(async () => {
     await t?.close();
+    await receiver?.close();
   });
 
   it('gives the program admin everything stored about the holder, and no one else', async () => {
@@ -157,7 +170,8 @@ describe(`a holder's data: access and erasure (${TEST_DATABASE_KIND} database)`,
   it('erases: no table holds her data, the Apple pass is voided and pushed, the Google object expired, totals unchanged, audited', async () => {
     // Before: the scan does find her (the test can fail).
     expect(await whereFound(t, HOLDER.phone)).toContain('public.card');
-    expect(await whereFound(t, HOLDER.name)).toEqual(expect.arrayContaining(['public.card', 'public.ledger_entry']));
+    expect(await whereFound(t, HOLDER.name)).toEqual(expect.arrayContaining(['public.card', 'public.ledger_entry', 'public.webhook_event']));
+    expect(await whereFound(t, 'CRM-olga-77')).toEqual(expect.arrayContaining(['public.card', 'public.webhook_event']));
     const totals = await programTotals(t, shop.program.id);
     const pushesBefore = pushesTo(t, token).length;
     const patchesBefore = t.google!.fake.callsTo('patchObject').length;
