@@ -79,8 +79,11 @@ interface ExportRow {
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
 
-/** One page of the program's cards after `afterId` (keyset), with their wallet state and last purchase. */
-async function exportPage(db: Db, programId: string, passTypeIdentifier: string, afterId: string | null): Promise<ExportRow[]> {
+/**
+ * One page of the program's cards after `afterId` (keyset), with their wallet state and last purchase.
+ * `withoutWallet`: only active cards on no Apple device and not saved in Google Wallet (invitations).
+ */
+async function exportPage(db: Db, programId: string, passTypeIdentifier: string, afterId: string | null, withoutWallet = false): Promise<ExportRow[]> {
   const { rows } = await sql<ExportRow>`
     SELECT c.id, c.number, c.holder_name, c.phone, c.email, to_char(c.birthday, 'YYYY-MM-DD') AS birthday, c.tier, c.balance,
       c.pending_points, c.lifetime_spend, c.consent, c.consent_at, c.created_at, c.status, c.public_token,
@@ -89,6 +92,13 @@ async function exportPage(db: Db, programId: string, passTypeIdentifier: string,
       (SELECT max(p.created_at) FROM purchase p WHERE p.card_id = c.id AND p.status = 'completed') AS last_purchase_at
     FROM card c
     WHERE c.program_id = ${programId} ${afterId === null ? sql`` : sql`AND c.id > ${afterId}`}
+      ${
+        withoutWallet
+          ? sql`AND c.status = 'active'
+            AND NOT EXISTS (SELECT 1 FROM apple_registration r WHERE r.pass_type_identifier = ${passTypeIdentifier} AND r.serial_number = c.apple_serial)
+            AND NOT EXISTS (SELECT 1 FROM google_object g WHERE g.card_id = c.id AND g.saved)`
+          : sql``
+      }
     ORDER BY c.id
     LIMIT ${EXPORT_PAGE}
   `.execute(db);
@@ -130,6 +140,31 @@ export async function* cardExportCsv(
         iso(row.last_purchase_at),
         erased ? null : `${options.publicUrl}/c/${row.public_token}`,
       ]);
+    }
+    yield chunk;
+    if (rows.length < EXPORT_PAGE) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+export const INVITE_LINKS_HEADER = ['card_id', 'number', 'holder_name', 'phone', 'email', 'marketing_consent', 'consent_at', 'enrolled_at', 'install_url', 'qr_url'];
+
+/**
+ * The invitation list (issue #12, item 3): every active card not installed in any wallet with its
+ * personal install link (the card page, which offers the right wallet for the device) and the URL of
+ * that link's QR code (for receipts and letters). `marketing_consent` says whether the holder agreed
+ * to marketing: a business sending the links with its own tool must respect it.
+ */
+export async function* inviteLinksCsv(db: Db, program: ProgramRow, options: { publicUrl: string; passTypeIdentifier: string }): AsyncGenerator<string> {
+  yield BOM + csvLine(INVITE_LINKS_HEADER);
+  let after: string | null = null;
+  for (;;) {
+    const rows = await exportPage(db, program.id, options.passTypeIdentifier, after, true);
+    if (rows.length === 0) return;
+    let chunk = '';
+    for (const row of rows) {
+      const page = `${options.publicUrl}/c/${row.public_token}`;
+      chunk += csvLine([row.id, row.number, row.holder_name, row.phone, row.email, row.consent, iso(row.consent_at), iso(row.created_at), page, `${page}/qr.png`]);
     }
     yield chunk;
     if (rows.length < EXPORT_PAGE) return;

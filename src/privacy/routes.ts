@@ -9,7 +9,7 @@ import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
 import { IdempotencyHeaders, IdParams, problemResponses } from '../http/schemas.js';
 import { getProgramOr404 } from '../programs/service.js';
 import { eraseCard, type ErasureResult } from './erasure.js';
-import { cardExportCsv } from './export.js';
+import { cardExportCsv, inviteLinksCsv } from './export.js';
 import { personalData } from './personal-data.js';
 
 const Section = (description: string) => Type.Unknown({ description });
@@ -64,6 +64,30 @@ export const privacyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         .header('cache-control', 'no-store')
         .header('content-disposition', `attachment; filename="${program.slug}-cards-${ctx.clock().toISOString().slice(0, 10)}.csv"`)
         // The 200 schema documents the body for OpenAPI; the body itself is the stream (never serialized).
+        .send(stream as unknown as string);
+    },
+  );
+
+  app.get(
+    '/exports/invite-links.csv',
+    {
+      schema: {
+        tags: ['privacy'],
+        summary: 'Cards not installed in any wallet, with their personal install link and QR code URL, as CSV (to invite an imported base)',
+        description: 'Program admin key. `marketing_consent` says whether the holder agreed to marketing messages: respect it. docs/privacy.md.',
+        querystring: Type.Object({}, { additionalProperties: false }),
+        produces: ['text/csv'],
+        response: { 200: Type.String({ description: 'text/csv; charset=utf-8' }), ...problemResponses() },
+      },
+    },
+    async (request, reply) => {
+      const { programId } = requireProgramRole(request, ['admin']);
+      const program = await getProgramOr404(db, programId);
+      const stream = Readable.from(inviteLinksCsv(db, program, { publicUrl: ctx.config.PUBLIC_URL, passTypeIdentifier: ctx.appleIdentity.passTypeIdentifier }));
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('content-disposition', `attachment; filename="${program.slug}-invite-links-${ctx.clock().toISOString().slice(0, 10)}.csv"`)
         .send(stream as unknown as string);
     },
   );

@@ -103,6 +103,46 @@ describe(`export of a program's cards as CSV (${TEST_DATABASE_KIND} database)`, 
     expect(records.filter((r) => r.number.startsWith('bulk'))).toHaveLength(2500);
   });
 
+  it('lists the cards on no wallet with their install link and QR code, and whether they consented to marketing', async () => {
+    const invite = await createProgramWithKeys(t.app, 'invite-shop');
+    const consenting = await issue(invite.as, { name: 'Согласный', phone: '+79162220001', email: 'yes@example.com' }, true);
+    const silent = await issue(invite.as, { name: 'Без согласия', phone: '+79162220002' });
+    const onApple = await issue(invite.as, { name: 'На айфоне', phone: '+79162220003' }, true);
+    const onGoogle = await issue(invite.as, { name: 'На андроиде', phone: '+79162220004' }, true);
+    const db = t.database.handle.db;
+    const apple = await db.selectFrom('card').select(['apple_serial', 'apple_auth_token']).where('id', '=', onApple.id).executeTakeFirstOrThrow();
+    await register(t, 'invite-device', { id: onApple.id, serial: apple.apple_serial, token: apple.apple_auth_token, auth: { authorization: `ApplePass ${apple.apple_auth_token}` } }, pushToken(0xe2));
+    await db
+      .insertInto('google_object')
+      .values({ card_id: onGoogle.id, program_id: invite.program.id, object_id: 'x.invite', class_id: 'x.c', published_balance: 0, published_tier: 'standard', content_hash: 'h', saved: true })
+      .execute();
+
+    const res = await t.app.inject({ method: 'GET', url: '/api/v1/exports/invite-links.csv', headers: invite.as('admin') });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(res.body.startsWith('\uFEFFcard_id,number,holder_name,phone,email,marketing_consent')).toBe(true);
+    const records = csvRecords(res.body);
+    expect(records.map((r) => r.card_id).sort()).toEqual([consenting.id, silent.id].sort());
+    const yes = records.find((r) => r.card_id === consenting.id)!;
+    expect(yes).toMatchObject({ holder_name: 'Согласный', phone: "'+79162220001", email: 'yes@example.com', marketing_consent: 'yes', install_url: consenting.installUrl, qr_url: `${consenting.installUrl}/qr.png` });
+    expect(records.find((r) => r.card_id === silent.id)).toMatchObject({ marketing_consent: 'no', consent_at: '' });
+
+    // The QR code of the personal link, for a receipt or a letter.
+    const path = yes.qr_url!.slice(TEST_PUBLIC_URL.length);
+    const png = await t.app.inject({ method: 'GET', url: `${path}?size=256` });
+    expect(png.statusCode).toBe(200);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect([...png.rawPayload.subarray(1, 4)].map((c) => String.fromCharCode(c)).join('')).toBe('PNG');
+    const svg = await t.app.inject({ method: 'GET', url: path.replace(/\.png$/, '.svg') });
+    expect(svg.statusCode).toBe(200);
+    expect(svg.body).toContain('<svg');
+    expect((await t.app.inject({ method: 'GET', url: `${path}?size=100000` })).statusCode).toBe(400);
+    expect((await t.app.inject({ method: 'GET', url: '/c/AAAAAAAAAAAAAAAAAAAAAAAA/qr.png' })).statusCode).toBe(404);
+    for (const role of ['pos', 'marketer'] as const) {
+      expect((await t.app.inject({ method: 'GET', url: '/api/v1/exports/invite-links.csv', headers: invite.as(role) })).statusCode).toBe(403);
+    }
+  });
+
   it('is for the program admin only: pos and marketer keys and the instance key are refused', async () => {
     for (const role of ['pos', 'marketer'] as const) {
       const res = await t.app.inject({ method: 'GET', url: '/api/v1/exports/cards.csv', headers: shop.as(role) });
