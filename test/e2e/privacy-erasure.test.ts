@@ -5,6 +5,7 @@ import { passUrl, pushToken, pushesTo, register, waitForCardJobsIdle } from '../
 import { csvRecords } from '../support/csv.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 import { passJsonOf } from '../support/pkpass.js';
+import { pruneExpiredData } from '../../src/jobs/retention.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 const HOLDER = {
@@ -264,5 +265,18 @@ describe(`a holder's data: access and erasure (${TEST_DATABASE_KIND} database)`,
     const again = await t.app.inject({ method: 'POST', url: '/api/v1/cards', headers: pos, payload: { holder: { name: 'Ольга', phone: HOLDER.phone } } });
     expect(again.statusCode, again.body).toBe(201);
     expect(again.json().id).not.toBe(cardId);
+  });
+
+  it('keeps the erased card\'s device registrations for late devices, and retention removes them 30 days after the erasure', async () => {
+    const db = t.database.handle.db;
+    // Another card's registration, which must stay.
+    const otherCard = await db.selectFrom('card').select(['id', 'apple_serial', 'apple_auth_token']).where('program_id', '=', shop.program.id).where('status', '=', 'active').executeTakeFirstOrThrow();
+    await register(t, 'privacy-device-2', { id: otherCard.id, serial: otherCard.apple_serial, token: otherCard.apple_auth_token, auth: { authorization: `ApplePass ${otherCard.apple_auth_token}` } }, pushToken(0xb0b));
+    const serials = async () => (await db.selectFrom('apple_registration').select('serial_number').execute()).map((r) => r.serial_number);
+    await pruneExpiredData(db, new Date(Date.now() + 29 * 86_400_000), { idempotencyDays: 3650 });
+    expect(await serials()).toContain(before.apple_serial);
+    await pruneExpiredData(db, new Date(Date.now() + 31 * 86_400_000), { idempotencyDays: 3650 });
+    expect(await serials()).not.toContain(before.apple_serial);
+    expect(await serials()).toContain(otherCard.apple_serial);
   });
 });
