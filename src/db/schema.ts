@@ -168,6 +168,32 @@ export interface CardErasureTable {
 export type CardChannel = 'staff' | 'self_service';
 export type VerifiedVia = 'staff' | 'otp' | 'purchase' | 'legacy';
 
+export type InvitationChannel = 'sms' | 'email';
+
+/** A request to invite the cards on no wallet (privacy/invitations.ts). */
+export interface InvitationBatchTable {
+  id: Generated<string>;
+  program_id: string;
+  channels: InvitationChannel[];
+  status: Generated<'queued' | 'sending' | 'finished'>;
+  cursor_card_id: string | null;
+  cards: Generated<number>;
+  skipped_no_consent: Generated<number>;
+  created_by: string;
+  created_at: Timestamp;
+  finished_at: Date | null;
+}
+
+/** One card and channel a batch tried ('sending' is written before the send: at most once). */
+export interface InvitationTable {
+  program_id: string;
+  batch_id: string;
+  card_id: string;
+  channel: InvitationChannel;
+  status: 'sending' | 'sent' | 'failed' | 'no_address';
+  created_at: Timestamp;
+}
+
 export interface PurchaseTable {
   id: Generated<string>;
   program_id: string;
@@ -656,6 +682,8 @@ export interface Database {
   staff_member: StaffMemberTable;
   card: CardTable;
   card_erasure: CardErasureTable;
+  invitation_batch: InvitationBatchTable;
+  invitation: InvitationTable;
   purchase: PurchaseTable;
   ledger_entry: LedgerEntryTable;
   idempotency_record: IdempotencyRecordTable;

@@ -23,7 +23,7 @@ export interface PersonalDataDeps {
 export async function personalData(db: Db, program: ProgramRow, card: CardRow, deps: PersonalDataDeps) {
   const cardId = card.id;
   const programId = program.id;
-  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure] =
+  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations] =
     await Promise.all([
       sql<{ day: string | null }>`SELECT to_char(birthday, 'YYYY-MM-DD') AS day FROM card WHERE id = ${cardId}`.execute(db),
       card.consent_version
@@ -72,6 +72,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
         .orderBy('created_at')
         .execute(),
       db.selectFrom('card_erasure').select(['actor', 'erased_at']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
+      db.selectFrom('invitation').select(['batch_id', 'channel', 'status', 'created_at']).where('program_id', '=', programId).where('card_id', '=', cardId).orderBy('created_at').execute(),
     ]);
 
   return {
@@ -136,6 +137,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
     tierChanges: tierChanges.map((c) => ({ from: c.from_tier, to: c.to_tier, at: iso(c.changed_at) })),
     phoneVerifications: verifications.map((v) => ({ purpose: v.purpose, attempts: Number(v.attempts), createdAt: iso(v.created_at), sentAt: iso(v.sent_at), consumedAt: iso(v.consumed_at) })),
     webhookEvents: webhookEvents.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: iso(e.created_at) })),
+    invitations: invitations.map((i) => ({ batchId: i.batch_id, channel: i.channel, status: i.status, at: iso(i.created_at) })),
     erasure: erasure ? { actor: erasure.actor, erasedAt: iso(erasure.erased_at) } : null,
   };
 }

@@ -11,6 +11,7 @@ import { getProgramOr404 } from '../programs/service.js';
 import { eraseCard, type ErasureResult } from './erasure.js';
 import { cardExportCsv, inviteLinksCsv } from './export.js';
 import { personalData } from './personal-data.js';
+import type { InvitationBatchDto, Invitations } from './invitations.js';
 
 const Section = (description: string) => Type.Unknown({ description });
 
@@ -29,7 +30,20 @@ const PersonalDataSchema = Type.Object({
   tierChanges: Section('tier changes'),
   phoneVerifications: Section('one-time codes sent to the phone in this program (never the codes)'),
   webhookEvents: Section('events about the card sent to the program\'s webhooks'),
+  invitations: Section('invitations to the wallet sent to the holder (channel, status, time)'),
   erasure: Section('who erased the data and when, or null'),
+});
+
+const InvitationBatchSchema = Type.Object({
+  id: Type.String(),
+  channels: Type.Array(Type.String()),
+  status: Type.Union([Type.Literal('queued'), Type.Literal('sending'), Type.Literal('finished')]),
+  cards: Type.Integer({ description: 'Active cards on no wallet walked so far' }),
+  skippedNoConsent: Type.Integer({ description: 'Of them, holders without marketing consent: sent nothing' }),
+  sms: Type.Object({ sent: Type.Integer(), failed: Type.Integer() }),
+  email: Type.Object({ sent: Type.Integer(), failed: Type.Integer(), noAddress: Type.Integer({ description: 'Consenting holders without an e-mail address' }) }),
+  createdAt: Type.String(),
+  finishedAt: Type.Union([Type.String(), Type.Null()]),
 });
 
 const ErasureSchema = Type.Object({
@@ -40,7 +54,7 @@ const ErasureSchema = Type.Object({
 });
 
 /** The holder's rights and no lock-in (issue #12): exports, one holder's data, erasure. Program admin key only. */
-export const privacyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
+export const privacyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; invitations: Invitations }> = async (app, { ctx, invitations }) => {
   const { db } = ctx;
 
   app.get(
@@ -147,6 +161,52 @@ export const privacyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       });
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.status(200).send(result.body);
+    },
+  );
+
+  app.post(
+    '/invitations',
+    {
+      schema: {
+        tags: ['privacy'],
+        summary: 'Send every consenting holder of a card on no wallet their install link, by SMS and/or e-mail, as a paced job',
+        description:
+          'Program admin key. Only active cards on no Apple device and not saved in Google Wallet, only holders with marketing consent. ' +
+          'Channels need SMS_GATEWAY_URL (sms) and SMTP_URL + MAIL_FROM (email), else 422 channel_unavailable; one batch per program at a ' +
+          'time (409 invitations_in_progress). Follow the counts with GET /invitations/{id}. docs/privacy.md.',
+        headers: IdempotencyHeaders,
+        body: Type.Object(
+          { channels: Type.Array(Type.Union([Type.Literal('sms'), Type.Literal('email')]), { minItems: 1, maxItems: 2, uniqueItems: true }) },
+          { additionalProperties: false },
+        ),
+        response: { 202: InvitationBatchSchema, ...problemResponses(409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const { programId, actor } = requireProgramRole(request, ['admin']);
+      const key = parseIdempotencyKey(request.headers['idempotency-key']);
+      const result = await runIdempotent<InvitationBatchDto>(db, { scope: programId, key, operation: 'invitations', body: request.body }, async (trx) => ({
+        status: 202,
+        body: await invitations.request(trx, programId, request.body.channels, actor),
+      }));
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.status(202).send(result.body);
+    },
+  );
+
+  app.get(
+    '/invitations/:invitationId',
+    {
+      schema: {
+        tags: ['privacy'],
+        summary: 'Progress and counts of an invitation batch',
+        params: IdParams('invitationId'),
+        response: { 200: InvitationBatchSchema, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, ['admin']);
+      return invitations.get(programId, request.params.invitationId);
     },
   );
 };
