@@ -21,13 +21,19 @@ import type { Mailer } from '../mail/mailer.js';
 import type { SmsGateway } from '../sms/gateway.js';
 
 export const INVITATIONS_QUEUE = 'invitations-send';
-const PAGE = 200;
 
 export interface InvitationSettings {
   /** Messages per second, both channels together. */
   perSecond: number;
+  /** Cards read per page (keyset). */
+  pageSize: number;
+  /**
+   * Pages one job sends before it hands the rest to a new job: at 5 messages a second a quarter of a
+   * million holders take hours, longer than any job should hold its lease; a slice takes minutes.
+   */
+  pagesPerJob: number;
 }
-export const DEFAULT_INVITATION_SETTINGS: InvitationSettings = { perSecond: 5 };
+export const DEFAULT_INVITATION_SETTINGS: InvitationSettings = { perSecond: 5, pageSize: 200, pagesPerJob: 5 };
 
 interface Logger {
   error(obj: object, msg?: string): void;
@@ -116,13 +122,18 @@ export function createInvitations(deps: {
     const program = await db.selectFrom('program').selectAll().where('id', '=', programId).executeTakeFirstOrThrow();
     await db.updateTable('invitation_batch').set({ status: 'sending' }).where('program_id', '=', programId).where('id', '=', batchId).execute();
     let cursor = batch.cursor_card_id;
-    for (;;) {
+    for (let page = 0; ; page++) {
+      if (page === settings.pagesPerJob) {
+        // The rest in a new job, from the cursor just saved.
+        await jobs.send(db, INVITATIONS_QUEUE, { programId, batchId });
+        return;
+      }
       const { rows } = await sql<{ id: string; phone: string; email: string | null; consent: boolean; public_token: string }>`
         SELECT c.id, c.phone, c.email, c.consent, c.public_token FROM card c
         WHERE c.program_id = ${programId} AND c.status = 'active' ${cursor === null ? sql`` : sql`AND c.id > ${cursor}`}
           AND NOT EXISTS (SELECT 1 FROM apple_registration r WHERE r.pass_type_identifier = ${deps.passTypeIdentifier} AND r.serial_number = c.apple_serial)
           AND NOT EXISTS (SELECT 1 FROM google_object g WHERE g.card_id = c.id AND g.saved)
-        ORDER BY c.id LIMIT ${PAGE}
+        ORDER BY c.id LIMIT ${settings.pageSize}
       `.execute(db);
       if (rows.length === 0) break;
       let skipped = 0;
@@ -161,7 +172,7 @@ export function createInvitations(deps: {
         .where('program_id', '=', programId)
         .where('id', '=', batchId)
         .execute();
-      if (rows.length < PAGE) break;
+      if (rows.length < settings.pageSize) break;
     }
     await db.updateTable('invitation_batch').set({ status: 'finished', finished_at: new Date() }).where('program_id', '=', programId).where('id', '=', batchId).execute();
     logger.info({ programId, batchId }, 'invitations sent');
@@ -181,11 +192,20 @@ export function createInvitations(deps: {
       }
       const running = await trx.selectFrom('invitation_batch').select('id').where('program_id', '=', programId).where('status', '!=', 'finished').executeTakeFirst();
       if (running) throw new AppError(409, 'invitations_in_progress', `Invitation batch ${running.id} is still being sent`, { batchId: running.id });
-      const batch = await trx
-        .insertInto('invitation_batch')
-        .values({ program_id: programId, channels: [...new Set(channels)], created_by: actor })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      let batch;
+      try {
+        batch = await trx
+          .insertInto('invitation_batch')
+          .values({ program_id: programId, channels: [...new Set(channels)], created_by: actor })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+      } catch (error) {
+        // Two requests at once: the unique index of running batches decides, the loser is told so.
+        if (/invitation_batch_running_idx/.test(String((error as { constraint?: string }).constraint ?? error))) {
+          throw new AppError(409, 'invitations_in_progress', 'Another invitation batch of this program is being sent');
+        }
+        throw error;
+      }
       await jobs.send(trx, INVITATIONS_QUEUE, { programId, batchId: batch.id });
       return dto(trx, programId, batch.id);
     },
@@ -194,7 +214,7 @@ export function createInvitations(deps: {
 
     async start(runWorker: boolean) {
       // A job that dies (process killed) is retried and goes on from the batch's cursor.
-      await jobs.ensureQueue(INVITATIONS_QUEUE, { policy: 'standard', retryLimit: 5, retryDelay: 30, retryBackoff: true, expireInSeconds: 4 * 3600 });
+      await jobs.ensureQueue(INVITATIONS_QUEUE, { policy: 'standard', retryLimit: 5, retryDelay: 30, retryBackoff: true, expireInSeconds: 3600 });
       if (!runWorker) return;
       await jobs.work<{ programId: string; batchId: string }>(INVITATIONS_QUEUE, { batchSize: 1 }, async ([job]) => {
         await run(job!.data.programId, job!.data.batchId);

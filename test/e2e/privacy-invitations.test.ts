@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
 import { pushToken, register } from '../support/apple-device.js';
@@ -15,7 +16,8 @@ describe(`invitations to the wallet by SMS and e-mail (${TEST_DATABASE_KIND} dat
     smtp = await startSmtpStandIn();
     t = await startTestApp({
       env: { SMS_GATEWAY_URL: sms.url, SMTP_URL: smtp.url, MAIL_FROM: 'Карты <no-reply@wallet.test>' },
-      invitations: { perSecond: 1000 },
+      // One card per page and one page per job: the batch goes through four jobs, each from the saved cursor.
+      invitations: { perSecond: 1000, pageSize: 1, pagesPerJob: 1 },
     });
   });
   afterAll(async () => {
@@ -59,6 +61,8 @@ describe(`invitations to the wallet by SMS and e-mail (${TEST_DATABASE_KIND} dat
       },
       { what: 'the invitation batch to finish' },
     );
+    const jobs = await sql<{ n: string }>`SELECT count(*) AS n FROM pgboss.job WHERE name = 'invitations-send'`.execute(t.database.handle.db);
+    expect(Number(jobs.rows[0]!.n)).toBeGreaterThanOrEqual(4);
     expect(done).toMatchObject({ channels: ['sms', 'email'], cards: 3, skippedNoConsent: 1, sms: { sent: 2, failed: 0 }, email: { sent: 1, failed: 0, noAddress: 1 } });
 
     // Each consenting holder got their own link; the one without consent and the installed card got nothing.
