@@ -1,3 +1,4 @@
+DROP INDEX IF EXISTS card_program_id_idx;
 DROP TABLE card_erasure;
 ALTER TABLE card DROP COLUMN erased_at;
 ALTER TABLE card DROP CONSTRAINT card_status_check;

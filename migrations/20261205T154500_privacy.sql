@@ -17,3 +17,7 @@ CREATE TABLE card_erasure (
   erased_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (program_id, card_id)
 );
+
+-- The exports read a program's cards in primary-key order, a page at a time (privacy/export.ts): with
+-- many programs in one table, the keyset scan should not walk the other programs' cards.
+CREATE INDEX card_program_id_idx ON card (program_id, id);
