@@ -10,6 +10,7 @@ import { issueCard, normalizePhone } from '../enrollment/service.js';
 import { normalizeScannedValue } from '../loyalty/card-number.js';
 import { postToLedger } from '../loyalty/ledger.js';
 import { getProgramOr404 } from '../programs/service.js';
+import { cachedProgramOr404 } from '../programs/cache.js';
 import { cardDto } from './dto.js';
 import { appleDeviceCounts, findCardByNumber, googleSavedCards, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
 import { AdjustmentResultSchema, AdjustmentSchema, CardSchema, IssueCardSchema } from './schemas.js';
@@ -44,7 +45,8 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     async (request, reply) => {
       const { programId, role, actor } = requireProgramRole(request, ['admin', 'pos']);
       const { card, created, program } = await db.transaction().execute(async (trx) => {
-        const program = await getProgramOr404(trx, programId);
+        // From the cache (kept current by program_changed notifications): issue #14.
+        const program = await cachedProgramOr404(trx, programId);
         return { ...(await issueCard(trx, ctx.cardChanges, program, request.body, actor)), program };
       });
       const [dto] = await present([card], program, role);
