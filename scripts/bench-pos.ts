@@ -27,10 +27,12 @@
  *
  * Environment: BENCH_SECONDS (10 measured seconds per HTTP phase and per pgbench run),
  * BENCH_WARMUP_SECONDS (2), BENCH_CARDS (1000), BENCH_PURCHASE_CLIENTS (16), BENCH_ISSUE_CLIENTS (8),
- * BENCH_PGBENCH_CLIENTS (16), BENCH_PGBENCH_SCALE (16: one branch row per client, as pgbench's
+ * BENCH_PGBENCH_CLIENTS (16), BENCH_PREPARED=0 (the app with PG_PREPARED_STATEMENTS=false),
+ * BENCH_COMPARE_PREPARED=0 (skip the second app process with PG_PREPARED_STATEMENTS=false whose
+ * purchases and issues are measured right after the default app's), BENCH_PGBENCH_SCALE (16: one branch row per client, as pgbench's
  * documentation advises; at scale 1 all clients queue on one branch row), BENCH_LOG_LEVEL (the app's
- * pino level, default info), BENCH_POOL_SIZE (the app's pool), BENCH_CPU_PROF=<dir> (write a
- * --cpu-prof of the app process there), BENCH_TOP (statements listed, 12), BENCH_SEED_SQL=N (add N
+ * pino level, default info), BENCH_POOL_SIZE (the app's pool), BENCH_CPU_PROF=<dir> (write a CPU
+ * profile of the app process during each measured phase there), BENCH_TOP (statements listed, 12), BENCH_SEED_SQL=N (add N
  * cards with SQL before measuring: the "cost must not grow with the base" run).
  */
 import { execFile } from 'node:child_process';
@@ -110,10 +112,12 @@ async function main(): Promise<void> {
   const cpuProfDir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
   const adminKey = `bench-admin-${randomBytes(16).toString('hex')}`;
   const pgbenchBin = pgbenchBinary();
+  const comparePrepared = process.env.BENCH_COMPARE_PREPARED !== '0' && process.env.BENCH_PREPARED !== '0';
 
   const database = await createBenchDatabase();
   const scratch = pgbenchBin ? await createBenchDatabase() : undefined;
   let child: ChildHandle<PosServerMessage> | undefined;
+  let unnamedChild: ChildHandle<PosServerMessage> | undefined;
   const admin = benchPool({ connectionString: database.url, max: 2 });
   const postgresMeter = new PostgresCpuMeter(database.url, database.name);
   try {
@@ -130,10 +134,21 @@ async function main(): Promise<void> {
         BENCH_ADMIN_KEY: adminKey,
         ...(process.env.BENCH_POOL_SIZE ? { BENCH_POOL_SIZE: process.env.BENCH_POOL_SIZE } : {}),
       },
-      extraExecArgv: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
     });
     const { port } = await child.next('ready');
     const app = child;
+    // The same app with PG_PREPARED_STATEMENTS=false, to measure what named statements bring.
+    if (comparePrepared) {
+      unnamedChild = forkChild<PosServerMessage>(fileURLToPath(new URL('./bench-support/pos-server.ts', import.meta.url)), {
+        env: {
+          BENCH_DATABASE_URL: database.url,
+          BENCH_ADMIN_KEY: adminKey,
+          BENCH_PREPARED: '0',
+          ...(process.env.BENCH_POOL_SIZE ? { BENCH_POOL_SIZE: process.env.BENCH_POOL_SIZE } : {}),
+        },
+      });
+    }
+    const unnamedPort = unnamedChild ? (await unnamedChild.next('ready')).port : undefined;
 
     console.log(
       `POS benchmark: Node ${process.version}, ${availableParallelism()} CPUs, database ${database.name}, app in child process ${child.process.pid} ` +
@@ -177,21 +192,32 @@ async function main(): Promise<void> {
     const randomCard = () => seed.cards[Math.floor(Math.random() * seed.cards.length)]!.id;
     const purchaseBody = JSON.stringify(PURCHASE_BODY);
     const headers = { authorization: `Bearer ${seed.posKey}`, 'content-type': 'application/json' };
-    const appMeter = childCpuMeter(app);
+    const appMeters = new Map([[port, childCpuMeter(app)], ...(unnamedChild && unnamedPort ? [[unnamedPort, childCpuMeter(unnamedChild)] as const] : [])]);
 
-    const phase = async (label: string, clients: number, operation: (agent: import('node:http').Agent) => Promise<void>) => {
+    const phase = async (label: string, clients: number, appPort: number, operation: (agent: import('node:http').Agent, port: number) => Promise<void>) => {
       const agent = keepAliveAgent(clients);
+      const appMeter = appMeters.get(appPort)!;
       appMeter.reset();
       try {
         // The warm-up runs outside the statement counts; runInterleaved repeats it, harmlessly.
-        await runInterleaved([{ label, concurrency: clients, operation: () => operation(agent) }], { warmUpSeconds, seconds: 0, sliceSeconds: 0.5 }).catch(() => undefined);
+        await runInterleaved([{ label, concurrency: clients, operation: () => operation(agent, appPort) }], { warmUpSeconds, seconds: 0, sliceSeconds: 0.5 }).catch(() => undefined);
+        const appChild = appPort === port ? app : unnamedChild!;
+        if (cpuProfDir) {
+          appChild.send({ type: 'profile-start' });
+          await appChild.next('profile-started');
+        }
         const before = await statements.snapshot();
-        const [result] = await runInterleaved([{ label, concurrency: clients, meters: { app: appMeter, postgres: postgresMeter }, operation: () => operation(agent) }], {
+        const [result] = await runInterleaved([{ label, concurrency: clients, meters: { app: appMeter, postgres: postgresMeter }, operation: () => operation(agent, appPort) }], {
           warmUpSeconds: 0,
           seconds,
           sliceSeconds: Math.min(2, seconds),
         });
         const after = await statements.snapshot();
+        if (cpuProfDir) {
+          const file = path.join(cpuProfDir, `${label.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.cpuprofile`);
+          appChild.send({ type: 'profile-stop', file });
+          await appChild.next('profile-stopped');
+        }
         const elu = appMeter.eventLoopUtilization();
         console.log(formatResult(result!, elu === undefined ? '' : `app event loop ${(elu * 100).toFixed(0)} % busy`));
         if (result!.firstFailure) console.log(`    first failure: ${result!.firstFailure}`);
@@ -202,21 +228,24 @@ async function main(): Promise<void> {
       }
     };
 
-    console.log('');
-    const purchases = await phase('HTTP POST /cards/:id/purchases', purchaseClients, (agent) =>
+    const purchase = (agent: import('node:http').Agent, appPort: number) =>
       expectStatus(
-        httpRequest(agent, port, 'POST', `/api/v1/cards/${randomCard()}/purchases`, { ...headers, 'idempotency-key': `bench-${runTag}-${keyCounter++}` }, purchaseBody),
+        httpRequest(agent, appPort, 'POST', `/api/v1/cards/${randomCard()}/purchases`, { ...headers, 'idempotency-key': `bench-${runTag}-${keyCounter++}` }, purchaseBody),
         201,
-      ).then(() => undefined),
-    );
-    console.log('');
-    const issues = await phase('HTTP POST /cards (issue)', issueClients, (agent) =>
+      ).then(() => undefined);
+    const issue = (agent: import('node:http').Agent, appPort: number) =>
       expectStatus(
         // +7 926 …: valid Russian mobile numbers, never the seed's +7 916 ….
-        httpRequest(agent, port, 'POST', '/api/v1/cards', headers, JSON.stringify({ holder: { name: `Issued ${phoneCounter}`, phone: `+7926${String(phoneCounter++).padStart(7, '0')}` } })),
+        httpRequest(agent, appPort, 'POST', '/api/v1/cards', headers, JSON.stringify({ holder: { name: `Issued ${phoneCounter}`, phone: `+7926${String(phoneCounter++).padStart(7, '0')}` } })),
         201,
-      ).then(() => undefined),
-    );
+      ).then(() => undefined);
+    const preparedLabel = process.env.BENCH_PREPARED === '0' ? 'unnamed statements' : 'prepared statements';
+    console.log('');
+    const purchases = await phase(`HTTP purchases, ${preparedLabel}`, purchaseClients, port, purchase);
+    const unnamedPurchases = unnamedPort ? (console.log(''), await phase('HTTP purchases, unnamed statements', purchaseClients, unnamedPort, purchase)) : undefined;
+    console.log('');
+    const issues = await phase(`HTTP issue, ${preparedLabel}`, issueClients, port, issue);
+    const unnamedIssues = unnamedPort ? (console.log(''), await phase('HTTP issue, unnamed statements', issueClients, unnamedPort, issue)) : undefined;
     console.log('');
     await runPgbench('simple (after)', false);
 
@@ -240,18 +269,21 @@ async function main(): Promise<void> {
     };
     console.log(`Summary (${cardTotal.toLocaleString('en')} cards in the database):`);
     summary('purchases', purchases, PURCHASE_TARGET);
+    if (unnamedPurchases) summary('  unnamed', unnamedPurchases, PURCHASE_TARGET);
     summary('issue', issues, ISSUE_TARGET);
-    if (purchases.failures || issues.failures) {
+    if (unnamedIssues) summary('  unnamed', unnamedIssues, ISSUE_TARGET);
+    if ([purchases, issues, unnamedPurchases, unnamedIssues].some((r) => r?.failures)) {
       console.error('\nSome operations failed: the figures above are not valid.');
       process.exitCode = 1;
     }
   } finally {
     await postgresMeter.close();
     await child?.stop();
+    await unnamedChild?.stop();
     await admin.end();
     await database.drop();
     await scratch?.drop();
-    if (cpuProfDir) console.log(`\nCPU profile of the app process written to ${cpuProfDir}`);
+    if (cpuProfDir) console.log(`\nCPU profiles of the app process during each measured phase written to ${cpuProfDir}`);
   }
 }
 

@@ -20,6 +20,12 @@ export const ConfigSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   PUBLIC_URL: Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: 'http://localhost:3000' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /**
+   * Send parameterised statements as named (prepared) statements on PostgreSQL: each connection
+   * parses and plans a statement once (db/database.ts). Turn off behind PgBouncer in transaction
+   * mode before version 1.21, which cannot keep a prepared statement with its connection.
+   */
+  PG_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
   APPLE_CERT_DIR: Type.String({ minLength: 1, default: './certs' }),
