@@ -44,6 +44,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { searchCards } from '../src/cards/repository.js';
+import { normalizePhone } from '../src/enrollment/service.js';
+import { normalizeScannedValue } from '../src/loyalty/card-number.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
 import type { PosServerMessage } from './bench-support/pos-server.js';
@@ -93,6 +96,45 @@ async function pgbench(binary: string, url: string, args: string[]): Promise<Pgb
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
   return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : Number.NaN };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search plans
+// ---------------------------------------------------------------------------------------------
+
+/** EXPLAIN (ANALYZE, BUFFERS) of the app's own search statement (searchCards) for a phone, a number and a name prefix. */
+async function explainSearches(pool: pg.Pool, programId: string, [phone, number, name]: string[]): Promise<void> {
+  const captured: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    log: (event) => {
+      if (event.level === 'query') captured.push({ sql: event.query.sql, parameters: event.query.parameters });
+    },
+  });
+  // What GET /cards?query= passes to searchCards (src/cards/routes.ts).
+  const asRouteDoes = (query: string) => {
+    const digits = normalizeScannedValue(query);
+    let asPhone: string | undefined;
+    try {
+      asPhone = /\d{5,}/.test(query.replace(/\D/g, '')) ? normalizePhone(query, 'RUB') : undefined;
+    } catch {
+      asPhone = undefined;
+    }
+    return { number: /^\d+$/.test(digits) ? digits : undefined, phone: asPhone, namePrefix: query };
+  };
+  const cases: Array<[string, { number?: string; phone?: string; namePrefix: string }]> = [
+    [`phone ${phone}`, asRouteDoes(phone!)],
+    [`number ${number}`, asRouteDoes(number!)],
+    [`name prefix "${name}"`, asRouteDoes(name!)],
+  ];
+  for (const [label, query] of cases) {
+    captured.length = 0;
+    await searchCards(db, programId, query, 20);
+    const statement = captured[0]!;
+    const { rows } = await pool.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${statement.sql}`, statement.parameters as unknown[]);
+    console.log(`    plan of the search by ${label}:`);
+    for (const row of rows) console.log(`      ${row['QUERY PLAN']}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +231,13 @@ async function main(): Promise<void> {
     const runTag = randomBytes(4).toString('hex');
     let keyCounter = 0;
     let phoneCounter = 0;
-    const randomCard = () => seed.cards[Math.floor(Math.random() * seed.cards.length)]!.id;
+    // Purchases go to cards drawn from the whole base (at a million cards, most are not in shared
+    // buffers: that is part of what "cost must not grow with the base" measures).
+    const cardIds =
+      sqlCards > 0
+        ? (await admin.query<{ id: string }>('SELECT id FROM card ORDER BY random() LIMIT 10000')).rows.map((r) => r.id)
+        : seed.cards.map((c) => c.id);
+    const randomCard = () => cardIds[Math.floor(Math.random() * cardIds.length)]!;
     const purchaseBody = JSON.stringify(PURCHASE_BODY);
     const headers = { authorization: `Bearer ${seed.posKey}`, 'content-type': 'application/json' };
     const appMeters = new Map([[port, childCpuMeter(app)], ...(unnamedChild && unnamedPort ? [[unnamedPort, childCpuMeter(unnamedChild)] as const] : [])]);
@@ -239,6 +287,21 @@ async function main(): Promise<void> {
         httpRequest(agent, appPort, 'POST', '/api/v1/cards', headers, JSON.stringify({ holder: { name: `Issued ${phoneCounter}`, phone: `+7926${String(phoneCounter++).padStart(7, '0')}` } })),
         201,
       ).then(() => undefined);
+    // Cashier search: a phone, a card number or a name prefix, as a till types them (the SQL-seeded
+    // cards when there are some, else the API-seeded ones).
+    const searchTerms = (): string[] => {
+      if (sqlCards > 0) {
+        const i = 1 + Math.floor(Math.random() * sqlCards);
+        return [`+7900${String(i).padStart(7, '0')}`, `9${String(i).padStart(11, '0')}`, `${['Anna', 'Boris', 'Vera', 'Gleb'][i % 4]} ${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}`];
+      }
+      const i = Math.floor(Math.random() * seed.cards.length);
+      return [`+7916${String(i).padStart(7, '0')}`, seed.cards[i]!.number, `Holder ${i}`];
+    };
+    let searchKind = 0;
+    const search = (agent: import('node:http').Agent, appPort: number) => {
+      const term = searchTerms()[searchKind++ % 3]!;
+      return expectStatus(httpRequest(agent, appPort, 'GET', `/api/v1/cards?query=${encodeURIComponent(term)}`, { authorization: headers.authorization }), 200).then(() => undefined);
+    };
     const preparedLabel = process.env.BENCH_PREPARED === '0' ? 'unnamed statements' : 'prepared statements';
     console.log('');
     const purchases = await phase(`HTTP purchases, ${preparedLabel}`, purchaseClients, port, purchase);
@@ -246,6 +309,9 @@ async function main(): Promise<void> {
     console.log('');
     const issues = await phase(`HTTP issue, ${preparedLabel}`, issueClients, port, issue);
     const unnamedIssues = unnamedPort ? (console.log(''), await phase('HTTP issue, unnamed statements', issueClients, unnamedPort, issue)) : undefined;
+    console.log('');
+    const searches = await phase(`HTTP GET /cards?query= (search), ${preparedLabel}`, issueClients, port, search);
+    await explainSearches(admin, seed.programId, searchTerms());
     console.log('');
     await runPgbench('simple (after)', false);
 
@@ -272,7 +338,8 @@ async function main(): Promise<void> {
     if (unnamedPurchases) summary('  unnamed', unnamedPurchases, PURCHASE_TARGET);
     summary('issue', issues, ISSUE_TARGET);
     if (unnamedIssues) summary('  unnamed', unnamedIssues, ISSUE_TARGET);
-    if ([purchases, issues, unnamedPurchases, unnamedIssues].some((r) => r?.failures)) {
+    console.log(`  search     ${searches.perSecond.toFixed(0).padStart(5)}/s  p50 ${searches.p50Ms.toFixed(2)} ms, p99 ${searches.p99Ms.toFixed(2)} ms (phone, number and name prefix in turn)`);
+    if ([purchases, issues, unnamedPurchases, unnamedIssues, searches].some((r) => r?.failures)) {
       console.error('\nSome operations failed: the figures above are not valid.');
       process.exitCode = 1;
     }
