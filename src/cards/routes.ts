@@ -69,7 +69,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     },
     async (request) => {
       const { programId, role } = requireProgramRole(request, ['admin', 'pos']);
-      const program = await getProgramOr404(db, programId);
+      const program = await cachedProgramOr404(db, programId);
       const query = request.query.query.trim();
       const digits = normalizeScannedValue(query);
       let phone: string | undefined;
