@@ -20,9 +20,10 @@ const CardParams = Type.Object({ cardId: Uuid });
 export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   const { db } = ctx;
 
-  async function present(cards: CardRow[], program: ProgramRow, role: string) {
-    const devices = await appleDeviceCounts(db, cards.map((c) => c.apple_serial));
-    const googleSaved = ctx.links.googleEnabled ? await googleSavedCards(db, cards.map((c) => c.id)) : new Set<string>();
+  /** `justIssued`: cards created by this request, which no wallet can hold yet (no look-ups: issue #14). */
+  async function present(cards: CardRow[], program: ProgramRow, role: string, justIssued = false) {
+    const devices = justIssued ? new Map<string, number>() : await appleDeviceCounts(db, cards.map((c) => c.apple_serial));
+    const googleSaved = ctx.links.googleEnabled && !justIssued ? await googleSavedCards(db, cards.map((c) => c.id)) : new Set<string>();
     return cards.map((card) =>
       cardDto(card, program, ctx.links, {
         revealPersonalData: role === 'admin',
@@ -49,7 +50,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
         const program = await cachedProgramOr404(trx, programId);
         return { ...(await issueCard(trx, ctx.cardChanges, program, request.body, actor)), program };
       });
-      const [dto] = await present([card], program, role);
+      const [dto] = await present([card], program, role, created);
       return reply.status(created ? 201 : 200).send(dto);
     },
   );
