@@ -15,6 +15,11 @@
  *   purchases BENCH_PURCHASE_CLIENTS (16) keep-alive clients POSTing /api/v1/cards/:id/purchases on
  *             a random card with a unique Idempotency-Key, as fast as answers come back;
  *   issue     BENCH_ISSUE_CLIENTS (8) clients POSTing /api/v1/cards with a new phone each time;
+ *             purchases and issue are each measured twice: on the app as configured by default
+ *             (named, prepared statements) and right after on a second app process with
+ *             PG_PREPARED_STATEMENTS=false;
+ *   search    BENCH_ISSUE_CLIENTS clients searching by phone, card number and name prefix in turn,
+ *             then EXPLAIN (ANALYZE, BUFFERS) of the app's search statement for each;
  *   pgbench   simple protocol again (the baseline is the mean of the two simple runs).
  *
  * Round trips: when pg_stat_statements is loaded (shared_preload_libraries), the calls of every
