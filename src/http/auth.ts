@@ -42,7 +42,7 @@ interface ApiKeyRow {
 
 /**
  * API keys by hash (issue #14: every API request looked its key up). Revocation, role and program
- * changes notify `api_key_changed` with the key's id (migrations/20261205T150000_cache_invalidation.sql)
+ * changes notify `api_key_changed` with the key's id (migrations/20261205T155500_cache_invalidation.sql)
  * and every process forgets it; the revoking process forgets at once (`forgetApiKey`). Unknown keys
  * are never cached.
  */

@@ -142,7 +142,7 @@ interface EndpointRef {
 /**
  * Enabled endpoints by program, across transactions (issue #14: every purchase read them, and most
  * programs have none). Creating, changing, enabling, disabling or deleting an endpoint notifies
- * `webhook_endpoints_changed` with the program id (migrations/20261205T150000_cache_invalidation.sql),
+ * `webhook_endpoints_changed` with the program id (migrations/20261205T155500_cache_invalidation.sql),
  * and the changing process forgets at once (`forgetWebhookEndpoints`). Filled from business
  * transactions, which never write endpoints.
  */

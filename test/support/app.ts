@@ -70,6 +70,8 @@ export async function startTestApp(
     googleRetry?: Partial<RetryPolicy>;
     /** Cross-instance notifications (default: the real ones over the test database). */
     notifications?: AppDeps['notifications'];
+    /** Invitation pacing (messages per second). */
+    invitations?: AppDeps['invitations'];
   } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
@@ -136,6 +138,7 @@ export async function startTestApp(
     verification: options.verification,
     redelivery: options.redelivery,
     notifications: options.notifications,
+    invitations: options.invitations,
     // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
     google: createGoogleRuntime(config, { warn() {}, error() {} }, {
       database: database.handle,
