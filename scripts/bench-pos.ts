@@ -1,6 +1,7 @@
 /**
- * `npm run bench:pos`: purchases per second through HTTP on real PostgreSQL, against the same SQL
- * issued directly with `pg` in the same run. Prints figures and ratios; it is not a test.
+ * `npm run bench:pos`: purchases and card issues per second through HTTP on real PostgreSQL,
+ * against what the same PostgreSQL does for pgbench's TPC-B-like transaction in the same run
+ * (issue #14). Prints figures and ratios; it is not a test.
  *
  * Setup: a new database `walletcards_bench_<random>` on DATABASE_URL's server (default
  * postgres://postgres@127.0.0.1:5432/postgres), migrated, dropped at the end. The whole app runs in
@@ -8,50 +9,51 @@
  * into /dev/null, card-changed workers ON) listening on 127.0.0.1; seeding goes through its API
  * (one program, a pos key, BENCH_CARDS cards).
  *
- *   HTTP      N keep-alive clients in this process, each POSTing /api/v1/cards/:id/purchases on a
- *             random card with a unique Idempotency-Key, as fast as answers come back.
- *   baseline  the statements one such purchase issues, captured from an in-process app (a pg
- *             client subclass records what kysely sends: the key lookup, BEGIN, the idempotency
- *             record, the program read, the card lock, the inserts, the card update, pg-boss's job
- *             insert, the idempotency update, COMMIT), replayed per purchase with `pg` on a pool
- *             of the app's size: same statements, same protocol (parameterised, unnamed), fresh
- *             card, key, fingerprint and purchase id each time, BEGIN…COMMIT on one client.
+ * In this order, so that the baseline brackets the measured paths:
+ *   pgbench   (when /usr/bin/pgbench or PGBENCH is installed) `pgbench -i -s SCALE` in a scratch
+ *             database, then `-c 16 -j 2 -T N` simple protocol and `-M prepared`;
+ *   purchases BENCH_PURCHASE_CLIENTS (16) keep-alive clients POSTing /api/v1/cards/:id/purchases on
+ *             a random card with a unique Idempotency-Key, as fast as answers come back;
+ *   issue     BENCH_ISSUE_CLIENTS (8) clients POSTing /api/v1/cards with a new phone each time;
+ *             purchases and issue are each measured twice: on the app as configured by default
+ *             (named, prepared statements) and right after on a second app process with
+ *             PG_PREPARED_STATEMENTS=false;
+ *   search    BENCH_ISSUE_CLIENTS clients searching by phone, card number and name prefix in turn,
+ *             then EXPLAIN (ANALYZE, BUFFERS) of the app's search statement for each;
+ *   pgbench   simple protocol again (the baseline is the mean of the two simple runs).
  *
- * Both use the same closed-loop driver (scripts/bench-support/harness.ts) at each concurrency:
- * after a warm-up each, the two sides take turns in 2-second slices (HTTP, baseline, baseline,
- * HTTP, …), so load from other processes on a shared machine and the growing tables fall on both
- * alike. Besides purchases/s and latency, each side prints CPU microseconds per purchase of the load
- * client (this process), the app process and the PostgreSQL backends of the bench database (/proc):
- * on a small machine they share the cores, so throughput follows their sum.
+ * Round trips: when pg_stat_statements is loaded (shared_preload_libraries), the calls of every
+ * statement in the bench database are read before and after each HTTP phase; calls / requests is
+ * the round trips per request (BEGIN, COMMIT and SAVEPOINTs included; pg-boss's own polling of
+ * the same database too, listed separately), and the top statements by total time are printed.
+ * CPU per request of this process, the app process and the PostgreSQL backends comes from /proc.
  *
- * Target (issue): HTTP ≥ 50 % of the baseline.
+ * Targets (issue #14): purchases ≥ 25 %, card issue ≥ 15 % of pgbench's simple-protocol tps.
  *
- * Environment: BENCH_SECONDS (10 measured seconds per side), BENCH_SLICE_SECONDS (2),
- * BENCH_WARMUP_SECONDS (2), BENCH_CONCURRENCY ("16,32"), BENCH_CARDS (1000), BENCH_LOG_LEVEL (the
- * app's pino level, default info as in production), BENCH_POOL_SIZE (both pools; default the
- * app's, 20), BENCH_CPU_PROF=<dir> (write a --cpu-prof of the app process there), BENCH_PREPARED=1
- * (what-if: app and baseline send parameterised statements as named, i.e. prepared, statements;
- * the app does not do this).
+ * Environment: BENCH_SECONDS (10 measured seconds per HTTP phase and per pgbench run),
+ * BENCH_WARMUP_SECONDS (2), BENCH_CARDS (1000), BENCH_PURCHASE_CLIENTS (16), BENCH_ISSUE_CLIENTS (8),
+ * BENCH_PGBENCH_CLIENTS (16), BENCH_PREPARED=0 (the app with PG_PREPARED_STATEMENTS=false),
+ * BENCH_COMPARE_PREPARED=0 (skip the second app process with PG_PREPARED_STATEMENTS=false whose
+ * purchases and issues are measured right after the default app's), BENCH_PGBENCH_SCALE (16: one branch row per client, as pgbench's
+ * documentation advises; at scale 1 all clients queue on one branch row), BENCH_LOG_LEVEL (the app's
+ * pino level, default info), BENCH_POOL_SIZE (the app's pool), BENCH_CPU_PROF=<dir> (write a CPU
+ * profile of the app process during each measured phase there), BENCH_TOP (statements listed, 12), BENCH_SEED_SQL=N (add N
+ * cards with SQL before measuring: the "cost must not grow with the base" run).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import type { DatabaseHandle } from '../src/db/database.js';
+import { searchCards } from '../src/cards/repository.js';
+import { normalizePhone } from '../src/enrollment/service.js';
+import { normalizeScannedValue } from '../src/loyalty/card-number.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
-import { requestFingerprint } from '../src/http/idempotency.js';
-import { createApnsSender } from '../src/wallets/apple/apns.js';
-import { loadAppleCertificates } from '../src/wallets/apple/certificates.js';
-import { createPassPackager, loadDefaultImages } from '../src/wallets/apple/pass/build-pkpass.js';
-import { PassSigner } from '../src/wallets/apple/pass/signer.js';
-import { DEFAULT_PASS_IMAGES_DIR } from '../src/wallets/apple/runtime.js';
-import { getTestCertificates } from '../test/support/test-certificates.js';
 import type { PosServerMessage } from './bench-support/pos-server.js';
 import {
   benchPool,
@@ -65,255 +67,79 @@ import {
   keepAliveAgent,
   machineBusyOver,
   PostgresCpuMeter,
-  preparedStatementName,
   runInterleaved,
   totalCpuMsPerOp,
   type ChildHandle,
   type LoadResult,
 } from './bench-support/harness.js';
-import { seedProgramViaApi, type SeededProgram } from './bench-support/seed.js';
+import { seedProgramViaApi } from './bench-support/seed.js';
+import { seedCardsWithSql } from './bench-support/card-seed.js';
+import { StatementStats } from './bench-support/statements.js';
 
-const TARGET_RATIO = 0.5;
-/** openDatabase's default pool size (src/db/database.ts), which src/server.ts uses. */
-const APP_DEFAULT_POOL_SIZE = 20;
+const run = promisify(execFile);
+const PURCHASE_TARGET = 0.25;
+const ISSUE_TARGET = 0.15;
 const PURCHASE_BODY = { amount: 125_050 };
-const INT8_OID = 20;
-/** What-if: app and baseline send parameterised statements as named (prepared) statements. */
-const PREPARED = process.env.BENCH_PREPARED === '1';
 
 // ---------------------------------------------------------------------------------------------
-// Capturing the statements of one purchase
+// pgbench
 // ---------------------------------------------------------------------------------------------
 
-interface RecordedStatement {
-  client: number;
-  text: string;
-  values: unknown[];
-  rows?: Record<string, unknown>[];
+function pgbenchBinary(): string | undefined {
+  const candidates = [process.env.PGBENCH, '/usr/bin/pgbench', '/usr/lib/postgresql/15/bin/pgbench', '/usr/local/bin/pgbench'].filter(Boolean) as string[];
+  return candidates.find((c) => existsSync(c));
 }
 
-/** Where RecordingClient writes while a capture is on (undefined: not recording). */
-let capturing: RecordedStatement[] | undefined;
-let nextClientId = 1;
-
-/**
- * A pg client that records what it is asked to run while `capturing` is set. (An
- * AsyncLocalStorage scope would be neater, but Fastify's inject() does not carry the caller's
- * async context into the request, so the capture is a time window, filtered afterwards.)
- */
-class RecordingClient extends pg.Client {
-  readonly benchId = nextClientId++;
-  override query(...args: any[]): any {
-    const log = capturing;
-    const result = (super.query as (...a: any[]) => any)(...args);
-    if (log && typeof args[0] === 'string') {
-      const entry: RecordedStatement = { client: this.benchId, text: args[0], values: Array.isArray(args[1]) ? [...args[1]] : [] };
-      log.push(entry);
-      if (result && typeof result.then === 'function') {
-        result.then((r: pg.QueryResult) => (entry.rows = r.rows), () => {});
-      }
-    }
-    return result;
-  }
+interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
 }
 
-/**
- * pg-boss's own background statements (maintenance, monitoring) share the pool and may fall into
- * the capture window. They never run on the purchase's transaction connection (it is checked out),
- * and outside the transaction the purchase path does not touch pg-boss (jobs are sent inside it).
- */
-function isJobQueueStatement(text: string): boolean {
-  return /\bpgboss\./i.test(text);
+async function pgbench(binary: string, url: string, args: string[]): Promise<PgbenchResult> {
+  const { stdout } = await run(binary, [...args, url], { maxBuffer: 16 * 1024 * 1024 });
+  const tps = /tps = ([\d.]+)/.exec(stdout);
+  const latency = /latency average = ([\d.]+) ms/.exec(stdout);
+  if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
+  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : Number.NaN };
 }
 
-function poolConfig(connectionString: string, max: number): pg.PoolConfig {
-  return {
-    connectionString,
-    max,
-    // As openDatabase: int8 as numbers.
-    types: {
-      getTypeParser: ((oid: number, format?: any) => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format))) as any,
+// ---------------------------------------------------------------------------------------------
+// Search plans
+// ---------------------------------------------------------------------------------------------
+
+/** EXPLAIN (ANALYZE, BUFFERS) of the app's own search statement (searchCards) for a phone, a number and a name prefix. */
+async function explainSearches(pool: pg.Pool, programId: string, [phone, number, name]: string[]): Promise<void> {
+  const captured: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    log: (event) => {
+      if (event.level === 'query') captured.push({ sql: event.query.sql, parameters: event.query.parameters });
     },
-  };
-}
-
-interface CapturedPurchase {
-  statements: RecordedStatement[];
-  cardId: string;
-  idempotencyKey: string;
-  fingerprint: string;
-  purchaseId: string;
-}
-
-/**
- * Builds the app in this process on a recording pool (workers off), makes one warm-up purchase and
- * records every statement of a second one.
- */
-async function capturePurchase(databaseUrl: string, adminKey: string, seed: SeededProgram, poolSize: number): Promise<CapturedPurchase> {
-  const certs = await getTestCertificates();
-  const material = loadAppleCertificates(certs.dir);
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    PUBLIC_URL: 'https://wallet.bench.invalid',
-    DATABASE_URL: databaseUrl,
-    ADMIN_KEY: adminKey,
-    APPLE_CERT_DIR: certs.dir,
-    APNS_HOST: '127.0.0.1',
-    APNS_PORT: '9', // never contacted: no device is registered and the workers are off
-    DEMO_PROGRAM: 'false',
   });
-  const pool = benchPool({ ...poolConfig(databaseUrl, poolSize), Client: RecordingClient } as pg.PoolConfig);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const database: DatabaseHandle = { db, kind: 'postgres', connectionString: databaseUrl, close: () => db.destroy() };
-  const apns = createApnsSender({ certPem: material.signerCertPem, keyPem: material.signerKeyPem, host: '127.0.0.1', port: 9 });
-  const app = await buildApp({
-    config,
-    database,
-    adminKey,
-    apple: { material, apns, packager: createPassPackager({ signer: new PassSigner(material), defaultImages: loadDefaultImages(DEFAULT_PASS_IMAGES_DIR) }) },
-    runWorkers: false,
-  });
-  try {
-    await app.ready();
-    const tag = randomBytes(6).toString('hex');
-    const purchase = (cardId: string, key: string) =>
-      app.inject({
-        method: 'POST',
-        url: `/api/v1/cards/${cardId}/purchases`,
-        headers: { authorization: `Bearer ${seed.posKey}`, 'idempotency-key': key },
-        payload: PURCHASE_BODY,
-      });
-    const warmUp = await purchase(seed.cards[1]!.id, `bench-capture-warmup-${tag}`);
-    if (warmUp.statusCode !== 201) throw new Error(`warm-up purchase failed: ${warmUp.statusCode} ${warmUp.body}`);
-
-    const cardId = seed.cards[0]!.id;
-    const idempotencyKey = `bench-capture-${tag}`;
-    const recorded: RecordedStatement[] = [];
-    capturing = recorded;
-    let answer;
+  // What GET /cards?query= passes to searchCards (src/cards/routes.ts).
+  const asRouteDoes = (query: string) => {
+    const digits = normalizeScannedValue(query);
+    let asPhone: string | undefined;
     try {
-      answer = await purchase(cardId, idempotencyKey);
-    } finally {
-      capturing = undefined;
+      asPhone = /\d{5,}/.test(query.replace(/\D/g, '')) ? normalizePhone(query, 'RUB') : undefined;
+    } catch {
+      asPhone = undefined;
     }
-    if (answer.statusCode !== 201) throw new Error(`captured purchase failed: ${answer.statusCode} ${answer.body}`);
-    await new Promise((resolve) => setImmediate(resolve));
-    return {
-      statements: recorded,
-      cardId,
-      idempotencyKey,
-      fingerprint: requestFingerprint(`purchase:${cardId}`, PURCHASE_BODY),
-      purchaseId: (answer.json() as { purchaseId: string }).purchaseId,
-    };
-  } finally {
-    await app.close();
-    await apns.close();
-    await database.close();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Replaying them with pg
-// ---------------------------------------------------------------------------------------------
-
-interface Fresh {
-  cardId: string;
-  idempotencyKey: string;
-  fingerprint: string;
-  purchaseId?: string;
-}
-
-type ParamTemplate = (fresh: Fresh) => unknown;
-
-interface PlannedStatement {
-  text: string;
-  params: ParamTemplate[];
-  /** This statement's RETURNING id is the new purchase id (used by later statements). */
-  yieldsPurchaseId: boolean;
-}
-
-type PlannedStep = { kind: 'single'; statement: PlannedStatement } | { kind: 'transaction'; statements: PlannedStatement[] };
-
-function paramTemplate(value: unknown, captured: CapturedPurchase): ParamTemplate {
-  let text: string;
-  if (typeof value === 'string') text = value;
-  else if (value !== null && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value)) text = JSON.stringify(value); // what pg sends for objects
-  else return () => value;
-  const tokens = [captured.cardId, captured.idempotencyKey, captured.fingerprint, captured.purchaseId].filter((t) => text.includes(t));
-  if (tokens.length === 0) return () => text;
-  return (fresh) =>
-    text
-      .replaceAll(captured.cardId, fresh.cardId)
-      .replaceAll(captured.idempotencyKey, fresh.idempotencyKey)
-      .replaceAll(captured.fingerprint, fresh.fingerprint)
-      .replaceAll(captured.purchaseId, fresh.purchaseId ?? captured.purchaseId);
-}
-
-/** Groups the recorded statements the way kysely ran them: BEGIN…COMMIT on one client, the rest one checkout each. */
-function planReplay(captured: CapturedPurchase): PlannedStep[] {
-  const steps: PlannedStep[] = [];
-  let transaction: PlannedStatement[] | undefined;
-  let transactionClient = 0;
-  for (const recorded of captured.statements) {
-    const statement: PlannedStatement = {
-      text: recorded.text,
-      params: recorded.values.map((v) => paramTemplate(v, captured)),
-      yieldsPurchaseId: recorded.rows?.[0]?.id === captured.purchaseId && /insert\s+into\s+"?purchase"?/i.test(recorded.text),
-    };
-    const verb = recorded.text.trim().toLowerCase();
-    if (transaction) {
-      if (recorded.client === transactionClient) {
-        // Everything on the transaction's connection is the purchase's, pg-boss's job insert included.
-        transaction.push(statement);
-        if (verb === 'commit' || verb === 'rollback') {
-          steps.push({ kind: 'transaction', statements: transaction });
-          transaction = undefined;
-        }
-      } else if (!isJobQueueStatement(recorded.text)) {
-        throw new Error(`a statement ran on another connection during the transaction, the capture is ambiguous: ${describeStatement(recorded.text)}`);
-      }
-    } else if (verb === 'begin' || verb.startsWith('start transaction')) {
-      transaction = [statement];
-      transactionClient = recorded.client;
-    } else if (!isJobQueueStatement(recorded.text)) {
-      steps.push({ kind: 'single', statement });
-    }
-  }
-  if (transaction) throw new Error('captured transaction has no COMMIT');
-  if (!steps.some((s) => s.kind === 'transaction')) throw new Error('captured purchase ran no transaction');
-  if (!steps.some((s) => s.kind === 'transaction' && s.statements.some((st) => st.yieldsPurchaseId))) {
-    throw new Error('could not find the purchase insert in the capture');
-  }
-  return steps;
-}
-
-async function replayPurchase(pool: pg.Pool, steps: PlannedStep[], fresh: Fresh): Promise<void> {
-  const run = async (client: pg.Pool | pg.PoolClient, statement: PlannedStatement) => {
-    const values = statement.params.map((p) => p(fresh));
-    const name = PREPARED ? preparedStatementName(statement.text, values) : undefined;
-    const result = await client.query(name ? { name, text: statement.text, values } : { text: statement.text, values });
-    if (statement.yieldsPurchaseId) fresh.purchaseId = result.rows[0].id;
+    return { number: /^\d+$/.test(digits) ? digits : undefined, phone: asPhone, namePrefix: query };
   };
-  for (const step of steps) {
-    if (step.kind === 'single') {
-      await run(pool, step.statement);
-      continue;
-    }
-    const client = await pool.connect();
-    try {
-      for (const statement of step.statements) await run(client, statement);
-    } catch (error) {
-      await client.query('rollback').catch(() => {});
-      throw error;
-    } finally {
-      client.release();
-    }
+  const cases: Array<[string, { number?: string; phone?: string; namePrefix: string }]> = [
+    [`phone ${phone}`, asRouteDoes(phone!)],
+    [`number ${number}`, asRouteDoes(number!)],
+    [`name prefix "${name}"`, asRouteDoes(name!)],
+  ];
+  for (const [label, query] of cases) {
+    captured.length = 0;
+    await searchCards(db, programId, query, 20);
+    const statement = captured[0]!;
+    const { rows } = await pool.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${statement.sql}`, statement.parameters as unknown[]);
+    console.log(`    plan of the search by ${label}:`);
+    for (const row of rows) console.log(`      ${row['QUERY PLAN']}`);
   }
-}
-
-function describeStatement(text: string): string {
-  const compact = text.replace(/\s+/g, ' ').trim();
-  return compact.length > 120 ? `${compact.slice(0, 117)}...` : compact;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,165 +150,212 @@ async function main(): Promise<void> {
   const seconds = envNumber('BENCH_SECONDS', 10);
   const warmUpSeconds = envNumber('BENCH_WARMUP_SECONDS', 2);
   const cardCount = Math.max(2, Math.floor(envNumber('BENCH_CARDS', 1000)));
-  const poolSize = Math.floor(envNumber('BENCH_POOL_SIZE', APP_DEFAULT_POOL_SIZE));
-  const sliceSeconds = envNumber('BENCH_SLICE_SECONDS', 2);
-  const concurrencies = (process.env.BENCH_CONCURRENCY ?? '16,32').split(',').map((c) => Number.parseInt(c, 10));
-  if (concurrencies.some((c) => !Number.isInteger(c) || c < 1 || c > 256)) throw new Error('BENCH_CONCURRENCY: comma-separated integers 1–256');
+  const purchaseClients = Math.floor(envNumber('BENCH_PURCHASE_CLIENTS', 16));
+  const issueClients = Math.floor(envNumber('BENCH_ISSUE_CLIENTS', 8));
+  const pgbenchClients = Math.floor(envNumber('BENCH_PGBENCH_CLIENTS', 16));
+  const pgbenchScale = Math.floor(envNumber('BENCH_PGBENCH_SCALE', 16));
+  const top = Math.floor(envNumber('BENCH_TOP', 12));
+  const sqlCards = process.env.BENCH_SEED_SQL ? Math.floor(envNumber('BENCH_SEED_SQL', 1)) : 0;
   const cpuProfDir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
   const adminKey = `bench-admin-${randomBytes(16).toString('hex')}`;
+  const pgbenchBin = pgbenchBinary();
+  const comparePrepared = process.env.BENCH_COMPARE_PREPARED !== '0' && process.env.BENCH_PREPARED !== '0';
 
   const database = await createBenchDatabase();
+  const scratch = pgbenchBin ? await createBenchDatabase() : undefined;
   let child: ChildHandle<PosServerMessage> | undefined;
-  let pool: pg.Pool | undefined;
+  let unnamedChild: ChildHandle<PosServerMessage> | undefined;
+  const admin = benchPool({ connectionString: database.url, max: 2 });
   const postgresMeter = new PostgresCpuMeter(database.url, database.name);
   try {
     {
-      const migrating = new Kysely<Database>({ dialect: new PostgresDialect({ pool: benchPool(poolConfig(database.url, 1)) }) });
+      const migrating = new Kysely<Database>({ dialect: new PostgresDialect({ pool: benchPool({ connectionString: database.url, max: 1 }) }) });
       await migrateToLatest(migrating);
       await migrating.destroy();
     }
+    const statements = await StatementStats.open(admin, database.name);
     if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
     child = forkChild<PosServerMessage>(fileURLToPath(new URL('./bench-support/pos-server.ts', import.meta.url)), {
       env: {
         BENCH_DATABASE_URL: database.url,
         BENCH_ADMIN_KEY: adminKey,
-        ...(process.env.BENCH_POOL_SIZE ? { BENCH_POOL_SIZE: String(poolSize) } : {}),
+        ...(process.env.BENCH_POOL_SIZE ? { BENCH_POOL_SIZE: process.env.BENCH_POOL_SIZE } : {}),
       },
-      extraExecArgv: cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [],
     });
     const { port } = await child.next('ready');
     const app = child;
+    // The same app with PG_PREPARED_STATEMENTS=false, to measure what named statements bring.
+    if (comparePrepared) {
+      unnamedChild = forkChild<PosServerMessage>(fileURLToPath(new URL('./bench-support/pos-server.ts', import.meta.url)), {
+        env: {
+          BENCH_DATABASE_URL: database.url,
+          BENCH_ADMIN_KEY: adminKey,
+          BENCH_PREPARED: '0',
+          ...(process.env.BENCH_POOL_SIZE ? { BENCH_POOL_SIZE: process.env.BENCH_POOL_SIZE } : {}),
+        },
+      });
+    }
+    const unnamedPort = unnamedChild ? (await unnamedChild.next('ready')).port : undefined;
 
     console.log(
-      `POS purchase benchmark: Node ${process.version}, ${availableParallelism()} CPUs, database ${database.name}, ` +
-        `${PREPARED ? 'WHAT-IF BENCH_PREPARED=1 (named statements, app and baseline), ' : ''}app in child process ${child.process.pid} on 127.0.0.1:${port} (pino ${process.env.BENCH_LOG_LEVEL ?? 'info'} → /dev/null, workers on), ` +
-        `pool ${poolSize} connections (app and baseline); each side ${warmUpSeconds} s warm-up, then ${seconds} s measured in ${sliceSeconds} s slices, taking turns`,
+      `POS benchmark: Node ${process.version}, ${availableParallelism()} CPUs, database ${database.name}, app in child process ${child.process.pid} ` +
+        `(pino ${process.env.BENCH_LOG_LEVEL ?? 'info'} → /dev/null, workers on); ${warmUpSeconds} s warm-up, ${seconds} s measured per phase; ` +
+        `pg_stat_statements ${statements.available ? 'on' : 'NOT LOADED (no round-trip counts)'}`,
     );
     const seedStart = performance.now();
     const seed = await seedProgramViaApi(port, adminKey, cardCount);
     console.log(`Seeded 1 program, 1 pos key, ${seed.cards.length} cards through the API in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`);
-
-    const captured = await capturePurchase(database.url, adminKey, seed, poolSize);
-    const steps = planReplay(captured);
-    console.log(`\nStatements of one purchase (captured from the app, replayed by the baseline):`);
-    let n = 0;
-    for (const step of steps) {
-      const statements = step.kind === 'single' ? [step.statement] : step.statements;
-      for (const statement of statements) {
-        n++;
-        const where = step.kind === 'single' ? 'own checkout' : 'transaction ';
-        console.log(`  ${String(n).padStart(2)}. [${where}] ${describeStatement(statement.text)}${statement.params.length ? `  (${statement.params.length} params)` : ''}`);
-      }
+    if (sqlCards > 0) {
+      const t = performance.now();
+      await seedCardsWithSql(admin, seed.programId, sqlCards);
+      console.log(`Seeded ${sqlCards.toLocaleString('en')} more cards with SQL in ${((performance.now() - t) / 1000).toFixed(1)} s (VACUUM ANALYZE included)`);
     }
-    console.log(`  = ${n} round trips per purchase`);
+    const cardTotal = Number((await admin.query('select count(*)::int as n from card')).rows[0].n);
 
-    pool = benchPool(poolConfig(database.url, poolSize));
-    const baselinePool = pool;
-    // One replay, checked: exactly one purchase, its ledger entry and its idempotency record appear.
-    {
-      const fresh: Fresh = { cardId: seed.cards[2 % seed.cards.length]!.id, idempotencyKey: `bench-check-${randomBytes(4).toString('hex')}`, fingerprint: 'x' };
-      fresh.fingerprint = requestFingerprint(`purchase:${fresh.cardId}`, PURCHASE_BODY);
-      await replayPurchase(baselinePool, steps, fresh);
-      const check = await baselinePool.query(
-        `select (select count(*) from purchase where id = $1)::int as purchases,
-                (select count(*) from ledger_entry where purchase_id = $1)::int as ledger,
-                (select count(*) from idempotency_record where key = $2 and status_code = 201)::int as records`,
-        [fresh.purchaseId, fresh.idempotencyKey],
-      );
-      const row = check.rows[0] as { purchases: number; ledger: number; records: number };
-      if (row.purchases !== 1 || row.ledger < 1 || row.records !== 1) throw new Error(`baseline replay check failed: ${JSON.stringify(row)}`);
+    const pgbenchRuns: Array<{ label: string; result: PgbenchResult }> = [];
+    const runPgbench = async (label: string, prepared: boolean) => {
+      if (!pgbenchBin || !scratch) return;
+      const result = await pgbench(pgbenchBin, scratch.url, ['-n', '-c', String(pgbenchClients), '-j', '2', '-T', String(seconds), ...(prepared ? ['-M', 'prepared'] : [])]);
+      pgbenchRuns.push({ label, result });
+      console.log(`pgbench TPC-B-like ${label.padEnd(22)} c=${pgbenchClients}  ${result.tps.toFixed(0).padStart(6)} tps  latency avg ${result.latencyMs.toFixed(2)} ms`);
+    };
+    if (pgbenchBin && scratch) {
+      const t = performance.now();
+      await run(pgbenchBin, ['-i', '-q', '-s', String(pgbenchScale), scratch.url], { maxBuffer: 16 * 1024 * 1024 });
+      console.log(`\npgbench -i -s ${pgbenchScale} in ${scratch.name} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+    } else {
+      console.log('\npgbench is not installed: no TPC-B-like baseline (ratios below are not printed)');
     }
+
+    const busy = await machineBusyOver(1000);
+    if (busy !== undefined) console.log(`Machine ${(busy * 100).toFixed(0)} % busy before the runs (other processes)${busy > 0.15 ? ': figures will be noisy' : ''}`);
+
+    await runPgbench('simple (before)', false);
+    await runPgbench('-M prepared', true);
 
     const runTag = randomBytes(4).toString('hex');
     let keyCounter = 0;
-    const randomCard = () => seed.cards[Math.floor(Math.random() * seed.cards.length)]!.id;
-    const body = JSON.stringify(PURCHASE_BODY);
+    let phoneCounter = 0;
+    // Purchases go to cards drawn from the whole base (at a million cards, most are not in shared
+    // buffers: that is part of what "cost must not grow with the base" measures).
+    const cardIds =
+      sqlCards > 0
+        ? (await admin.query<{ id: string }>('SELECT id FROM card ORDER BY random() LIMIT 10000')).rows.map((r) => r.id)
+        : seed.cards.map((c) => c.id);
+    const randomCard = () => cardIds[Math.floor(Math.random() * cardIds.length)]!;
+    const purchaseBody = JSON.stringify(PURCHASE_BODY);
+    const headers = { authorization: `Bearer ${seed.posKey}`, 'content-type': 'application/json' };
+    const appMeters = new Map([[port, childCpuMeter(app)], ...(unnamedChild && unnamedPort ? [[unnamedPort, childCpuMeter(unnamedChild)] as const] : [])]);
 
-    // The app process stays up during the baseline (its pg-boss workers process the jobs the
-    // baseline enqueues, as they do for HTTP purchases), so it is metered on both sides.
-    const appMeter = childCpuMeter(app);
-    const appMeterDuringBaseline = childCpuMeter(app);
-
-    console.log('');
-    const busy = await machineBusyOver(1000);
-    if (busy !== undefined) {
-      console.log(`Machine ${(busy * 100).toFixed(0)} % busy before the runs (other processes)${busy > 0.15 ? ': figures will be noisy' : ''}`);
-    }
-    const results: Array<{ concurrency: number; http: LoadResult; baseline: LoadResult }> = [];
-    for (const concurrency of concurrencies) {
-      const agent = keepAliveAgent(concurrency);
-      const headers = { authorization: `Bearer ${seed.posKey}`, 'content-type': 'application/json' };
+    const phase = async (label: string, clients: number, appPort: number, operation: (agent: import('node:http').Agent, port: number) => Promise<void>) => {
+      const agent = keepAliveAgent(clients);
+      const appMeter = appMeters.get(appPort)!;
       appMeter.reset();
-      appMeterDuringBaseline.reset();
       try {
-        const [http, baseline] = await runInterleaved(
-          [
-            {
-              label: 'HTTP POST …/purchases',
-              concurrency,
-              meters: { app: appMeter, postgres: postgresMeter },
-              operation: async () => {
-                await expectStatus(
-                  httpRequest(agent, port, 'POST', `/api/v1/cards/${randomCard()}/purchases`, { ...headers, 'idempotency-key': `bench-${runTag}-${keyCounter++}` }, body),
-                  201,
-                );
-              },
-            },
-            {
-              label: 'baseline: same SQL over pg',
-              concurrency,
-              meters: { app: appMeterDuringBaseline, postgres: postgresMeter },
-              operation: async () => {
-                const cardId = randomCard();
-                await replayPurchase(baselinePool, steps, {
-                  cardId,
-                  idempotencyKey: `bench-${runTag}-${keyCounter++}`,
-                  fingerprint: requestFingerprint(`purchase:${cardId}`, PURCHASE_BODY),
-                });
-              },
-            },
-          ],
-          { warmUpSeconds, seconds, sliceSeconds },
-        );
+        // The warm-up runs outside the statement counts; runInterleaved repeats it, harmlessly.
+        await runInterleaved([{ label, concurrency: clients, operation: () => operation(agent, appPort) }], { warmUpSeconds, seconds: 0, sliceSeconds: 0.5 }).catch(() => undefined);
+        const appChild = appPort === port ? app : unnamedChild!;
+        if (cpuProfDir) {
+          appChild.send({ type: 'profile-start' });
+          await appChild.next('profile-started');
+        }
+        const before = await statements.snapshot();
+        const [result] = await runInterleaved([{ label, concurrency: clients, meters: { app: appMeter, postgres: postgresMeter }, operation: () => operation(agent, appPort) }], {
+          warmUpSeconds: 0,
+          seconds,
+          sliceSeconds: Math.min(2, seconds),
+        });
+        const after = await statements.snapshot();
+        if (cpuProfDir) {
+          const file = path.join(cpuProfDir, `${label.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.cpuprofile`);
+          appChild.send({ type: 'profile-stop', file });
+          await appChild.next('profile-stopped');
+        }
         const elu = appMeter.eventLoopUtilization();
-        console.log(formatResult(http!, elu === undefined ? '' : `app event loop ${(elu * 100).toFixed(0)} % busy`));
-        if (http!.firstFailure) console.log(`    first failure: ${http!.firstFailure}`);
-        console.log(formatResult(baseline!));
-        if (baseline!.firstFailure) console.log(`    first failure: ${baseline!.firstFailure}`);
-        results.push({ concurrency, http: http!, baseline: baseline! });
+        console.log(formatResult(result!, elu === undefined ? '' : `app event loop ${(elu * 100).toFixed(0)} % busy`));
+        if (result!.firstFailure) console.log(`    first failure: ${result!.firstFailure}`);
+        if (statements.available) statements.print(before, after, result!.operations, top);
+        return result!;
       } finally {
         agent.destroy();
       }
-    }
-    console.log(`\nHTTP / baseline (target ≥ ${TARGET_RATIO * 100} %)`);
-    let failed = false;
-    for (const { concurrency, http, baseline } of results) {
-      if (http.failures || baseline.failures) failed = true;
-      const ratio = http.perSecond / baseline.perSecond;
-      console.log(
-        `  c=${String(concurrency).padStart(2)}: ${http.perSecond.toFixed(0)} / ${baseline.perSecond.toFixed(0)} purchases/s = ${(ratio * 100).toFixed(1)} %  ` +
-          `${ratio >= TARGET_RATIO ? 'meets target' : 'BELOW TARGET'}   ` +
-          `p50 ${http.p50Ms.toFixed(2)} vs ${baseline.p50Ms.toFixed(2)} ms, p99 ${http.p99Ms.toFixed(2)} vs ${baseline.p99Ms.toFixed(2)} ms`,
-      );
-      const httpCpu = totalCpuMsPerOp(http);
-      const baselineCpu = totalCpuMsPerOp(baseline);
-      if (httpCpu !== undefined && baselineCpu !== undefined) {
-        console.log(
-          `        CPU per purchase, all processes: ${(httpCpu * 1000).toFixed(0)} vs ${(baselineCpu * 1000).toFixed(0)} µs ` +
-            `(what the ratio tends to when the cores are the limit: ${((baselineCpu / httpCpu) * 100).toFixed(1)} %)`,
-        );
+    };
+
+    const purchase = (agent: import('node:http').Agent, appPort: number) =>
+      expectStatus(
+        httpRequest(agent, appPort, 'POST', `/api/v1/cards/${randomCard()}/purchases`, { ...headers, 'idempotency-key': `bench-${runTag}-${keyCounter++}` }, purchaseBody),
+        201,
+      ).then(() => undefined);
+    const issue = (agent: import('node:http').Agent, appPort: number) =>
+      expectStatus(
+        // +7 926 …: valid Russian mobile numbers, never the seed's +7 916 ….
+        httpRequest(agent, appPort, 'POST', '/api/v1/cards', headers, JSON.stringify({ holder: { name: `Issued ${phoneCounter}`, phone: `+7926${String(phoneCounter++).padStart(7, '0')}` } })),
+        201,
+      ).then(() => undefined);
+    // Cashier search: a phone, a card number or a name prefix, as a till types them (the SQL-seeded
+    // cards when there are some, else the API-seeded ones).
+    const searchTerms = (): string[] => {
+      if (sqlCards > 0) {
+        const i = 1 + Math.floor(Math.random() * sqlCards);
+        return [`+7900${String(i).padStart(7, '0')}`, `9${String(i).padStart(11, '0')}`, `${['Anna', 'Boris', 'Vera', 'Gleb'][i % 4]} ${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}`];
       }
-    }
-    if (failed) {
+      const i = Math.floor(Math.random() * seed.cards.length);
+      return [`+7916${String(i).padStart(7, '0')}`, seed.cards[i]!.number, `Holder ${i}`];
+    };
+    let searchKind = 0;
+    const search = (agent: import('node:http').Agent, appPort: number) => {
+      const term = searchTerms()[searchKind++ % 3]!;
+      return expectStatus(httpRequest(agent, appPort, 'GET', `/api/v1/cards?query=${encodeURIComponent(term)}`, { authorization: headers.authorization }), 200).then(() => undefined);
+    };
+    const preparedLabel = process.env.BENCH_PREPARED === '0' ? 'unnamed statements' : 'prepared statements';
+    console.log('');
+    const purchases = await phase(`HTTP purchases, ${preparedLabel}`, purchaseClients, port, purchase);
+    const unnamedPurchases = unnamedPort ? (console.log(''), await phase('HTTP purchases, unnamed statements', purchaseClients, unnamedPort, purchase)) : undefined;
+    console.log('');
+    const issues = await phase(`HTTP issue, ${preparedLabel}`, issueClients, port, issue);
+    const unnamedIssues = unnamedPort ? (console.log(''), await phase('HTTP issue, unnamed statements', issueClients, unnamedPort, issue)) : undefined;
+    console.log('');
+    const searches = await phase(`HTTP GET /cards?query= (search), ${preparedLabel}`, issueClients, port, search);
+    await explainSearches(admin, seed.programId, searchTerms());
+    console.log('');
+    await runPgbench('simple (after)', false);
+
+    const summary = (name: string, result: LoadResult, target: number) => {
+      const simple = pgbenchRuns.filter((r) => r.label.startsWith('simple')).map((r) => r.result.tps);
+      const prepared = pgbenchRuns.find((r) => r.label === '-M prepared')?.result.tps;
+      const cpu = totalCpuMsPerOp(result);
+      const cpuText = cpu === undefined ? '' : `; CPU per request, all processes ${(cpu * 1000).toFixed(0)} µs (app ${((result.cpuMsPerOp.app ?? 0) * 1000).toFixed(0)}, PostgreSQL ${((result.cpuMsPerOp.postgres ?? 0) * 1000).toFixed(0)})`;
+      if (simple.length === 0) {
+        console.log(`  ${name}: ${result.perSecond.toFixed(0)}/s (no pgbench baseline)${cpuText}`);
+        return;
+      }
+      const baseline = simple.reduce((a, b) => a + b, 0) / simple.length;
+      const ratio = result.perSecond / baseline;
+      console.log(
+        `  ${name.padEnd(10)} ${result.perSecond.toFixed(0).padStart(5)}/s  vs pgbench ${baseline.toFixed(0)} tps (simple, mean of ${simple.length}) = ${(ratio * 100).toFixed(1)} %` +
+          `  target ≥ ${target * 100} %: ${ratio >= target ? 'MET' : 'NOT MET'}` +
+          (prepared ? `  (vs -M prepared ${prepared.toFixed(0)} tps: ${((result.perSecond / prepared) * 100).toFixed(1)} %)` : '') +
+          cpuText,
+      );
+    };
+    console.log(`Summary (${cardTotal.toLocaleString('en')} cards in the database):`);
+    summary('purchases', purchases, PURCHASE_TARGET);
+    if (unnamedPurchases) summary('  unnamed', unnamedPurchases, PURCHASE_TARGET);
+    summary('issue', issues, ISSUE_TARGET);
+    if (unnamedIssues) summary('  unnamed', unnamedIssues, ISSUE_TARGET);
+    console.log(`  search     ${searches.perSecond.toFixed(0).padStart(5)}/s  p50 ${searches.p50Ms.toFixed(2)} ms, p99 ${searches.p99Ms.toFixed(2)} ms (phone, number and name prefix in turn)`);
+    if ([purchases, issues, unnamedPurchases, unnamedIssues, searches].some((r) => r?.failures)) {
       console.error('\nSome operations failed: the figures above are not valid.');
       process.exitCode = 1;
     }
   } finally {
     await postgresMeter.close();
     await child?.stop();
-    await pool?.end();
+    await unnamedChild?.stop();
+    await admin.end();
     await database.drop();
-    if (cpuProfDir) console.log(`\nCPU profile of the app process written to ${cpuProfDir}`);
+    await scratch?.drop();
+    if (cpuProfDir) console.log(`\nCPU profiles of the app process during each measured phase written to ${cpuProfDir}`);
   }
 }
 

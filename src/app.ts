@@ -10,7 +10,9 @@ import { createNotifications, type Notifications } from './db/notifications.js';
 import { databaseRateLimitStore, pruneRateLimitCounters } from './http/rate-limit-store.js';
 import { runScheduled } from './jobs/scheduled.js';
 import { createCertificateMonitor } from './wallets/apple/certificate-monitor.js';
-import { createAuthenticator } from './http/auth.js';
+import { attachApiKeyCache, createAuthenticator } from './http/auth.js';
+import { attachProgramCache } from './programs/cache.js';
+import { attachWebhookEndpointCache } from './webhooks/events.js';
 import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
 import { registerInputGuard } from './http/input-guard.js';
 import { validatorFactory } from './http/validation.js';
@@ -171,6 +173,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Program rows and images are cached per version anyway; a change anywhere frees the old ones here.
   notifications.subscribe('program_changed', (programId) => passes.forgetProgram(programId));
   notifications.onReset(() => passes.forgetAllPrograms());
+  // The hot paths' caches (issue #14), each forgetting what its notification names.
+  const detachCaches = [attachProgramCache(notifications), attachApiKeyCache(notifications), attachWebhookEndpointCache(notifications)];
   const clock = deps.clock ?? (() => new Date());
   const certificates = createCertificateMonitor({ material: deps.apple.material, clock, logger: app.log, registry: metrics.registry });
   const lifecycle = { stopping: false };
@@ -310,6 +314,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     mailer?.close();
     await campaignModule.close();
     await ctx.qr.close();
+    for (const detach of detachCaches) detach();
     await notifications.close();
   });
   app.addHook('onResponse', async (request, reply) => {

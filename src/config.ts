@@ -25,6 +25,12 @@ export const ConfigSchema = Type.Object({
    */
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' })),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /**
+   * Send parameterised statements as named (prepared) statements on PostgreSQL: each connection
+   * parses and plans a statement once (db/database.ts). Turn off behind PgBouncer in transaction
+   * mode before version 1.21, which cannot keep a prepared statement with its connection.
+   */
+  PG_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
   APPLE_CERT_DIR: Type.String({ minLength: 1, default: './certs' }),

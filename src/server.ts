@@ -48,7 +48,7 @@ async function main() {
   const adminKey = config.ADMIN_KEY ?? instanceKey!.key;
   const apple = await createAppleRuntime(config, logger);
 
-  const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, preparedStatements: config.PG_PREPARED_STATEMENTS });
   const google = createGoogleRuntime(config, logger, { database });
   if (google) logger.info({ issuerId: google.settings.issuerId }, 'Google Wallet enabled');
   else logger.info('Google Wallet is not configured (GOOGLE_ISSUER_ID, GOOGLE_SERVICE_ACCOUNT_FILE): running Apple Wallet only');

@@ -2,13 +2,12 @@
  * Shared pieces of the HTTP benchmarks (`bench:pos`, section 2 of `bench:passes`): a throw-away
  * PostgreSQL database, child processes that report over IPC, a closed-loop load driver with
  * per-operation latencies (contenders taking turns in slices), a keep-alive `node:http` client,
- * CPU accounting (this process, child processes, PostgreSQL backends, the whole machine) and the
- * statement-preparing pg client behind the BENCH_PREPARED=1 what-if.
+ * CPU accounting (this process, child processes, PostgreSQL backends, the whole machine).
  *
  * Everything here talks to 127.0.0.1 only, and every loop is bounded in time and in count.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -534,40 +533,4 @@ export function childCpuMeter(child: ChildHandle<any>): ChildCpuMeter {
       idle = 0;
     },
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// What-if: named (prepared) statements (BENCH_PREPARED=1)
-// ---------------------------------------------------------------------------------------------
-
-const preparedNames = new Map<string, string>();
-const MAX_PREPARED_TEXTS = 1000;
-
-/**
- * The name to prepare a parameterised statement under, or undefined (no parameters, or too many
- * distinct texts already). pg prepares a named statement once per connection and then sends only
- * Bind/Execute, so PostgreSQL skips parsing and planning it again.
- */
-export function preparedStatementName(text: string, values: unknown): string | undefined {
-  if (!Array.isArray(values) || values.length === 0) return undefined;
-  let name = preparedNames.get(text);
-  if (name === undefined && preparedNames.size < MAX_PREPARED_TEXTS) {
-    name = `wc_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
-    preparedNames.set(text, name);
-  }
-  return name;
-}
-
-/**
- * A pg client that sends kysely's and pg-boss's parameterised statements as named statements.
- * Bench-only: it measures what the proposal would gain; the app does not do this.
- */
-export class PreparingClient extends pg.Client {
-  override query(...args: any[]): any {
-    if (typeof args[0] === 'string' && Array.isArray(args[1])) {
-      const name = preparedStatementName(args[0], args[1]);
-      if (name) return (super.query as (...a: any[]) => any)({ name, text: args[0], values: args[1] }, ...args.slice(2));
-    }
-    return (super.query as (...a: any[]) => any)(...args);
-  }
 }

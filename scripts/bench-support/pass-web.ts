@@ -21,8 +21,8 @@
  *
  * Environment: BENCH_WEB_SECONDS (10 measured seconds per side), BENCH_WEB_SLICE_SECONDS (1),
  * BENCH_WEB_WARMUP_SECONDS (2), BENCH_WEB_CONCURRENCY ("16,32"), BENCH_WEB_CARDS (1000), BENCH_LOG_LEVEL (the app's pino level, default info),
- * BENCH_CPU_PROF=<dir> (write a --cpu-prof of the app process there), BENCH_PREPARED=1 (what-if: the
- * app's pool sends parameterised statements as named, i.e. prepared, statements; see pos-server.ts).
+ * BENCH_CPU_PROF=<dir> (write a --cpu-prof of the app process there), BENCH_PREPARED=0 (the app with
+ * PG_PREPARED_STATEMENTS=false: unnamed statements; see pos-server.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -113,7 +113,7 @@ export async function runPassWebBenchmark(): Promise<PassWebResult[]> {
       }));
       console.log(
         `Database ${database.name}; app in child process ${app.process.pid} on 127.0.0.1:${appPort} ` +
-          `(pino ${process.env.BENCH_LOG_LEVEL ?? 'info'} → /dev/null, workers on${process.env.BENCH_PREPARED === '1' ? ', WHAT-IF BENCH_PREPARED=1: named statements' : ''}); ${rows.length} cards seeded through the API in ` +
+          `(pino ${process.env.BENCH_LOG_LEVEL ?? 'info'} → /dev/null, workers on${process.env.BENCH_PREPARED === '0' ? ', BENCH_PREPARED=0: unnamed statements' : ', named (prepared) statements'}); ${rows.length} cards seeded through the API in ` +
           `${((performance.now() - seedStart) / 1000).toFixed(1)} s`,
       );
     } finally {

@@ -13,22 +13,21 @@
  *   BENCH_LOG_LEVEL     pino level, default `info` as in production (stdout is /dev/null)
  *   BENCH_RUN_WORKERS   `0` turns the card-changed worker off (default on)
  *   BENCH_POOL_SIZE     pg pool size (default: openDatabase's default, as server.ts)
- *   BENCH_PREPARED      `1`: what-if — the pool sends parameterised statements as named (prepared)
- *                       statements (harness.ts PreparingClient); the app itself does not
+ *   BENCH_PREPARED      `0`: PG_PREPARED_STATEMENTS=false (unnamed statements, as behind an old
+ *                       PgBouncer); default the app's default (named, prepared statements)
  *
  * IPC: sends `{type:'ready', port, passTypeIdentifier}`; answers `{type:'stats'}` with the process's
- * CPU time; `{type:'close'}` closes like server.ts's shutdown and exits 0 (so --cpu-prof is written).
+ * CPU time; `{type:'profile-start'}` / `{type:'profile-stop', file}` write a CPU profile of what ran
+ * in between (answered `profile-started` / `profile-stopped`); `{type:'close'}` closes like server.ts's shutdown and exits 0 (so --cpu-prof is written).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Kysely, PostgresDialect } from 'kysely';
-import pg from 'pg';
 import pino from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase, type DatabaseHandle } from '../../src/db/database.js';
-import type { Database } from '../../src/db/schema.js';
+import { openDatabase } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createApnsSender } from '../../src/wallets/apple/apns.js';
 import { loadAppleCertificates } from '../../src/wallets/apple/certificates.js';
@@ -37,11 +36,12 @@ import { PassSigner } from '../../src/wallets/apple/pass/signer.js';
 import { DEFAULT_PASS_IMAGES_DIR } from '../../src/wallets/apple/runtime.js';
 import { startApnsStandIn } from '../../test/support/apns-stand-in.js';
 import { getTestCertificates } from '../../test/support/test-certificates.js';
-import { PreparingClient } from './harness.js';
 
 export type PosServerMessage =
   | { type: 'ready'; port: number; passTypeIdentifier: string }
-  | { type: 'stats'; cpuMs: number; eventLoopActiveMs: number; eventLoopIdleMs: number };
+  | { type: 'stats'; cpuMs: number; eventLoopActiveMs: number; eventLoopIdleMs: number }
+  | { type: 'profile-started' }
+  | { type: 'profile-stopped' };
 
 async function main() {
   const databaseUrl = process.env.BENCH_DATABASE_URL;
@@ -85,7 +85,7 @@ async function main() {
   });
   const packager = createPassPackager({ signer: new PassSigner(material), defaultImages: loadDefaultImages(DEFAULT_PASS_IMAGES_DIR) });
   const poolSize = process.env.BENCH_POOL_SIZE ? Number(process.env.BENCH_POOL_SIZE) : undefined;
-  const database = process.env.BENCH_PREPARED === '1' ? openPreparingDatabase(config.DATABASE_URL!, poolSize) : openDatabase({ databaseUrl: config.DATABASE_URL, poolSize });
+  const database = openDatabase({ databaseUrl: config.DATABASE_URL, poolSize, preparedStatements: process.env.BENCH_PREPARED !== '0' });
   await migrateToLatest(database.db);
 
   const app = await buildApp({
@@ -110,6 +110,7 @@ async function main() {
   let cpuBase = process.cpuUsage();
   let eluBase = performance.eventLoopUtilization();
   let closing = false;
+  let profiler: inspector.Session | undefined;
   const close = async () => {
     if (closing) return;
     closing = true;
@@ -130,26 +131,24 @@ async function main() {
       cpuBase = process.cpuUsage();
       eluBase = performance.eventLoopUtilization();
       send({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000, eventLoopActiveMs: elu.active, eventLoopIdleMs: elu.idle });
+    } else if (message?.type === 'profile-start') {
+      // A CPU profile of one measured phase only (bench:pos BENCH_CPU_PROF), not of start-up and seeding.
+      profiler ??= new inspector.Session();
+      profiler.connect();
+      profiler.post('Profiler.enable', () => profiler!.post('Profiler.start', () => send({ type: 'profile-started' })));
+    } else if (message?.type === 'profile-stop') {
+      const file = (message as { file?: string }).file;
+      profiler?.post('Profiler.stop', (error, result) => {
+        if (!error && file) writeFileSync(file, JSON.stringify(result.profile));
+        profiler?.disconnect();
+        send({ type: 'profile-stopped' });
+      });
     } else if (message?.type === 'close') {
       void close();
     }
   });
   // Never outlive the parent.
   process.on('disconnect', () => void close());
-}
-
-/** openDatabase's PostgreSQL branch, with the statement-preparing client (BENCH_PREPARED=1 only). */
-function openPreparingDatabase(databaseUrl: string, poolSize: number | undefined): DatabaseHandle {
-  const pool = new pg.Pool({
-    connectionString: databaseUrl,
-    max: poolSize ?? 20,
-    Client: PreparingClient,
-    types: {
-      getTypeParser: ((oid: number, format?: any) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format))) as any,
-    },
-  } as pg.PoolConfig);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, kind: 'postgres', connectionString: databaseUrl, close: () => db.destroy() };
 }
 
 main().catch((error: unknown) => {

@@ -17,6 +17,23 @@ export function lockCardInProgram(executor: Executor, programId: string, cardId:
     .executeTakeFirst();
 }
 
+/**
+ * `lockCardInProgram` that also reads the program row's version (`xmin`) in the same statement, so
+ * the caller can take the program from the cache without a round trip of its own (issue #14). Only
+ * the card row is locked.
+ */
+export function lockCardWithProgramVersion(executor: Executor, programId: string, cardId: string) {
+  return executor
+    .selectFrom('card as c')
+    .innerJoin('program as p', 'p.id', 'c.program_id')
+    .selectAll('c')
+    .select(sql<string>`p.xmin::text`.as('program_version'))
+    .where('c.id', '=', cardId)
+    .where('c.program_id', '=', programId)
+    .forUpdate(['c'])
+    .executeTakeFirst();
+}
+
 export function findCardByNumber(executor: Executor, programId: string, number: string) {
   return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('number', '=', number).executeTakeFirst();
 }

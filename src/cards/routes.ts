@@ -10,6 +10,7 @@ import { issueCard, normalizePhone } from '../enrollment/service.js';
 import { normalizeScannedValue } from '../loyalty/card-number.js';
 import { postToLedger } from '../loyalty/ledger.js';
 import { getProgramOr404 } from '../programs/service.js';
+import { cachedProgramOr404 } from '../programs/cache.js';
 import { cardDto } from './dto.js';
 import { appleDeviceCounts, findCardByNumber, googleSavedCards, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
 import { AdjustmentResultSchema, AdjustmentSchema, CardSchema, IssueCardSchema } from './schemas.js';
@@ -19,9 +20,10 @@ const CardParams = Type.Object({ cardId: Uuid });
 export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   const { db } = ctx;
 
-  async function present(cards: CardRow[], program: ProgramRow, role: string) {
-    const devices = await appleDeviceCounts(db, cards.map((c) => c.apple_serial));
-    const googleSaved = ctx.links.googleEnabled ? await googleSavedCards(db, cards.map((c) => c.id)) : new Set<string>();
+  /** `justIssued`: cards created by this request, which no wallet can hold yet (no look-ups: issue #14). */
+  async function present(cards: CardRow[], program: ProgramRow, role: string, justIssued = false) {
+    const devices = justIssued ? new Map<string, number>() : await appleDeviceCounts(db, cards.map((c) => c.apple_serial));
+    const googleSaved = ctx.links.googleEnabled && !justIssued ? await googleSavedCards(db, cards.map((c) => c.id)) : new Set<string>();
     return cards.map((card) =>
       cardDto(card, program, ctx.links, {
         revealPersonalData: role === 'admin',
@@ -44,10 +46,11 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     async (request, reply) => {
       const { programId, role, actor } = requireProgramRole(request, ['admin', 'pos']);
       const { card, created, program } = await db.transaction().execute(async (trx) => {
-        const program = await getProgramOr404(trx, programId);
+        // From the cache (kept current by program_changed notifications): issue #14.
+        const program = await cachedProgramOr404(trx, programId);
         return { ...(await issueCard(trx, ctx.cardChanges, program, request.body, actor)), program };
       });
-      const [dto] = await present([card], program, role);
+      const [dto] = await present([card], program, role, created);
       return reply.status(created ? 201 : 200).send(dto);
     },
   );
@@ -67,7 +70,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     },
     async (request) => {
       const { programId, role } = requireProgramRole(request, ['admin', 'pos']);
-      const program = await getProgramOr404(db, programId);
+      const program = await cachedProgramOr404(db, programId);
       const query = request.query.query.trim();
       const digits = normalizeScannedValue(query);
       let phone: string | undefined;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
@@ -35,11 +36,72 @@ export interface DatabaseHandle {
 // and much simpler for callers than strings.
 const INT8_OID = 20;
 
-export function openDatabase(options: { databaseUrl?: string; dataDir?: string; poolSize?: number }): DatabaseHandle {
+/**
+ * Named (prepared) statements (issue #14, PG_PREPARED_STATEMENTS): every parameterised statement is
+ * sent under a name derived from its text, so each pooled connection parses and plans it once and
+ * afterwards sends only Bind/Execute (`npm run bench:pos` measures the difference).
+ *
+ * - Statements without parameters (BEGIN, COMMIT, SAVEPOINT …) stay unnamed: nothing to reuse, and
+ *   so do LIKE searches (NEEDS_CUSTOM_PLAN).
+ * - At most MAX_PREPARED_TEXTS distinct texts get a name per process (kysely builds a new text for
+ *   each length of an IN list); the rest run unnamed, so no connection holds unbounded plans.
+ * - A schema change under a running instance (a migration adding a column to a `SELECT *` table)
+ *   makes PostgreSQL refuse an old prepared statement with "cached plan must not change result
+ *   type": that request fails once, and every name changes (a new epoch), so each connection
+ *   prepares the new shape on the next use.
+ * - PgBouncer in transaction mode before 1.21 cannot route named statements to the connection that
+ *   prepared them: set PG_PREPARED_STATEMENTS=false there.
+ */
+const MAX_PREPARED_TEXTS = 2000;
+const preparedNames = new Map<string, string>();
+let preparedEpoch = 0;
+
+/**
+ * A LIKE on a parameter (the cashier's name-prefix search) can use a prefix index only when the
+ * planner sees the value; after five runs a prepared statement may switch to PostgreSQL's generic
+ * plan, which cannot, and walked the program's whole name index at a million cards (bench:pos,
+ * 3 ms instead of 0.1 ms). Such statements stay unnamed: planned with their values every time.
+ */
+const NEEDS_CUSTOM_PLAN = /\b(i?like|similar\s+to)\b/i;
+
+function preparedName(text: string): string | undefined {
+  if (NEEDS_CUSTOM_PLAN.test(text)) return undefined;
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED_TEXTS) {
+    name = `wc${preparedEpoch}_${createHash('sha1').update(text).digest('base64url').slice(0, 22)}`;
+    preparedNames.set(text, name);
+  }
+  return name;
+}
+
+class PreparingClient extends pg.Client {
+  override query(...args: any[]): any {
+    const [text, values, callback] = args;
+    if (typeof text === 'string' && Array.isArray(values) && values.length > 0) {
+      const name = preparedName(text);
+      if (name) {
+        const result = (super.query as (...a: any[]) => any)({ name, text, values }, ...(callback ? [callback] : []));
+        if (result && typeof result.catch === 'function') {
+          result.catch((error: { code?: string; message?: string }) => {
+            if (error?.code === '0A000' && /cached plan must not change result type/.test(error.message ?? '')) {
+              preparedEpoch++;
+              preparedNames.clear();
+            }
+          });
+        }
+        return result;
+      }
+    }
+    return (super.query as (...a: any[]) => any)(...args);
+  }
+}
+
+export function openDatabase(options: { databaseUrl?: string; dataDir?: string; poolSize?: number; preparedStatements?: boolean }): DatabaseHandle {
   if (options.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: options.poolSize ?? 20,
+      ...(options.preparedStatements === false ? {} : { Client: PreparingClient }),
       types: {
         getTypeParser: ((oid: number, format?: any) =>
           oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)) as any,

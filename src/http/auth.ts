@@ -1,6 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/database.js';
+import type { Notifications } from '../db/notifications.js';
+import { NotifiedCache } from '../db/notified-cache.js';
 import { AppError, forbidden, unauthorized } from './errors.js';
 
 export type ProgramRole = 'admin' | 'marketer' | 'pos';
@@ -30,6 +32,30 @@ export function newApiKey(role: ProgramRole): string {
 // tell which keys are still in use.
 const LAST_USED_PRECISION_MS = 60_000;
 
+interface ApiKeyRow {
+  id: string;
+  program_id: string;
+  role: ProgramRole;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+/**
+ * API keys by hash (issue #14: every API request looked its key up). Revocation, role and program
+ * changes notify `api_key_changed` with the key's id (migrations/20261205T155500_cache_invalidation.sql)
+ * and every process forgets it; the revoking process forgets at once (`forgetApiKey`). Unknown keys
+ * are never cached.
+ */
+const apiKeys = new NotifiedCache<string, ApiKeyRow | undefined>({ maxAgeMs: 5 * 60_000, maxEntries: 10_000 });
+
+export function attachApiKeyCache(notifications: Notifications): () => void {
+  return apiKeys.attach(notifications, 'api_key_changed', (keyId) => forgetApiKey(keyId));
+}
+
+export function forgetApiKey(keyId: string): void {
+  apiKeys.forgetWhere((_, row) => row?.id === keyId);
+}
+
 export function createAuthenticator(db: Db, adminKey: string) {
   const adminDigest = sha256(adminKey);
 
@@ -39,14 +65,16 @@ export function createAuthenticator(db: Db, adminKey: string) {
     if (!match) throw unauthorized('Send the API key as "Authorization: Bearer <key>"');
     const token = match[1];
     if (timingSafeEqual(sha256(token), adminDigest)) return { kind: 'instance' };
-    const row = await db
-      .selectFrom('api_key')
-      .select(['id', 'program_id', 'role', 'revoked_at', 'last_used_at'])
-      .where('key_hash', '=', hashApiKey(token))
-      .executeTakeFirst();
+    const keyHash = hashApiKey(token);
+    const row = await apiKeys.get(keyHash, () =>
+      db.selectFrom('api_key').select(['id', 'program_id', 'role', 'revoked_at', 'last_used_at']).where('key_hash', '=', keyHash).executeTakeFirst(),
+    );
     if (!row || row.revoked_at) throw unauthorized('This API key is unknown or revoked');
     if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > LAST_USED_PRECISION_MS) {
-      await db.updateTable('api_key').set({ last_used_at: new Date() }).where('id', '=', row.id).execute();
+      const now = new Date();
+      // The cached row remembers the write, so the next minute of requests does not repeat it.
+      row.last_used_at = now;
+      await db.updateTable('api_key').set({ last_used_at: now }).where('id', '=', row.id).execute();
     }
     return { kind: 'program', programId: row.program_id, role: row.role, keyId: row.id };
   };

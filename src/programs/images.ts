@@ -3,6 +3,7 @@ import { PNG } from 'pngjs';
 import type { AppContext } from '../app-context.js';
 import { AppError } from '../http/errors.js';
 import { getProgramOr404, touchAllCards } from './service.js';
+import { forgetProgram } from './cache.js';
 
 /**
  * Program images: each pass image at 1x, @2x and @3x (Apple: pass images need every resolution;
@@ -109,4 +110,5 @@ export async function saveProgramImage(ctx: Pick<AppContext, 'db' | 'cardChanges
     await touchAllCards(trx, ctx.cardChanges, programId);
   });
   ctx.passes.forgetProgram(programId);
+  forgetProgram(programId);
 }

@@ -1,5 +1,5 @@
 import type { Executor } from '../db/database.js';
-import { hashApiKey, newApiKey, type ProgramRole } from '../http/auth.js';
+import { forgetApiKey, hashApiKey, newApiKey, type ProgramRole } from '../http/auth.js';
 import { notFound } from '../http/errors.js';
 
 /** A new program key: the key itself is returned once and stored only as its hash. */
@@ -31,6 +31,8 @@ export async function revokeProgramKey(executor: Executor, programId: string, ke
     .where('program_id', '=', programId)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
+  // This process stops accepting it now; the others on the api_key_changed notification.
+  forgetApiKey(keyId);
   if (result.numUpdatedRows === 0n) {
     const exists = await executor.selectFrom('api_key').select('id').where('id', '=', keyId).where('program_id', '=', programId).executeTakeFirst();
     if (!exists) throw notFound('key');

@@ -4,6 +4,7 @@ import { AppError, conflict, notFound } from '../http/errors.js';
 import { defaultRules, validateRules, type LoyaltyRules } from '../loyalty/rules.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import { findProgram } from './repository.js';
+import { forgetProgram } from './cache.js';
 import type { CreateProgram, Design, ProgramDto, Texts, UpdateProgram } from './schemas.js';
 
 export const DEFAULT_DESIGN: Design = {
@@ -82,7 +83,7 @@ export async function updateProgram(
   programId: string,
   patch: UpdateProgram,
 ): Promise<ProgramRow> {
-  return db.transaction().execute(async (trx) => {
+  const updated = await db.transaction().execute(async (trx) => {
     const current = await lockProgram(trx, programId);
     const set: Record<string, unknown> = { updated_at: new Date() };
     if (patch.name !== undefined) set.name = patch.name;
@@ -102,6 +103,9 @@ export async function updateProgram(
     }
     return updated;
   });
+  // This process's cached row goes now; the others' when the program_changed notification arrives.
+  forgetProgram(programId);
+  return updated;
 }
 
 /** A design change reaches every card through the same update path as a balance change. */

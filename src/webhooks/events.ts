@@ -3,6 +3,8 @@ import { sql, type Transaction } from 'kysely';
 import type { Executor } from '../db/database.js';
 import type { Database, WalletKind } from '../db/schema.js';
 import { sendJobIn } from '../jobs/queue.js';
+import type { Notifications } from '../db/notifications.js';
+import { NotifiedCache } from '../db/notified-cache.js';
 
 /**
  * Webhook events: what a program can subscribe to, and the one function that emits them.
@@ -137,10 +139,29 @@ interface EndpointRef {
   events: string[];
 }
 
-/** The program's enabled endpoints: one query (webhook_endpoint_program_idx) per program per transaction. */
+/**
+ * Enabled endpoints by program, across transactions (issue #14: every purchase read them, and most
+ * programs have none). Creating, changing, enabling, disabling or deleting an endpoint notifies
+ * `webhook_endpoints_changed` with the program id (migrations/20261205T155500_cache_invalidation.sql),
+ * and the changing process forgets at once (`forgetWebhookEndpoints`). Filled from business
+ * transactions, which never write endpoints.
+ */
+const endpointsByProgram = new NotifiedCache<string, EndpointRef[]>({ maxAgeMs: 5 * 60_000, maxEntries: 10_000 });
+
+export function attachWebhookEndpointCache(notifications: Notifications): () => void {
+  return endpointsByProgram.attach(notifications, 'webhook_endpoints_changed', (programId) => endpointsByProgram.forget(programId));
+}
+
+export function forgetWebhookEndpoints(programId: string): void {
+  endpointsByProgram.forget(programId);
+}
+
+/** The program's enabled endpoints: from the cache, else one query (webhook_endpoint_program_idx) per program per transaction. */
 function enabledEndpoints(executor: Executor, programId: string): Promise<EndpointRef[]> {
   const read = () =>
-    executor.selectFrom('webhook_endpoint').select(['id', 'events']).where('program_id', '=', programId).where('enabled', '=', true).execute();
+    endpointsByProgram.get(programId, () =>
+      executor.selectFrom('webhook_endpoint').select(['id', 'events']).where('program_id', '=', programId).where('enabled', '=', true).execute(),
+    );
   if (!executor.isTransaction) return read();
   let perProgram = endpointsByTransaction.get(executor);
   if (!perProgram) endpointsByTransaction.set(executor, (perProgram = new Map()));

@@ -5,7 +5,7 @@ import type { Db, Executor } from '../db/database.js';
 import type { WebhookEndpointTable } from '../db/schema.js';
 import { AppError, notFound, unprocessable } from '../http/errors.js';
 import { cancelPendingDeliveries } from './delivery.js';
-import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.js';
+import { forgetWebhookEndpoints, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.js';
 import {
   CreateWebhookSchema,
   DeliveriesQuerySchema,
@@ -102,6 +102,7 @@ export async function createWebhook(db: Db, policy: UrlPolicy, programId: string
       .returning(PUBLIC_COLUMNS)
       .executeTakeFirstOrThrow();
   });
+  forgetWebhookEndpoints(programId);
   return { ...webhookDto(row), secret };
 }
 
@@ -160,6 +161,8 @@ export async function updateWebhook(
     if (turningOff) await cancelPendingDeliveries(trx, current.id);
     return updated;
   });
+  // This process's list goes now; the others' on the webhook_endpoints_changed notification.
+  forgetWebhookEndpoints(programId);
   return webhookDto(row);
 }
 
@@ -167,6 +170,7 @@ export async function updateWebhook(
 export async function deleteWebhook(executor: Executor, programId: string, webhookId: string): Promise<void> {
   const deleted = await executor.deleteFrom('webhook_endpoint').where('id', '=', webhookId).where('program_id', '=', programId).returning('id').executeTakeFirst();
   if (!deleted) throw notFound('webhook');
+  forgetWebhookEndpoints(programId);
 }
 
 /** Replaces the signing secret, effective at once; the result carries the new one (show it once). */

@@ -68,6 +68,8 @@ export async function startTestApp(
     redelivery?: AppDeps['redelivery'];
     /** The Google client's own retry policy (fault tests shorten it). */
     googleRetry?: Partial<RetryPolicy>;
+    /** Cross-instance notifications (default: the real ones over the test database). */
+    notifications?: AppDeps['notifications'];
     /** Invitation pacing (messages per second). */
     invitations?: AppDeps['invitations'];
   } = {},
@@ -135,6 +137,7 @@ export async function startTestApp(
     cabinet: options.cabinet,
     verification: options.verification,
     redelivery: options.redelivery,
+    notifications: options.notifications,
     invitations: options.invitations,
     // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
     google: createGoogleRuntime(config, { warn() {}, error() {} }, {
