@@ -36,6 +36,7 @@ import { createConfiguredMailer } from './mail/mailer.js';
 import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
+import { createImportModule, importRoutes, type ImportSettings } from './imports/index.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
 import { pendingDeliverySummary } from './updates/pending-deliveries.js';
@@ -91,6 +92,8 @@ export interface AppDeps {
   verification?: Partial<VerificationSettings>;
   /** Retries of pending wallet deliveries: poll, batch, lease, backoff (defaults in updates/redelivery.ts; tests shorten them). */
   redelivery?: Partial<RedeliverySettings>;
+  /** Import chunk size, file limit, stall watchdog (defaults from config; tests shorten them). */
+  imports?: Partial<ImportSettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -249,6 +252,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('campaigns', campaignModule.campaigns);
   app.decorate('automations', campaignModule.automations);
   const economics = createEconomicsModule({ db, jobs, clock: ctx.clock, logger: app.log });
+  const importModule = createImportModule({
+    config,
+    db,
+    jobs,
+    cardChanges,
+    passTypeIdentifier: deps.apple.material.passTypeIdentifier,
+    clock: ctx.clock,
+    logger: app.log,
+    settings: deps.imports,
+  });
+  app.decorate('imports', importModule.imports);
   app.decorate('economics', economics);
   // Outgoing mail (SMTP_URL); without it the cabinet's password reset by email is off.
   const mailer = createConfiguredMailer(config);
@@ -278,6 +292,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       });
     }
     await economics.start(runWorkers);
+    await importModule.start(runWorkers);
     certificates.start();
   });
   app.addHook('preClose', async () => {
@@ -293,6 +308,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webhooks.close();
     mailer?.close();
     await campaignModule.close();
+    importModule.close();
     await ctx.qr.close();
     await notifications.close();
   });
@@ -330,6 +346,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(cabinetApiRoutes, { ctx });
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
         await api.register(economicsRoutes, { ctx });
+        await api.register(importRoutes, { ctx, imports: importModule.imports });
       },
       { prefix: '/api/v1' },
     );

@@ -68,6 +68,8 @@ export async function startTestApp(
     redelivery?: AppDeps['redelivery'];
     /** The Google client's own retry policy (fault tests shorten it). */
     googleRetry?: Partial<RetryPolicy>;
+    /** Import chunk size, file limit, stall watchdog overrides. */
+    imports?: AppDeps['imports'];
   } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
@@ -133,6 +135,7 @@ export async function startTestApp(
     cabinet: options.cabinet,
     verification: options.verification,
     redelivery: options.redelivery,
+    imports: options.imports,
     // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
     google: createGoogleRuntime(config, { warn() {}, error() {} }, {
       database: database.handle,
