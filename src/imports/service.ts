@@ -607,7 +607,7 @@ export class ImportService {
           ...(await trx
             .insertInto('card')
             .values(values.slice(i, i + 1000))
-            .onConflict((oc) => oc.doNothing())
+              .onConflict((oc) => oc.doNothing())
             .returning(['id', 'phone', 'balance'])
             .execute()),
         );
@@ -625,11 +625,11 @@ export class ImportService {
         } else retry.push(row);
       }
       for (let i = 0; i < ledger.length; i += 1000) await trx.insertInto('ledger_entry').values(ledger.slice(i, i + 1000)).execute();
+      pending = [];
       if (retry.length === 0) break;
       // Not inserted: the phone or plastic number was taken meanwhile (a concurrent enrolment), or a
       // random number/code collided. The first fail; the others get new random values.
       const taken = await this.#match(trx, program.id, retry.map((r) => r.data.cardNumber).filter((v): v is string => Boolean(v)), retry.map((r) => r.data.phone!));
-      pending = [];
       for (const row of retry) {
         if (taken.byPhone.has(row.data.phone!) || (row.data.cardNumber && taken.byNumber.has(row.data.cardNumber))) {
           results.set(row.row_no, { status: 'failed', issues: [{ column: 'phone', value: row.data.phone!, reason: 'phone_taken' }] });
