@@ -257,7 +257,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     db,
     jobs,
     cardChanges,
-    passTypeIdentifier: deps.apple.material.passTypeIdentifier,
     clock: ctx.clock,
     logger: app.log,
     settings: deps.imports,

@@ -28,7 +28,6 @@ export function createImportModule(deps: {
   db: Db;
   jobs: JobQueue;
   cardChanges: CardChangeRecorder;
-  passTypeIdentifier: string;
   clock: () => Date;
   logger?: Logger;
   settings?: Partial<ImportSettings>;
@@ -37,7 +36,6 @@ export function createImportModule(deps: {
     db: deps.db,
     jobs: deps.jobs,
     cardChanges: deps.cardChanges,
-    passTypeIdentifier: deps.passTypeIdentifier,
     clock: deps.clock,
     logger: deps.logger,
     settings: {

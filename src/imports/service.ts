@@ -101,7 +101,6 @@ export class ImportService {
       db: Db;
       jobs: JobQueue;
       cardChanges: CardChangeRecorder;
-      passTypeIdentifier: string;
       clock: () => Date;
       logger?: Logger;
       settings?: Partial<ImportSettings>;
@@ -524,7 +523,7 @@ export class ImportService {
       // Only cards with a wallet have anything to update; the others get their pass when installed.
       const withWallet = await sql<{ id: string }>`
         SELECT c.id FROM card c WHERE c.id = ANY(${changedCards}::uuid[])
-          AND (EXISTS (SELECT 1 FROM apple_registration a WHERE a.pass_type_identifier = ${this.deps.passTypeIdentifier} AND a.serial_number = c.apple_serial)
+          AND (EXISTS (SELECT 1 FROM apple_registration a WHERE a.serial_number = c.apple_serial)
             OR EXISTS (SELECT 1 FROM google_object g WHERE g.card_id = c.id))
       `.execute(trx);
       if (withWallet.rows.length > 0) await this.deps.cardChanges.enqueue(trx, withWallet.rows.map((r) => r.id));
