@@ -304,6 +304,10 @@ export async function openImportFile(source: AsyncIterable<Buffer | string>, opt
       const next = await nextRecord(recordIterator);
       if (!next) return;
       row++;
+      // A NUL inside the file: binary, not a CSV export (and PostgreSQL text cannot hold it).
+      if (next.record.some((value) => value.includes('\u0000'))) {
+        throw new AppError(400, 'import_file_malformed', `Row ${row} holds a NUL byte: the file is not a text CSV`);
+      }
       yield { row, values: next.record };
     }
   })();
