@@ -22,7 +22,8 @@
  * Targets (issue #12): apply ≥ 5,000 rows/s; peak RSS < 250 MB; POS p99 < 100 ms during the import.
  *
  * Environment: BENCH_IMPORT_ROWS (250000), BENCH_CARDS (1000), BENCH_POS_CLIENTS (4),
- * BENCH_SECONDS (10), BENCH_CHUNK_SIZE (the app's IMPORT_CHUNK_SIZE, default 1000).
+ * BENCH_SECONDS (10), BENCH_CHUNK_SIZE (the app's IMPORT_CHUNK_SIZE, default 1000), BENCH_APP_STDOUT=1 (the
+ * app's log on stdout), BENCH_LOG_LEVEL (the app's pino level).
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -79,8 +80,13 @@ async function posLoad(port: number, posKey: string, cards: Array<{ id: string }
       while (!until()) {
         const card = cards[Math.floor(Math.random() * cards.length)]!;
         const started = performance.now();
-        const answer = await httpRequest(agent, port, 'POST', `/api/v1/cards/${card.id}/purchases`, { ...headers, 'idempotency-key': randomBytes(12).toString('hex') }, JSON.stringify({ amount: 125_050 }));
-        if (answer.status !== 201) failures++;
+        try {
+          const answer = await httpRequest(agent, port, 'POST', `/api/v1/cards/${card.id}/purchases`, { ...headers, 'idempotency-key': randomBytes(12).toString('hex') }, JSON.stringify({ amount: 125_050 }));
+          if (answer.status !== 201) failures++;
+        } catch {
+          failures++;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         latencies.push(performance.now() - started);
       }
     }),
@@ -101,6 +107,8 @@ async function main() {
   const database = await createBenchDatabase();
   const adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
   const child = forkChild<PosServerMessage>(path.join(here, 'bench-support', 'pos-server.ts'), {
+    // BENCH_APP_STDOUT=1: the app's log on our stdout (debugging).
+    quietStdout: process.env.BENCH_APP_STDOUT !== '1',
     env: { BENCH_DATABASE_URL: database.url, BENCH_ADMIN_KEY: adminKey, ...(process.env.BENCH_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.BENCH_CHUNK_SIZE } : {}) },
   });
   try {
@@ -139,8 +147,14 @@ async function main() {
     let importDone = false;
     const during = posLoad(port, seeded.posKey, seeded.cards, () => importDone);
     started = performance.now();
-    const created = await upload(port, '/api/v1/imports?fileName=bench.csv', admin, file);
-    if (created.status !== 202) throw new Error(`import: ${created.status} ${created.body.slice(0, 300)}`);
+    const created = await upload(port, '/api/v1/imports?fileName=bench.csv', admin, file).catch((error) => {
+      importDone = true;
+      throw error;
+    });
+    if (created.status !== 202) {
+      importDone = true;
+      throw new Error(`import: ${created.status} ${created.body.slice(0, 300)}`);
+    }
     const stagedSeconds = (performance.now() - started) / 1000;
     const id = (JSON.parse(created.body) as { id: string }).id;
     let last: { status: string; progress: { rowsValid: number; created: number; updated: number; unchanged: number; failed: number; done: number } };

@@ -1,6 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Readable } from 'node:stream';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { AppContext } from '../app-context.js';
 import { requireProgramRole } from '../http/auth.js';
 import { AppError } from '../http/errors.js';
@@ -122,6 +127,36 @@ export function csvCell(value: string | number): string {
   return /[";,\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/**
+ * Receives the whole upload into a temporary file first (counted against the limit), then the import
+ * reads it from there: the client is done sending in the time the network takes, not in the time
+ * parsing and staging take (which would run into the server's request timeout for a big base), and
+ * memory stays flat. The file lives for the request only.
+ */
+async function spool(body: Readable, maxBytes: number): Promise<{ file: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'walletcards-import-'));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  const file = path.join(dir, 'upload.csv');
+  let size = 0;
+  try {
+    await pipeline(
+      body,
+      new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          size += chunk.length;
+          done(size > maxBytes ? new FileTooLarge(maxBytes) : null, chunk);
+        },
+      }),
+      createWriteStream(file),
+    );
+  } catch (error) {
+    await remove();
+    if (error instanceof AppError) throw error;
+    throw new AppError(400, 'import_upload_incomplete', 'The upload ended before the whole file arrived; send it again');
+  }
+  return { file, remove };
+}
+
 export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports: ImportService }> = async (app, { ctx, imports }) => {
   // The file is read as a stream (never buffered whole): the parser counts its bytes against IMPORT_MAX_BYTES.
   const passStream = (_request: unknown, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
@@ -159,14 +194,18 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
         fileName: q.fileName,
       };
       const program = await getProgramOr404(ctx.db, programId);
+      const upload = await spool(body, imports.settings.maxBytes).catch((error) => {
+        // A refusal (413) leaves the rest of the upload unread: drain it so the answer reaches the client.
+        if (!body.readableEnded) body.resume();
+        throw error;
+      });
       try {
-        if (q.dryRun) return reply.status(200).send(await imports.dryRun(program, body, options));
-        const { row, report, replayed } = await imports.create(program, body, options, actor, key);
+        if (q.dryRun) return reply.status(200).send(await imports.dryRun(program, createReadStream(upload.file), options));
+        const { row, report, replayed } = await imports.create(program, createReadStream(upload.file), options, actor, key);
         if (replayed) reply.header('idempotent-replayed', 'true');
         return reply.status(202).send(importDto(row, report));
       } finally {
-        // An early refusal leaves the rest of the upload unread: drain it so the answer reaches the client.
-        if (!body.readableEnded) body.resume();
+        await upload.remove();
       }
     },
   );

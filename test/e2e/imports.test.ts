@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import iconv from 'iconv-lite';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +100,24 @@ describe(`card-base imports (${TEST_DATABASE_KIND} database)`, () => {
       { external_number: '2000003', phone: '+79161234503', holder_name: 'Ёлкина "Ёлка" Анна', balance: 0, tier: 'standard', notes: 'клиент; постоянный', source: 'import', verified_via: 'legacy', birthday: null },
       { external_number: '2000004', phone: '+79161234504', holder_name: 'John Smith', balance: 100, tier: 'standard', notes: null, source: 'import', verified_via: 'legacy', birthday: '1970-02-01' },
     ]);
+  });
+
+  it('the shipped sample base (UTF-8 and Windows-1251) dry-runs to the same report and imports', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'imp-sample');
+    const utf8 = readFileSync(new URL('../../samples/plastic-base.csv', import.meta.url));
+    const cp1251 = readFileSync(new URL('../../samples/plastic-base-cp1251.csv', import.meta.url));
+    const a = (await post(as('admin'), utf8, '?dryRun=true')).json();
+    const b = (await post(as('admin'), cp1251, '?dryRun=true')).json();
+    expect(a).toMatchObject({ encoding: 'utf-8', delimiter: ';', rowsRead: 200 });
+    expect(b).toMatchObject({ encoding: 'windows-1251', delimiter: ';', rowsRead: 200 });
+    expect({ ...b, encoding: 'utf-8' }).toEqual(a);
+    expect(a.rowsFailed).toBeGreaterThan(0);
+    expect(Object.keys(a.columns.mapping)).toHaveLength(11);
+    const done = await importAndApply(as('admin'), cp1251);
+    expect(done.progress).toMatchObject({ created: a.rowsValid, failed: a.rowsFailed });
+    const cards = await cardsOf(program.id);
+    expect(cards).toHaveLength(a.rowsValid);
+    expect(cards.every((c) => /^\+79\d{9}$/.test(c.phone) && /[А-Яа-яЁё]/.test(c.holder_name))).toBe(true);
   });
 
   it('the same file twice creates nothing the second time; update mode moves balances only by ledger deltas', async () => {
