@@ -1,3 +1,4 @@
+import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -161,13 +162,20 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
   // The file is read as a stream (never buffered whole): the parser counts its bytes against IMPORT_MAX_BYTES.
   const passStream = (_request: unknown, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
   app.addContentTypeParser(['text/csv', 'text/plain', 'application/csv', 'application/octet-stream', 'application/vnd.ms-excel'], passStream);
+  // Or a form upload (multipart/form-data, the file in any file field): streamed the same way. One
+  // file; its size is counted by `spool` (busboy's own limit one byte above, so ours answers 413).
+  await app.register(multipart, {
+    limits: { files: 1, fileSize: imports.settings.maxBytes + 1, fields: 10, parts: 20, fieldSize: 1024, headerPairs: 50 },
+    throwFileSizeLimit: false,
+  });
 
   app.post(
     '/imports',
     {
       schema: {
         tags: ['imports'],
-        summary: 'Import a card base: the raw CSV file as the body (text/csv). dryRun=true answers the report and writes nothing; otherwise 202 and a job applies it',
+        summary:
+          'Import a card base: the CSV file as the body (text/csv) or as a multipart/form-data file. dryRun=true answers the report and writes nothing; otherwise 202 and a job applies it',
         querystring: ImportQuery,
         headers: IdempotencyHeaders,
         response: { 200: ReportSchema, 202: ImportSchema, ...problemResponses(409, 413, 415, 422) },
@@ -176,9 +184,21 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
     async (request, reply) => {
       const { programId, actor } = requireProgramRole(request, ['admin']);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
-      const body = request.body as Readable | undefined;
+      let body = request.body as Readable | undefined;
+      let fileName = request.query.fileName;
+      if (request.isMultipart()) {
+        let part;
+        try {
+          part = await request.file();
+        } catch {
+          throw new AppError(400, 'import_upload_malformed', 'The multipart/form-data body could not be read');
+        }
+        if (!part) throw new AppError(400, 'import_upload_malformed', 'The multipart/form-data body has no file (send the CSV in a file field)');
+        body = part.file;
+        fileName ??= part.filename ? part.filename.slice(0, 200) : undefined;
+      }
       if (!body || typeof (body as Readable).pipe !== 'function') {
-        throw new AppError(415, 'unsupported_media_type', 'Send the CSV file as the request body with Content-Type: text/csv');
+        throw new AppError(415, 'unsupported_media_type', 'Send the CSV file as the request body with Content-Type: text/csv, or as a multipart/form-data file');
       }
       const length = Number(request.headers['content-length']);
       if (Number.isFinite(length) && length > imports.settings.maxBytes) {
@@ -191,7 +211,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
         encoding: q.encoding === 'auto' || q.encoding === undefined ? undefined : q.encoding,
         delimiter: q.delimiter === 'tab' ? ('\t' as const) : q.delimiter === 'auto' || q.delimiter === undefined ? undefined : q.delimiter,
         mapping: parseMapping(q.mapping),
-        fileName: q.fileName,
+        fileName,
       };
       const program = await getProgramOr404(ctx.db, programId);
       const upload = await spool(body, imports.settings.maxBytes).catch((error) => {

@@ -279,6 +279,35 @@ describe(`card-base imports (${TEST_DATABASE_KIND} database)`, () => {
     expect(staged.every((r) => r.data === null)).toBe(true);
   });
 
+  it('a multipart/form-data upload (a browser form) imports the same way; a form without a file is a 400', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'imp-multipart');
+    const boundary = 'walletcards-test-boundary';
+    const file = iconv.encode('Номер карты;Телефон;ФИО\r\n8100001;+79161310001;Форма Первая\r\n', 'windows-1251');
+    const payload = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="база.csv"\r\nContent-Type: text/csv\r\n\r\n`),
+      file,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/imports',
+      headers: { ...as('admin'), 'content-type': `multipart/form-data; boundary=${boundary}` },
+      payload,
+    });
+    expect(res.statusCode, res.body).toBe(202);
+    expect(res.json()).toMatchObject({ fileName: 'база.csv', progress: { rowsValid: 1 } });
+    await t.app.imports.runToEnd(res.json().id);
+    expect((await cardsOf(program.id)).map((c) => c.holder_name)).toEqual(['Форма Первая']);
+    const empty = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/imports',
+      headers: { ...as('admin'), 'content-type': `multipart/form-data; boundary=${boundary}` },
+      payload: `--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nx\r\n--${boundary}--\r\n`,
+    });
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().code).toBe('import_upload_malformed');
+  });
+
   it('cancel stops an import between chunks; the rows applied stay', async () => {
     const { program, as } = await createProgramWithKeys(t.app, 'imp-cancel');
     const rows = Array.from({ length: 5 }, (_, i) => `${7000001 + i};+7916127${String(1000 + i)};Клиент ${i}`);
