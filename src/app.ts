@@ -27,6 +27,7 @@ import { publicCardRoutes } from './enrollment/public-routes.js';
 import { publicPageRoutes } from './enrollment/join-routes.js';
 import { staffRoutes } from './enrollment/staff-routes.js';
 import { statsRoutes } from './enrollment/stats-routes.js';
+import { materialRoutes } from './materials/routes.js';
 import { createWebhooks, webhookRoutes, type WebhookSettings } from './webhooks/index.js';
 import { cabinetRoutes } from './cabinet/routes.js';
 import { cabinetApiRoutes } from './cabinet/api-routes.js';
@@ -341,6 +342,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(loyaltyRoutes, { ctx });
         await api.register(staffRoutes, { ctx });
         await api.register(statsRoutes, { ctx });
+        await api.register(materialRoutes, { ctx });
         await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
         await api.register(cabinetApiRoutes, { ctx });
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
 import { listUrl, passUrl, pushToken, pushesTo, register, waitForCardJobsIdle } from '../support/apple-device.js';
+import { createStaff, signIn } from '../support/cabinet.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 import { cardTokenOf, createTestClock, formInputs, getPage, newVisitor, openJoinPage, submitJoinForm, type Visitor } from '../support/join-form.js';
 import { passJsonOf } from '../support/pkpass.js';
@@ -63,7 +64,7 @@ describe(`self-service bonuses, phone verification and takeover (${TEST_DATABASE
     });
 
     it('keeps the welcome and referral bonuses pending until the first purchase, which cannot spend them; pays the inviter then', async () => {
-      const { as } = await createProgramWithKeys(t.app, 'pending-shop', { defaultLanguage: 'en' });
+      const { program, as } = await createProgramWithKeys(t.app, 'pending-shop', { defaultLanguage: 'en' });
       const hook = await t.app.inject({ method: 'POST', url: '/api/v1/webhooks', headers: as('admin'), payload: { url: 'https://hooks.example.com/wc', events: ['balance.changed'] } });
       expect(hook.statusCode, hook.body).toBe(201);
       const inviter = (await t.app.inject({ method: 'POST', url: '/api/v1/cards', headers: as('pos'), payload: { holder: { name: 'Inviter', phone: '+79165550001' } } })).json();
@@ -92,6 +93,12 @@ describe(`self-service bonuses, phone verification and takeover (${TEST_DATABASE
       expect(page.body).toContain('They unlock after your first purchase at the till.');
       expect(page.body).not.toContain('data-verify-form');
       expect(pendingField(await passOf(t, friend))).toMatchObject({ value: 4000 });
+      // … and the till: the cashier sees the pending points apart from the spendable balance.
+      await createStaff(t.app, program.id, { name: 'Till', role: 'cashier', email: 'till@pending.example', password: 'till password 123' });
+      const till = await signIn(t.app, 'till@pending.example', 'till password 123');
+      const tillPage = await till.get(`/app/cashier/cards/${friend.id}`);
+      expect(tillPage.body).toMatch(/data-balance>0</);
+      expect(tillPage.body).toMatch(/data-pending[^>]*>4[\u00a0\u202f ,]?000</);
       // No SMS gateway: the verify route says so.
       const verify = await t.app.inject({ method: 'POST', url: '/join/pending-shop/verify', payload: { card: token } });
       expect(verify.statusCode).toBe(409);

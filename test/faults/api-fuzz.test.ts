@@ -174,6 +174,7 @@ describe(`OpenAPI-driven fuzzing: no 5xx, problem details, no state change (${TE
     ['POST', '/app/sign-in/link/{token}'],
     ['GET', '/app/reset/{token}'],
     ['GET', '/app/cashier/cards/{cardId}'],
+    ['GET', '/app/qr/materials/{format}'],
   ].map(([method, path]) => ({
     method,
     path,

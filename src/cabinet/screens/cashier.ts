@@ -45,6 +45,8 @@ const T = texts({
     tier: 'Уровень',
     balance: 'Баланс',
     averageCheck: 'Средний чек',
+    pending: 'Ждут подтверждения',
+    pendingHint: 'Бонусы за вступление зачислятся после первой покупки или подтверждения телефона; оплатить ими пока нельзя.',
     visits: 'Покупок',
     open: 'Открыть',
     blocked: 'Карта заблокирована: начисление и списание недоступны.',
@@ -113,6 +115,8 @@ const T = texts({
     tier: 'Tier',
     balance: 'Balance',
     averageCheck: 'Average check',
+    pending: 'Awaiting confirmation',
+    pendingHint: 'Joining bonuses are released by the first purchase or a verified phone; they cannot pay yet.',
     visits: 'Purchases',
     open: 'Open',
     blocked: 'This card is blocked: no accrual or redemption.',
@@ -431,6 +435,7 @@ ${state.banner ?? ''}
 <dl class="figures">
 <div><dt>${t.balance}</dt><dd data-balance>${formatNumber(l, card.balance)}</dd></div>
 <div><dt>${t.tier}</dt><dd data-tier>${tierName(rules, card.tier, l)}</dd></div>
+${card.pending_points > 0 ? html`<div><dt>${t.pending}</dt><dd data-pending title="${t.pendingHint}">${formatNumber(l, card.pending_points)}</dd><dd class="sub">${t.pendingHint}</dd></div>` : ''}
 <div><dt>${t.averageCheck}</dt><dd data-average>${money(average)}</dd></div>
 <div><dt>${t.visits}</dt><dd>${formatNumber(l, visits)}</dd></div>
 </dl>

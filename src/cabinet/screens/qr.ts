@@ -1,5 +1,8 @@
 import { joinQrUrls, joinUrl } from '../../enrollment/links.js';
 import { qrSvgInline } from '../../enrollment/qr.js';
+import { AppError } from '../../http/errors.js';
+import { MATERIAL_FORMATS } from '../../materials/render.js';
+import { renderMaterial } from '../../materials/service.js';
 import { html, raw } from '../../http/html.js';
 import { CABINET_MESSAGES, texts, type Lang } from '../i18n.js';
 import type { Screen } from '../kit.js';
@@ -21,6 +24,8 @@ const T = texts({
     png: 'PNG',
     qrOf: (name: string) => `QR-код ссылки на карту: ${name}`,
     none: 'Сотрудников пока нет — добавьте их в разделе «Сотрудники».',
+    materials: 'Для печати',
+    formats: { 'poster-a4': 'Плакат A4', 'poster-a5': 'Плакат A5', 'table-tent': 'Табличка на стол', stickers: 'Наклейки' },
   },
   en: {
     title: 'QR codes and links',
@@ -32,6 +37,8 @@ const T = texts({
     png: 'PNG',
     qrOf: (name) => `QR code of the card link: ${name}`,
     none: 'No staff members yet: add them under “Staff”.',
+    materials: 'Print',
+    formats: { 'poster-a4': 'A4 poster', 'poster-a5': 'A5 poster', 'table-tent': 'Table tent', stickers: 'Stickers' },
   },
 });
 
@@ -80,6 +87,10 @@ ${raw(svg)}
 <input id="${inputId}" type="url" readonly value="${url}" class="mono">
 <p class="links"><a href="${files.svg}" download>${t.svg}</a> · <a href="${files.png}" download>${t.png}</a>
 <button type="button" class="linkbutton" data-copy="${inputId}" data-copied="${CABINET_MESSAGES[l].copied}" hidden>${CABINET_MESSAGES[l].copy}</button></p>
+<p class="links" data-materials>${t.materials}: ${MATERIAL_FORMATS.map(
+            (format, i) =>
+              html`${i > 0 ? ' · ' : ''}<a href="/app/qr/materials/${format}${e.staff ? html`?staff=${e.staff}` : ''}" download>${t.formats[format]}</a> (<a href="/app/qr/materials/${format}?output=svg${e.staff ? html`&amp;staff=${e.staff}` : ''}" download>SVG</a>)`,
+          )}</p>
 </section>`;
         }),
       );
@@ -93,5 +104,24 @@ ${staff.length === 0 ? html`<p class="muted">${t.none}</p>` : ''}
 <div class="qr-sheet">${cards}</div>`,
       });
     });
+
+    // The print materials of the program (or of one staff member), the API's renderer with the
+    // session's program; the cabinet's language unless asked otherwise.
+    app.get<{ Params: { format: string }; Querystring: Record<string, string | undefined> }>(
+      '/app/qr/materials/:format',
+      { config: { access: 'marketing' } },
+      async (request, reply) => {
+        const session = kit.session(request);
+        const format = MATERIAL_FORMATS.find((f) => f === request.params.format);
+        if (!format) throw new AppError(404, 'not_found', 'Unknown material');
+        const { staff, source, output } = request.query;
+        const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+        if ((staff !== undefined && !uuid.test(staff)) || (source !== undefined && !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(source)) || (output !== undefined && output !== 'pdf' && output !== 'svg')) {
+          throw new AppError(400, 'invalid_request', 'staff must be a staff id, source a tag, output pdf or svg');
+        }
+        const material = await renderMaterial(kit.ctx, session.programId, { format, staff, source, output, lang: kit.lang(request) });
+        return reply.type(material.type).header('content-disposition', `attachment; filename="${material.fileName}"`).header('cache-control', 'private, no-cache').send(material.body);
+      },
+    );
   },
 };
