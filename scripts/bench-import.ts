@@ -161,7 +161,7 @@ async function main() {
     for (;;) {
       last = JSON.parse((await expectStatus(httpRequest(agent, port, 'GET', `/api/v1/imports/${id}`, admin), 200)).body);
       if (last.status === 'finished' || last.status === 'cancelled') break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     const applySeconds = (performance.now() - started) / 1000;
     importDone = true;
