@@ -4,7 +4,7 @@
  *   upload ─▶ parse + validate every row (parse.ts), staged into card_import_row in ONE transaction
  *   with the card_import row and its first chunk job (a malformed file, a wrong encoding or a file
  *   over the limit writes nothing) ─▶ import-chunk jobs, one after another: each takes the next
- *   `chunkSize` pending rows (keyset on row_no), matches them to existing cards (plastic number,
+ *   `chunkSize` row numbers (a fixed range: an index range scan), matches them to existing cards (plastic number,
  *   else phone), creates cards with their opening balance as an `import` ledger entry, or (update
  *   mode) moves balances by ledger deltas, marks the rows done, advances the checkpoint and sends the
  *   next chunk job, all in ONE transaction.
@@ -186,6 +186,8 @@ export class ImportService {
             rows_read: report.rowsRead,
             rows_valid: report.rowsValid,
             failed: report.rowsFailed,
+            // The checkpoint starts after the header (row 1).
+            cursor_row: 1,
             progress_at: this.deps.clock(),
           })
           .where('id', '=', imported.id)
@@ -398,18 +400,24 @@ export class ImportService {
     const program = await trx.selectFrom('program').selectAll().where('id', '=', imp.program_id).executeTakeFirstOrThrow();
     const rules = program.rules as LoyaltyRules;
     const size = this.settings.chunkSize;
+    // Rows are numbered 2 … rows_read + 1 without gaps (the header is row 1), so a chunk is a fixed
+    // range of row numbers: an index range scan whatever the table's statistics say (right after
+    // staging they say "empty", and a `row_no > cursor … LIMIT` query was planned as a scan of every
+    // remaining row, per chunk). Failed rows in the range are skipped.
+    const upTo = imp.cursor_row + size;
+    const lastRow = imp.rows_read + 1;
     const rows = await trx
       .selectFrom('card_import_row')
       .select(['row_no', 'data'])
       .where('import_id', '=', importId)
       .where('row_no', '>', imp.cursor_row)
+      .where('row_no', '<=', upTo)
       .where('status', '=', 'pending')
       .orderBy('row_no')
-      .limit(size)
       .execute();
     const outcome = rows.length > 0 ? await this.#applyRows(trx, imp, program, rules, rows as unknown as Array<{ row_no: number; data: ImportRow }>) : EMPTY_OUTCOME;
 
-    const done = rows.length < size;
+    const done = upTo >= lastRow;
     const now = this.deps.clock();
     const updated = await trx
       .updateTable('card_import')
@@ -420,7 +428,7 @@ export class ImportService {
         unchanged: sql<number>`unchanged + ${outcome.unchanged}`,
         failed: sql<number>`failed + ${outcome.failed}`,
         next_chunk: chunk + 1,
-        cursor_row: rows.length > 0 ? rows[rows.length - 1]!.row_no : imp.cursor_row,
+        cursor_row: upTo,
         progress_at: sql<Date>`now()`,
         ...(imp.started_at ? {} : { started_at: now }),
         ...(done ? { finished_at: now } : {}),
