@@ -38,6 +38,8 @@ import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
 import { createImportModule, importRoutes, type ImportSettings } from './imports/index.js';
+import { privacyRoutes } from './privacy/routes.js';
+import { createInvitations, type InvitationSettings } from './privacy/invitations.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
 import { pendingDeliverySummary } from './updates/pending-deliveries.js';
@@ -91,6 +93,8 @@ export interface AppDeps {
   cabinet?: Partial<AuthSettings>;
   /** One-time code lifetime, attempts and send limits (defaults in verification/phone-verification.ts). */
   verification?: Partial<VerificationSettings>;
+  /** Invitations to the wallet: messages per second (default in privacy/invitations.ts; tests raise it). */
+  invitations?: Partial<InvitationSettings>;
   /** Retries of pending wallet deliveries: poll, batch, lease, backoff (defaults in updates/redelivery.ts; tests shorten them). */
   redelivery?: Partial<RedeliverySettings>;
   /** Import chunk size, file limit, stall watchdog (defaults from config; tests shorten them). */
@@ -267,6 +271,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Outgoing mail (SMTP_URL); without it the cabinet's password reset by email is off.
   const mailer = createConfiguredMailer(config);
   const passwordReset = createPasswordReset({ db, jobs, mailer, publicUrl: config.PUBLIC_URL, clock: ctx.clock, logger: app.log });
+  const invitations = createInvitations({
+    db,
+    jobs,
+    sms: createConfiguredSmsGateway(config),
+    mailer,
+    publicUrl: config.PUBLIC_URL,
+    passTypeIdentifier: deps.apple.material.passTypeIdentifier,
+    logger: app.log,
+    settings: deps.invitations,
+  });
 
   app.addHook('onReady', async () => {
     await notifications.ready();
@@ -279,6 +293,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     await campaignModule.start(runWorkers);
     await webhooks.start(runWorkers);
     await passwordReset.start(runWorkers);
+    await invitations.start(runWorkers);
     await startRetention(jobs, db, {
       settings: { idempotencyDays: config.IDEMPOTENCY_RETENTION_DAYS },
       runWorkers,
@@ -348,6 +363,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
         await api.register(economicsRoutes, { ctx });
         await api.register(importRoutes, { ctx, imports: importModule.imports });
+        await api.register(privacyRoutes, { ctx, invitations });
       },
       { prefix: '/api/v1' },
     );

@@ -87,6 +87,8 @@ export function searchCards(executor: Executor, programId: string, q: { number?:
     .selectFrom('card')
     .selectAll()
     .where('program_id', '=', programId)
+    // An erased card has no holder left to find.
+    .where('status', '!=', 'erased')
     .where((eb) => {
       const ors = [eb(eb.fn('lower', ['holder_name']), 'like', `${q.namePrefix.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`)];
       if (q.number) ors.push(eb('number', '=', q.number));

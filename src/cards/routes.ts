@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
 import type { CardRow, ProgramRow } from '../db/schema.js';
 import { requireProgramRole } from '../http/auth.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, cardErased, notFound } from '../http/errors.js';
 import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
 import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import { issueCard, normalizePhone } from '../enrollment/service.js';
@@ -93,7 +93,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
         tags: ['cards'],
         summary: 'Find the card whose barcode the scanner read: the wallet card number or an imported plastic card number',
         params: Type.Object({ value: Type.String({ minLength: 1, maxLength: 64 }) }),
-        response: { 200: CardSchema, ...problemResponses() },
+        response: { 200: CardSchema, ...problemResponses(410) },
       },
     },
     async (request) => {
@@ -101,18 +101,20 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
       const program = await getProgramOr404(db, programId);
       const card = await findCardByBarcode(db, programId, normalizeScannedValue(request.params.value));
       if (!card) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       return (await present([card], program, role))[0];
     },
   );
 
   app.get(
     '/cards/:cardId',
-    { schema: { tags: ['cards'], params: CardParams, response: { 200: CardSchema, ...problemResponses() } } },
+    { schema: { tags: ['cards'], params: CardParams, response: { 200: CardSchema, ...problemResponses(410) } } },
     async (request) => {
       const { programId, role } = requireProgramRole(request, ['admin', 'pos']);
       const program = await getProgramOr404(db, programId);
       const card = await findCardInProgram(db, programId, request.params.cardId);
       if (!card) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       return (await present([card], program, role))[0];
     },
   );
@@ -126,7 +128,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
         params: CardParams,
         headers: IdempotencyHeaders,
         body: AdjustmentSchema,
-        response: { 201: AdjustmentResultSchema, ...problemResponses(422) },
+        response: { 201: AdjustmentResultSchema, ...problemResponses(410, 422) },
       },
     },
     async (request, reply) => {
@@ -140,6 +142,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
         async (trx) => {
           const card = await lockCardInProgram(trx, programId, cardId);
           if (!card) throw notFound('card');
+          if (card.status === 'erased') throw cardErased();
           if (card.balance + request.body.points < 0) {
             throw new AppError(422, 'insufficient_points', `The card has ${card.balance} points; cannot remove ${-request.body.points}`, {
               balance: card.balance,

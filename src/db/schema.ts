@@ -134,7 +134,8 @@ export interface CardTable {
   staff_id: string | null;
   source: string | null;
   external_id: string | null;
-  status: Generated<'active' | 'blocked'>;
+  /** 'erased': the holder's personal data was erased on request (privacy/erasure.ts); the row stays for accounting. */
+  status: Generated<'active' | 'blocked' | 'erased'>;
   public_token: string;
   apple_serial: string;
   apple_auth_token: string;
@@ -158,10 +159,46 @@ export interface CardTable {
   import_id: ColumnType<string | null, string | null | undefined, string | null>;
   store: ColumnType<string | null, string | null | undefined, string | null>;
   notes: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the holder's personal data was erased (status 'erased'). */
+  erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+/** Audit of erasures: who erased which card and when (no personal data). */
+export interface CardErasureTable {
+  program_id: string;
+  card_id: string;
+  actor: string;
+  erased_at: Timestamp;
 }
 
 export type CardChannel = 'staff' | 'self_service';
 export type VerifiedVia = 'staff' | 'otp' | 'purchase' | 'legacy';
+
+export type InvitationChannel = 'sms' | 'email';
+
+/** A request to invite the cards on no wallet (privacy/invitations.ts). */
+export interface InvitationBatchTable {
+  id: Generated<string>;
+  program_id: string;
+  channels: InvitationChannel[];
+  status: Generated<'queued' | 'sending' | 'finished'>;
+  cursor_card_id: string | null;
+  cards: Generated<number>;
+  skipped_no_consent: Generated<number>;
+  created_by: string;
+  created_at: Timestamp;
+  finished_at: Date | null;
+}
+
+/** One card and channel a batch tried ('sending' is written before the send: at most once). */
+export interface InvitationTable {
+  program_id: string;
+  batch_id: string;
+  card_id: string;
+  channel: InvitationChannel;
+  status: 'sending' | 'sent' | 'failed' | 'no_address';
+  created_at: Timestamp;
+}
 
 export interface PurchaseTable {
   id: Generated<string>;
@@ -693,6 +730,9 @@ export interface Database {
   api_key: ApiKeyTable;
   staff_member: StaffMemberTable;
   card: CardTable;
+  card_erasure: CardErasureTable;
+  invitation_batch: InvitationBatchTable;
+  invitation: InvitationTable;
   purchase: PurchaseTable;
   ledger_entry: LedgerEntryTable;
   idempotency_record: IdempotencyRecordTable;

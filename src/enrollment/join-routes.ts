@@ -520,7 +520,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       const { cardToken } = request.params;
       const card = TOKEN_RE.test(cardToken) ? await findCardByPublicToken(db, cardToken) : undefined;
       const program = card ? await findProgram(db, card.program_id) : undefined;
-      if (!card || !program) return notFoundPage(request, reply);
+      // An erased card's page is gone like one that never existed (the link may have been shared).
+      if (!card || !program || card.status === 'erased') return notFoundPage(request, reply);
       const lang = pageLang(request, reply, program.default_language, first(request.query.lang));
       const t = MESSAGES[lang];
       const rules = program.rules as LoyaltyRules;

@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../app-context.js';
 import { findCardByPublicToken } from '../cards/repository.js';
-import { notFound } from '../http/errors.js';
+import { cardErased, notFound } from '../http/errors.js';
 import { findProgram } from '../programs/repository.js';
+import { cardUrls } from '../cards/dto.js';
+import { QR_SIZE } from './qr.js';
 
 const CardTokenParams = Type.Object({ cardToken: Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' }) });
 
@@ -16,6 +18,7 @@ export const publicCardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
       const card = await findCardByPublicToken(ctx.db, request.params.cardToken);
       const program = card ? await findProgram(ctx.db, card.program_id) : undefined;
       if (!card || !program) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       const pass = await ctx.passes.passFor(card, program);
       return reply
         .type('application/vnd.apple.pkpass')
@@ -23,6 +26,33 @@ export const publicCardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
         .header('cache-control', 'no-store')
         .header('last-modified', card.updated_at.toUTCString())
         .send(pass);
+    },
+  );
+
+  // The card page's QR code, for an invitation printed on a receipt or a letter (issue #12): scanned
+  // by the holder's phone, it opens the page that offers the right wallet.
+  const QrQuery = Type.Object({ size: Type.Optional(Type.Integer({ minimum: QR_SIZE.min, maximum: QR_SIZE.max })) }, { additionalProperties: false });
+  async function cardPageUrl(token: string) {
+    const card = await findCardByPublicToken(ctx.db, token);
+    if (!card) throw notFound('card');
+    if (card.status === 'erased') throw cardErased();
+    return cardUrls(ctx.links.publicUrl, card).installUrl;
+  }
+  app.get(
+    '/c/:cardToken/qr.svg',
+    { schema: { tags: ['public'], summary: 'QR code of the card page (SVG)', params: CardTokenParams, querystring: QrQuery } },
+    async (request, reply) => {
+      const svg = await ctx.qr.svg(await cardPageUrl(request.params.cardToken), request.query.size ?? QR_SIZE.default);
+      return reply.type('image/svg+xml; charset=utf-8').header('cache-control', 'private, max-age=3600').send(`<?xml version="1.0" encoding="UTF-8"?>\n${svg}`);
+    },
+  );
+  app.get(
+    '/c/:cardToken/qr.png',
+    { schema: { tags: ['public'], summary: `QR code of the card page (PNG, ?size= pixels, at most ${QR_SIZE.max})`, params: CardTokenParams, querystring: QrQuery } },
+    async (request, reply) => {
+      // Drawn on the renderer's worker thread, cached, at most 16 waiting (enrollment/qr.ts).
+      const png = await ctx.qr.png(await cardPageUrl(request.params.cardToken), request.query.size ?? QR_SIZE.default);
+      return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
     },
   );
 };

@@ -19,6 +19,8 @@ export const notFound = (what: string, message = `${what[0].toUpperCase()}${what
 export const unauthorized = (message = 'A valid API key is required') => new AppError(401, 'unauthorized', message);
 export const forbidden = (message = 'This key may not do that') => new AppError(403, 'forbidden', message);
 export const conflict = (code: string, message: string) => new AppError(409, code, message);
+/** The card's holder had their personal data erased (privacy/erasure.ts): it serves nothing any more. */
+export const cardErased = () => new AppError(410, 'card_erased', 'This card was erased at its holder\'s request');
 export const unprocessable = (code: string, message: string, details?: Record<string, unknown>) =>
   new AppError(422, code, message, details);
 
@@ -42,6 +44,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Content Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',

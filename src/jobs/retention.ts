@@ -13,6 +13,8 @@ import { runScheduled } from './scheduled.js';
  * - one-time code records older than a week (the send limits look back 24 hours at most);
  * - voided Apple passes of taken-over cards 30 days after the takeover, with their devices'
  *   registrations (devices that were offline that long fetch a 401 and keep the voided pass).
+ * - the device registrations (push tokens) of erased cards 30 days after the erasure: until then a
+ *   device that was offline can still learn that the pass changed and fetch it voided (privacy/erasure.ts).
  */
 export const RETENTION_QUEUE = 'retention-prune';
 export const RETENTION_SCHEDULE = '17 * * * *';
@@ -46,6 +48,10 @@ export async function pruneExpiredData(db: Db, now: Date, settings: RetentionSet
     return trx.deleteFrom('retired_apple_pass').where('retired_at', '<', retiredBefore).executeTakeFirst();
   });
   await db.deleteFrom('retired_google_object').where('expired_at', '<', retiredBefore).execute();
+  await db
+    .deleteFrom('apple_registration')
+    .where('serial_number', 'in', db.selectFrom('card').select('apple_serial').where('status', '=', 'erased').where('erased_at', '<', retiredBefore))
+    .execute();
   return {
     idempotencyRecords,
     phoneVerifications: Number(verifications.numDeletedRows ?? 0),

@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { AppError, conflict, notFound } from '../http/errors.js';
+import { AppError, cardErased, conflict, notFound } from '../http/errors.js';
 import { lockCardInProgram } from '../cards/repository.js';
 import { getProgramOr404 } from '../programs/service.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
@@ -40,6 +40,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   const rules = program.rules as LoyaltyRules;
   const card = await lockCardInProgram(trx, command.programId, command.cardId);
   if (!card) throw notFound('card');
+  if (card.status === 'erased') throw cardErased();
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
 
   let quote;
@@ -183,6 +184,8 @@ export async function refundPurchase(
   const program = await getProgramOr404(trx, command.programId);
   const card = await lockCardInProgram(trx, command.programId, purchase.card_id);
   if (!card) throw notFound('card');
+  // The holder is gone: a refund would move points on a card no one holds (docs/privacy.md).
+  if (card.status === 'erased') throw cardErased();
   // Re-read under the card lock: a concurrent refund of the same purchase has finished by now.
   const current = await trx.selectFrom('purchase').select('status').where('id', '=', purchase.id).executeTakeFirstOrThrow();
   if (current.status === 'refunded') throw conflict('purchase_already_refunded', 'This purchase was already refunded');

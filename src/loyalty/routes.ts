@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { AppContext } from '../app-context.js';
 import { requireProgramRole } from '../http/auth.js';
-import { notFound } from '../http/errors.js';
+import { cardErased, notFound } from '../http/errors.js';
 import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
 import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import { findCardInProgram } from '../cards/repository.js';
@@ -26,7 +26,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         params: Type.Object({ cardId: Uuid }),
         headers: IdempotencyHeaders,
         body: PurchaseRequestSchema,
-        response: { 201: PurchaseResultSchema, ...problemResponses(409, 422) },
+        response: { 201: PurchaseResultSchema, ...problemResponses(409, 410, 422) },
       },
     },
     async (request, reply) => {
@@ -59,7 +59,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         summary: 'Refund a purchase: give back redeemed points, take back accrued points',
         params: Type.Object({ purchaseId: Uuid }),
         headers: IdempotencyHeaders,
-        response: { 200: RefundResultSchema, ...problemResponses(409, 422) },
+        response: { 200: RefundResultSchema, ...problemResponses(409, 410, 422) },
       },
     },
     async (request, reply) => {
@@ -83,7 +83,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         summary: 'Purchases, ledger and statistics of a card',
         params: Type.Object({ cardId: Uuid }),
         querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }),
-        response: { 200: HistorySchema, ...problemResponses() },
+        response: { 200: HistorySchema, ...problemResponses(410) },
       },
     },
     async (request) => {
@@ -92,6 +92,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const { programId } = requireProgramRole(request, ['admin', 'pos']);
       const card = await findCardInProgram(db, programId, request.params.cardId);
       if (!card) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       const limit = request.query.limit ?? 50;
       const [purchases, ledger, stats, ledgerSum, pending] = await Promise.all([
         db.selectFrom('purchase').selectAll().where('card_id', '=', card.id).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute(),

@@ -70,6 +70,8 @@ export async function startTestApp(
     googleRetry?: Partial<RetryPolicy>;
     /** Import chunk size, file limit, stall watchdog overrides. */
     imports?: AppDeps['imports'];
+    /** Invitation pacing (messages per second). */
+    invitations?: AppDeps['invitations'];
   } = {},
 ): Promise<TestApp> {
   const certs = await getTestCertificates();
@@ -136,6 +138,7 @@ export async function startTestApp(
     verification: options.verification,
     redelivery: options.redelivery,
     imports: options.imports,
+    invitations: options.invitations,
     // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
     google: createGoogleRuntime(config, { warn() {}, error() {} }, {
       database: database.handle,

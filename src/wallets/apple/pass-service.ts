@@ -222,7 +222,8 @@ export class PassService {
         },
       },
       locations: program.locations as StoreCardPassInput['locations'],
-      voided: card.status === 'blocked',
+      // Blocked or erased (privacy/erasure.ts): the pass stays on the device, marked void.
+      voided: card.status !== 'active',
       images,
     };
   }

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AppContext } from '../../app-context.js';
 import { findCardByPublicToken } from '../../cards/repository.js';
-import { AppError, notFound } from '../../http/errors.js';
+import { AppError, cardErased, notFound } from '../../http/errors.js';
 import { findProgram, findProgramBySlug } from '../../programs/repository.js';
 import { recordWalletEvent } from '../../enrollment/funnel.js';
 import type { CallbackVerifier } from './callback.js';
@@ -36,6 +36,7 @@ export const googleWalletRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> 
       const card = await findCardByPublicToken(db, request.params.cardToken);
       const program = card ? await findProgram(db, card.program_id) : undefined;
       if (!card || !program) throw notFound('card');
+      if (card.status === 'erased') throw cardErased();
       const url = await google.saveUrl(card, program);
       return reply.header('cache-control', 'no-store').redirect(url, 302);
     },

@@ -172,7 +172,8 @@ export class GoogleWalletService {
       // A taken-over card's next object gets a new id: the old one stays with its old holder, INACTIVE.
       cardId: card.google_generation > 0 ? `${card.id}-g${card.google_generation}` : card.id,
       classId: classIdFor(this.settings.issuerId, program.slug, card.tier),
-      state: card.status === 'active' ? 'ACTIVE' : 'INACTIVE',
+      // An erased card's object expires (privacy/erasure.ts): it moves to the holder's "Expired passes".
+      state: card.status === 'active' ? 'ACTIVE' : card.status === 'erased' ? 'EXPIRED' : 'INACTIVE',
       defaultLanguage: program.default_language,
       cardNumber: card.number,
       holderName: card.holder_name,

@@ -1,0 +1,2 @@
+DROP TABLE invitation;
+DROP TABLE invitation_batch;
