@@ -39,6 +39,7 @@ import { createConfiguredMailer } from './mail/mailer.js';
 import type { AuthSettings } from './cabinet/auth.js';
 import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
+import { createImportModule, importRoutes, type ImportSettings } from './imports/index.js';
 import { privacyRoutes } from './privacy/routes.js';
 import { createInvitations, type InvitationSettings } from './privacy/invitations.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
@@ -98,6 +99,8 @@ export interface AppDeps {
   invitations?: Partial<InvitationSettings>;
   /** Retries of pending wallet deliveries: poll, batch, lease, backoff (defaults in updates/redelivery.ts; tests shorten them). */
   redelivery?: Partial<RedeliverySettings>;
+  /** Import chunk size, file limit, stall watchdog (defaults from config; tests shorten them). */
+  imports?: Partial<ImportSettings>;
 }
 
 export type App = FastifyInstance & { ctx: AppContext };
@@ -258,6 +261,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('campaigns', campaignModule.campaigns);
   app.decorate('automations', campaignModule.automations);
   const economics = createEconomicsModule({ db, jobs, clock: ctx.clock, logger: app.log });
+  const importModule = createImportModule({
+    config,
+    db,
+    jobs,
+    cardChanges,
+    clock: ctx.clock,
+    logger: app.log,
+    settings: deps.imports,
+  });
+  app.decorate('imports', importModule.imports);
   app.decorate('economics', economics);
   // Outgoing mail (SMTP_URL); without it the cabinet's password reset by email is off.
   const mailer = createConfiguredMailer(config);
@@ -298,6 +311,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       });
     }
     await economics.start(runWorkers);
+    await importModule.start(runWorkers);
     certificates.start();
   });
   app.addHook('preClose', async () => {
@@ -313,6 +327,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     webhooks.close();
     mailer?.close();
     await campaignModule.close();
+    importModule.close();
     await ctx.qr.close();
     for (const detach of detachCaches) detach();
     await notifications.close();
@@ -352,6 +367,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(cabinetApiRoutes, { ctx });
         await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
         await api.register(economicsRoutes, { ctx });
+        await api.register(importRoutes, { ctx, imports: importModule.imports });
         await api.register(privacyRoutes, { ctx, invitations });
       },
       { prefix: '/api/v1' },

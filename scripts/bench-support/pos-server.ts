@@ -69,6 +69,8 @@ async function main() {
     APNS_PORT: String(apnsStandIn.port),
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     DEMO_PROGRAM: 'false',
+    // bench:import may set the import chunk size.
+    ...(process.env.IMPORT_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.IMPORT_CHUNK_SIZE } : {}),
   });
   const logger = pino({
     level: config.LOG_LEVEL,

@@ -58,6 +58,7 @@ export function cardDto(
     staffId: card.staff_id,
     source: card.source,
     externalId: card.external_id,
+    externalNumber: card.external_number,
     status: card.status,
     wallet: { appleDevices: options.appleDevices, googleSaved: options.googleSaved ?? false },
     cardToken: card.public_token,

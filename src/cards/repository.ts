@@ -38,6 +38,22 @@ export function findCardByNumber(executor: Executor, programId: string, number: 
   return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('number', '=', number).executeTakeFirst();
 }
 
+/**
+ * The card a scanned barcode belongs to: the wallet card's number, or the plastic number an import
+ * kept (docs/import.md). A wallet number wins if both match (they never should: plastic numbers are
+ * the old system's, wallet numbers are Luhn-checked 12 digits of our own).
+ */
+export function findCardByBarcode(executor: Executor, programId: string, value: string) {
+  return executor
+    .selectFrom('card')
+    .selectAll()
+    .where('program_id', '=', programId)
+    .where((eb) => eb.or([eb('number', '=', value), eb('external_number', '=', value)]))
+    .orderBy(sql`number = ${value}`, 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
 export function findCardByPhone(executor: Executor, programId: string, phone: string) {
   return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('phone', '=', phone).executeTakeFirst();
 }
@@ -83,7 +99,7 @@ export function findApplePassAuth(executor: Executor, serial: string) {
 export type ApplePassAuth = Pick<CardRow, 'id' | 'apple_auth_token' | 'updated_at'>;
 
 /** Cashier search: exact card number or phone, or a name prefix. */
-export function searchCards(executor: Executor, programId: string, q: { number?: string; phone?: string; namePrefix: string }, limit: number) {
+export function searchCards(executor: Executor, programId: string, q: { number?: string; externalNumber?: string; phone?: string; namePrefix: string }, limit: number) {
   return executor
     .selectFrom('card')
     .selectAll()
@@ -93,6 +109,8 @@ export function searchCards(executor: Executor, programId: string, q: { number?:
     .where((eb) => {
       const ors = [eb(eb.fn('lower', ['holder_name']), 'like', `${q.namePrefix.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`)];
       if (q.number) ors.push(eb('number', '=', q.number));
+      // An imported plastic number finds its card too.
+      if (q.externalNumber) ors.push(eb('external_number', '=', q.externalNumber));
       if (q.phone) ors.push(eb('phone', '=', q.phone));
       return eb.or(ors);
     })

@@ -12,7 +12,7 @@ import { postToLedger } from '../loyalty/ledger.js';
 import { getProgramOr404 } from '../programs/service.js';
 import { cachedProgramOr404 } from '../programs/cache.js';
 import { cardDto } from './dto.js';
-import { appleDeviceCounts, findCardByNumber, googleSavedCards, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
+import { appleDeviceCounts, findCardByBarcode, googleSavedCards, findCardInProgram, lockCardInProgram, searchCards } from './repository.js';
 import { AdjustmentResultSchema, AdjustmentSchema, CardSchema, IssueCardSchema } from './schemas.js';
 
 const CardParams = Type.Object({ cardId: Uuid });
@@ -79,7 +79,12 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
       } catch {
         phone = undefined;
       }
-      const rows = await searchCards(db, programId, { number: /^\d+$/.test(digits) ? digits : undefined, phone, namePrefix: query }, request.query.limit ?? 20);
+      const rows = await searchCards(
+        db,
+        programId,
+        { number: /^\d+$/.test(digits) ? digits : undefined, externalNumber: /^[0-9A-Za-z]{1,64}$/.test(digits) ? digits : undefined, phone, namePrefix: query },
+        request.query.limit ?? 20,
+      );
       return { items: await present(rows, program, role) };
     },
   );
@@ -89,7 +94,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     {
       schema: {
         tags: ['cards'],
-        summary: 'Find the card whose barcode the scanner read',
+        summary: 'Find the card whose barcode the scanner read: the wallet card number or an imported plastic card number',
         params: Type.Object({ value: Type.String({ minLength: 1, maxLength: 64 }) }),
         response: { 200: CardSchema, ...problemResponses(410) },
       },
@@ -97,7 +102,7 @@ export const cardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async 
     async (request) => {
       const { programId, role } = requireProgramRole(request, ['admin', 'pos']);
       const program = await getProgramOr404(db, programId);
-      const card = await findCardByNumber(db, programId, normalizeScannedValue(request.params.value));
+      const card = await findCardByBarcode(db, programId, normalizeScannedValue(request.params.value));
       if (!card) throw notFound('card');
       if (card.status === 'erased') throw cardErased();
       return (await present([card], program, role))[0];

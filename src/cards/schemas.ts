@@ -33,6 +33,7 @@ export const CardSchema = Type.Object({
   staffId: Nullable(Type.String()),
   source: Nullable(Type.String()),
   externalId: Nullable(Type.String()),
+  externalNumber: Nullable(Type.String({ description: 'The plastic card number from an import: the till finds the card by it too' })),
   status: Type.String(),
   wallet: Type.Object({ appleDevices: Type.Integer(), googleSaved: Type.Boolean() }),
   cardToken: Type.String({

@@ -153,6 +153,12 @@ export interface CardTable {
   pending_points: Generated<number>;
   /** Bumped by a takeover: the Google object id of the new holder differs from the old one. */
   google_generation: Generated<number>;
+  /** The plastic card's number from an import (unique per program): the till finds the card by it too. */
+  external_number: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The import that created the card, and the store and notes its row carried (src/imports). */
+  import_id: ColumnType<string | null, string | null | undefined, string | null>;
+  store: ColumnType<string | null, string | null | undefined, string | null>;
+  notes: ColumnType<string | null, string | null | undefined, string | null>;
   /** When the holder's personal data was erased (status 'erased'). */
   erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
@@ -291,7 +297,9 @@ export type LedgerKind =
   | 'expiry'
   | 'reversal'
   | 'birthday'
-  | 'campaign_bonus';
+  | 'campaign_bonus'
+  /** An imported opening balance, or an update-mode import's delta (src/imports). */
+  | 'import';
 
 export interface LedgerEntryTable {
   id: Generated<number>;
@@ -675,6 +683,47 @@ export interface SegmentWeekTable {
   computed_at: Timestamp;
 }
 
+export type CardImportStatus = 'queued' | 'running' | 'finished' | 'cancelled';
+export type CardImportMode = 'create' | 'update';
+
+/** One import of a card base (src/imports). */
+export interface CardImportTable {
+  id: Generated<string>;
+  program_id: string;
+  mode: CardImportMode;
+  status: CardImportStatus;
+  file_name: string | null;
+  encoding: string;
+  delimiter: string;
+  columns: Json<{ mapping: Record<string, string>; ignored: string[] }>;
+  rows_read: Generated<number>;
+  rows_valid: Generated<number>;
+  created: Generated<number>;
+  updated: Generated<number>;
+  unchanged: Generated<number>;
+  failed: Generated<number>;
+  next_chunk: Generated<number>;
+  cursor_row: Generated<number>;
+  progress_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  created_by: string;
+  created_at: Timestamp;
+  started_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  finished_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  cancelled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export type CardImportRowStatus = 'pending' | 'created' | 'updated' | 'unchanged' | 'failed';
+
+export interface CardImportRowTable {
+  import_id: string;
+  program_id: string;
+  row_no: number;
+  status: CardImportRowStatus;
+  data: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+  issues: ColumnType<Array<{ column: string; value: string; reason: string }> | null, string | null, string | null>;
+  card_id: string | null;
+}
+
 export interface Database {
   program: ProgramTable;
   program_image: ProgramImageTable;
@@ -728,6 +777,8 @@ export interface Database {
   economics_month: EconomicsMonthTable;
   economics_bonus_month: EconomicsBonusMonthTable;
   segment_week: SegmentWeekTable;
+  card_import: CardImportTable;
+  card_import_row: CardImportRowTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

@@ -59,6 +59,10 @@ export function findUncleanString(value: unknown, root: string): string | undefi
   return undefined;
 }
 
+function isStream(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { pipe?: unknown }).pipe === 'function' && typeof (value as { on?: unknown }).on === 'function';
+}
+
 function checkHeaders(request: FastifyRequest) {
   for (const [name, value] of Object.entries(request.headers)) {
     // Real HTTP parsers already refuse NUL in headers; inject() and proxies that decode do not.
@@ -81,6 +85,9 @@ export function registerInputGuard(app: FastifyInstance) {
     if (query) refuse(`The URL ${query}`);
   });
   app.addHook('preValidation', async (request) => {
+    // A body passed on as a stream (a card-base import, src/imports) is not parsed data: its reader
+    // checks what it reads (NUL bytes refuse the file there).
+    if (isStream(request.body)) return;
     const body = findUncleanString(request.body, 'body');
     if (body) refuse(`The request ${body}`);
   });

@@ -82,6 +82,10 @@ export async function eraseCard(
       consent_at: null,
       consent_version: null,
       external_id: null,
+      // Imported cards (src/imports): the plastic number stops finding the card, the old system's notes go.
+      external_number: null,
+      store: null,
+      notes: null,
       promo: null,
       referral_code: generateReferralCode(),
       ...cardChangedColumns(),

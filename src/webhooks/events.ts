@@ -26,6 +26,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'purchase.created',
   'purchase.refunded',
   'campaign.finished',
+  'import.finished',
 ] as const;
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
@@ -99,6 +100,18 @@ export interface WebhookEventData {
   };
   /** Defined by the campaigns module. */
   'campaign.finished': Record<string, unknown>;
+  /** One per card-base import (src/imports): no card.issued / balance.changed per imported card. */
+  'import.finished': {
+    importId: string;
+    mode: string;
+    rowsRead: number;
+    rowsValid: number;
+    created: number;
+    updated: number;
+    unchanged: number;
+    failed: number;
+    finishedAt: string;
+  };
 }
 
 export interface WebhookEvent<T extends WebhookEventType = WebhookEventType> {

@@ -70,6 +70,8 @@ export async function startTestApp(
     googleRetry?: Partial<RetryPolicy>;
     /** Cross-instance notifications (default: the real ones over the test database). */
     notifications?: AppDeps['notifications'];
+    /** Import chunk size, file limit, stall watchdog overrides. */
+    imports?: AppDeps['imports'];
     /** Invitation pacing (messages per second). */
     invitations?: AppDeps['invitations'];
   } = {},
@@ -138,6 +140,7 @@ export async function startTestApp(
     verification: options.verification,
     redelivery: options.redelivery,
     notifications: options.notifications,
+    imports: options.imports,
     invitations: options.invitations,
     // On PostgreSQL the deployment-wide limiter in the database, as server.ts builds it.
     google: createGoogleRuntime(config, { warn() {}, error() {} }, {

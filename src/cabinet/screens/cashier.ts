@@ -241,7 +241,12 @@ export const cashierScreen: Screen = {
       } catch {
         phone = undefined;
       }
-      return searchCards(db, program.id, { number: /^\d+$/.test(digits) ? digits : undefined, phone, namePrefix: query }, 20);
+      return searchCards(
+        db,
+        program.id,
+        { number: /^\d+$/.test(digits) ? digits : undefined, externalNumber: /^[0-9A-Za-z]{1,64}$/.test(digits) ? digits : undefined, phone, namePrefix: query },
+        20,
+      );
     }
 
     const phoneOf = (session: CabinetSession, card: CardRow) => (session.role === 'owner' ? formatPhone(card.phone) : formatMaskedPhone(card.phone));

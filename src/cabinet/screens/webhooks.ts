@@ -84,6 +84,7 @@ const T = texts({
       'purchase.created': 'покупка',
       'purchase.refunded': 'возврат покупки',
       'campaign.finished': 'рассылка отправлена',
+      'import.finished': 'импорт карт завершён',
     } as Record<WebhookEventType, string>,
     errors: {
       urlRequired: 'Укажите адрес, начинающийся с https:// (до 2048 символов).',
@@ -157,6 +158,7 @@ const T = texts({
       'purchase.created': 'a purchase',
       'purchase.refunded': 'a purchase is refunded',
       'campaign.finished': 'a campaign is sent',
+      'import.finished': 'a card import is finished',
     },
     errors: {
       urlRequired: 'Enter a URL starting with https:// (up to 2,048 characters).',

@@ -1,0 +1,185 @@
+/**
+ * `npm run bench:import`: a 250,000-row card base imported through HTTP into real PostgreSQL, with
+ * the POS API under load at the same time. Prints figures and ratios; it is not a test.
+ *
+ * Setup: a new database `walletcards_bench_<random>` on DATABASE_URL's server (default
+ * postgres://postgres@127.0.0.1:5432/postgres), dropped at the end. The whole app runs in a CHILD
+ * process (scripts/bench-support/pos-server.ts: wired like src/server.ts, workers ON — the import
+ * job runs there, as in production). One program with BENCH_CARDS cards for the tills, seeded
+ * through the API; a generated file (scripts/generate-import-file.ts: Windows-1251, `;`, mixed
+ * phone, date and amount formats, quoted notes with line breaks, 2 % bad rows) of BENCH_IMPORT_ROWS
+ * rows.
+ *
+ *   POS alone     BENCH_POS_CLIENTS keep-alive clients POST purchases on random seeded cards for
+ *                 BENCH_SECONDS: the baseline p50/p99, measured in the same run.
+ *   dry run       POST /api/v1/imports?dryRun=true with the file streamed: seconds, rows/s.
+ *   apply         POST /api/v1/imports (stream → parse → stage, 202) then the import job until
+ *                 GET /api/v1/imports/{id} says finished, with the same POS load running throughout:
+ *                 seconds, rows/s (valid rows applied / seconds from the upload's first byte), and the
+ *                 POS p50/p99 during the import against the baseline.
+ *   memory        the app process's resident set (VmRSS) before the import and its peak (VmHWM) after.
+ *
+ * Targets (issue #12): apply ≥ 5,000 rows/s; peak RSS < 250 MB; POS p99 < 100 ms during the import.
+ *
+ * Environment: BENCH_IMPORT_ROWS (250000), BENCH_CARDS (1000), BENCH_POS_CLIENTS (4),
+ * BENCH_SECONDS (10), BENCH_CHUNK_SIZE (the app's IMPORT_CHUNK_SIZE, default 1000), BENCH_APP_STDOUT=1 (the
+ * app's log on stdout), BENCH_LOG_LEVEL (the app's pino level).
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeImportFile } from './generate-import-file.js';
+import { createBenchDatabase, envNumber, expectStatus, forkChild, httpRequest, keepAliveAgent, percentile } from './bench-support/harness.js';
+import type { PosServerMessage } from './bench-support/pos-server.js';
+import { seedProgramViaApi } from './bench-support/seed.js';
+
+const ROWS = envNumber('BENCH_IMPORT_ROWS', 250_000);
+const CARDS = envNumber('BENCH_CARDS', 1000);
+const CLIENTS = envNumber('BENCH_POS_CLIENTS', 4);
+const SECONDS = envNumber('BENCH_SECONDS', 10);
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** POSTs a file as a stream (never read whole here either). */
+function upload(port: number, url: string, headers: Record<string, string>, file: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: url, headers: { ...headers, 'content-type': 'text/csv', 'content-length': String(statSync(file).size) } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (c: Buffer) => chunks.push(c));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    request.setTimeout(600_000, () => request.destroy(new Error('upload: no answer within 10 minutes')));
+    createReadStream(file).pipe(request);
+  });
+}
+
+/** Closed-loop POS purchases until `until()` says stop; returns latencies (ms). */
+async function posLoad(port: number, posKey: string, cards: Array<{ id: string }>, until: () => boolean) {
+  const agent = keepAliveAgent(CLIENTS);
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${posKey}` };
+  const latencies: number[] = [];
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (!until()) {
+        const card = cards[Math.floor(Math.random() * cards.length)]!;
+        const started = performance.now();
+        try {
+          const answer = await httpRequest(agent, port, 'POST', `/api/v1/cards/${card.id}/purchases`, { ...headers, 'idempotency-key': randomBytes(12).toString('hex') }, JSON.stringify({ amount: 125_050 }));
+          if (answer.status !== 201) failures++;
+        } catch {
+          failures++;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  agent.destroy();
+  const sorted = Float64Array.from(latencies).sort();
+  return { n: latencies.length, failures, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+}
+
+async function main() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-import-'));
+  const file = path.join(dir, 'base.csv');
+  let started = performance.now();
+  await writeImportFile(file, { rows: ROWS, seed: 7, delimiter: ';', encoding: 'windows-1251', bom: false, badShare: 0.02 });
+  const bytes = statSync(file).size;
+  console.log(`file: ${ROWS} rows, ${(bytes / 1024 / 1024).toFixed(1)} MB (Windows-1251, ';'), generated in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+  const database = await createBenchDatabase();
+  const adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
+  const child = forkChild<PosServerMessage>(path.join(here, 'bench-support', 'pos-server.ts'), {
+    // BENCH_APP_STDOUT=1: the app's log on our stdout (debugging).
+    quietStdout: process.env.BENCH_APP_STDOUT !== '1',
+    env: { BENCH_DATABASE_URL: database.url, BENCH_ADMIN_KEY: adminKey, ...(process.env.BENCH_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.BENCH_CHUNK_SIZE } : {}) },
+  });
+  try {
+    const { port } = await child.next('ready');
+    const pid = child.process.pid!;
+    const seeded = await seedProgramViaApi(port, adminKey, CARDS);
+    const agent = keepAliveAgent(2);
+    const key = JSON.parse(
+      (
+        await expectStatus(
+          httpRequest(agent, port, 'POST', `/api/v1/programs/${seeded.programId}/keys`, { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` }, JSON.stringify({ role: 'admin', name: 'bench import' })),
+          201,
+        )
+      ).body,
+    ) as { key: string };
+    const admin = { authorization: `Bearer ${key.key}` };
+    console.log(`app: pid ${pid}, ${CARDS} cards seeded; POS load: ${CLIENTS} clients`);
+
+    // 1. POS alone (the baseline of this run).
+    let deadline = Date.now() + SECONDS * 1000;
+    const alone = await posLoad(port, seeded.posKey, seeded.cards, () => Date.now() > deadline);
+    console.log(`POS alone:          ${alone.n} purchases, p50 ${alone.p50.toFixed(1)} ms, p99 ${alone.p99.toFixed(1)} ms${alone.failures ? `, ${alone.failures} FAILED` : ''}`);
+    const rssBefore = procStatus(pid, 'VmRSS');
+
+    // 2. Dry run.
+    started = performance.now();
+    const dry = await upload(port, '/api/v1/imports?dryRun=true', admin, file);
+    const drySeconds = (performance.now() - started) / 1000;
+    if (dry.status !== 200) throw new Error(`dry run: ${dry.status} ${dry.body.slice(0, 300)}`);
+    const report = JSON.parse(dry.body) as { rowsRead: number; rowsValid: number; rowsFailed: number; byReason: Record<string, number> };
+    console.log(
+      `dry run:            ${drySeconds.toFixed(1)} s, ${Math.round(report.rowsRead / drySeconds)} rows/s; read ${report.rowsRead}, valid ${report.rowsValid}, failed ${report.rowsFailed} ${JSON.stringify(report.byReason)}`,
+    );
+
+    // 3. Apply, with the POS load running.
+    let importDone = false;
+    const during = posLoad(port, seeded.posKey, seeded.cards, () => importDone);
+    started = performance.now();
+    const created = await upload(port, '/api/v1/imports?fileName=bench.csv', admin, file).catch((error) => {
+      importDone = true;
+      throw error;
+    });
+    if (created.status !== 202) {
+      importDone = true;
+      throw new Error(`import: ${created.status} ${created.body.slice(0, 300)}`);
+    }
+    const stagedSeconds = (performance.now() - started) / 1000;
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    let last: { status: string; progress: { rowsValid: number; created: number; updated: number; unchanged: number; failed: number; done: number } };
+    for (;;) {
+      last = JSON.parse((await expectStatus(httpRequest(agent, port, 'GET', `/api/v1/imports/${id}`, admin), 200)).body);
+      if (last.status === 'finished' || last.status === 'cancelled') break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const applySeconds = (performance.now() - started) / 1000;
+    importDone = true;
+    const pos = await during;
+    const peak = procStatus(pid, 'VmHWM');
+    const rate = Math.round(last.progress.rowsValid / applySeconds);
+    console.log(`apply:              ${applySeconds.toFixed(1)} s (upload + parse + stage ${stagedSeconds.toFixed(1)} s, job ${(applySeconds - stagedSeconds).toFixed(1)} s), ${rate} rows/s; ${JSON.stringify(last.progress)}`);
+    console.log(`POS during import:  ${pos.n} purchases, p50 ${pos.p50.toFixed(1)} ms, p99 ${pos.p99.toFixed(1)} ms${pos.failures ? `, ${pos.failures} FAILED` : ''}; p99 ×${(pos.p99 / alone.p99).toFixed(2)} of POS alone`);
+    console.log(`app memory:         RSS ${rssBefore?.toFixed(0) ?? '?'} MB before the import, peak ${peak?.toFixed(0) ?? '?'} MB (VmHWM)`);
+    console.log(
+      `targets:            apply ≥ 5000 rows/s ${rate >= 5000 ? 'MET' : 'MISSED'}; peak RSS < 250 MB ${peak !== undefined && peak < 250 ? 'MET' : 'MISSED'}; POS p99 < 100 ms during import ${pos.p99 < 100 ? 'MET' : 'MISSED'}`,
+    );
+    agent.destroy();
+  } finally {
+    await child.stop();
+    await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
