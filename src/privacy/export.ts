@@ -38,6 +38,8 @@ export const csvLine = (cells: Cell[]) => `${cells.map(csvCell).join(',')}\r\n`;
 export const CARD_EXPORT_HEADER = [
   'card_id',
   'number',
+  // The plastic card's number when the card came in by an import (docs/import.md).
+  'external_number',
   'holder_name',
   'phone',
   'email',
@@ -59,6 +61,7 @@ export const CARD_EXPORT_HEADER = [
 interface ExportRow {
   id: string;
   number: string;
+  external_number: string | null;
   holder_name: string;
   phone: string;
   email: string | null;
@@ -85,7 +88,7 @@ const iso = (value: Date | string | null) => (value === null ? null : new Date(v
  */
 async function exportPage(db: Db, programId: string, passTypeIdentifier: string, afterId: string | null, withoutWallet = false): Promise<ExportRow[]> {
   const { rows } = await sql<ExportRow>`
-    SELECT c.id, c.number, c.holder_name, c.phone, c.email, to_char(c.birthday, 'YYYY-MM-DD') AS birthday, c.tier, c.balance,
+    SELECT c.id, c.number, c.external_number, c.holder_name, c.phone, c.email, to_char(c.birthday, 'YYYY-MM-DD') AS birthday, c.tier, c.balance,
       c.pending_points, c.lifetime_spend, c.consent, c.consent_at, c.created_at, c.status, c.public_token,
       (SELECT count(*) FROM apple_registration r WHERE r.pass_type_identifier = ${passTypeIdentifier} AND r.serial_number = c.apple_serial) AS apple_devices,
       EXISTS (SELECT 1 FROM google_object g WHERE g.card_id = c.id AND g.saved) AS google_saved,
@@ -123,6 +126,7 @@ export async function* cardExportCsv(
       chunk += csvLine([
         row.id,
         row.number,
+        row.external_number,
         erased ? null : row.holder_name,
         erased ? null : row.phone,
         row.email,

@@ -42,6 +42,8 @@ describe(`export of a program's cards as CSV (${TEST_DATABASE_KIND} database)`, 
     const row = await t.database.handle.db.selectFrom('card').select(['apple_serial', 'apple_auth_token']).where('id', '=', anna.id).executeTakeFirstOrThrow();
     await register(t, 'export-device', { id: anna.id, serial: row.apple_serial, token: row.apple_auth_token, auth: { authorization: `ApplePass ${row.apple_auth_token}` } }, pushToken(0xe1));
 
+    // Anna came in with a plastic card (as an import leaves it): the export keeps its number.
+    await t.database.handle.db.updateTable('card').set({ external_number: '2000123456789' }).where('id', '=', anna.id).execute();
     const res = await t.app.inject({ method: 'GET', url: '/api/v1/exports/cards.csv', headers: shop.as('admin') });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
@@ -58,6 +60,7 @@ describe(`export of a program's cards as CSV (${TEST_DATABASE_KIND} database)`, 
     const a = byId.get(anna.id)!;
     expect(a).toMatchObject({
       number: anna.number,
+      external_number: '2000123456789',
       holder_name: 'Анна Иванова',
       phone: "'+79161110001", // a leading + is a formula to a spreadsheet
       email: 'anna@example.com',
