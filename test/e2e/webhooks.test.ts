@@ -265,6 +265,9 @@ describe(`Webhooks (${TEST_DATABASE_KIND} database)`, () => {
     await subscribe(as, '/rollback');
     const card = await issue(as);
     await arrived('/rollback', 'card.issued', card.id);
+    // The welcome bonus's balance.changed is the issue's second event: counted once it is in, so
+    // a late delivery of it is not taken for an event of the rolled-back work below.
+    await arrived('/rollback', 'balance.changed', card.id);
     const before = receiver.at('/rollback').length;
 
     // A refused redemption changes nothing and emits nothing.
