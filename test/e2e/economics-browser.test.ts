@@ -161,7 +161,7 @@ describe.skipIf(chromiumCheck.skip)(`economics in Chromium (${TEST_DATABASE_KIND
     const effect = page.locator('[data-effect]');
     expect(await effect.locator('h2').innerText()).toBe('Эффект рассылки');
     expect(await effect.locator('[data-verdict]').innerText()).toMatch(/Рассылка принесла примерно \d+ покупател/);
-    expect(await effect.locator('[data-reactivated]').innerText()).toMatch(/^Вернулись: \d+ из \d+ получателей против \d+ из \d+ в контроле\.$/);
+    expect(await effect.locator('[data-reactivated]').innerText()).toMatch(/^Вернулись: получатели — \d+ из \d+, контрольная группа — \d+ из \d+\.$/);
     expect(await effect.locator('table[data-table=effect] tbody tr').count()).toBe(3);
     for (const id of ['chart-effect-conversion', 'chart-effect-revenue']) {
       expect(await page.locator(`#${id} svg`).getAttribute('aria-label'), id).toMatch(/95 %/);
