@@ -159,6 +159,8 @@ export interface CardTable {
   import_id: ColumnType<string | null, string | null | undefined, string | null>;
   store: ColumnType<string | null, string | null | undefined, string | null>;
   notes: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The first time the card page (/c/{token}) was opened: the "link opened" step of the migration funnel. */
+  page_viewed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** When the holder's personal data was erased (status 'erased'). */
   erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
