@@ -1,1 +1,1 @@
-ALTER TABLE card DROP COLUMN page_viewed_at;
+DROP TABLE card_page_view;

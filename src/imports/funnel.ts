@@ -11,7 +11,7 @@ import { databaseTimeZone } from '../enrollment/stats.js';
  *
  * - imported: cards an import created;
  * - invited: at least one invitation actually sent (SMS or e-mail; not failed, not without address);
- * - opened: the card page was opened at least once (`card.page_viewed_at`);
+ * - opened: the card page was opened at least once (`card_page_view`);
  * - installed: at least one `installed` wallet event (Apple's first device or Google's save), also
  *   split by wallet (a card on both wallets counts once in `installed`, once in each wallet);
  * - purchased: a completed purchase at or after the card's first install (the wallet card in use).
@@ -123,7 +123,7 @@ async function groupedRows(db: Db, programId: string, tz: string, onlyImport: Re
       SELECT c.import_id, c.store,
              (i.created_at AT TIME ZONE ${tz})::date AS import_day,
              EXISTS (SELECT 1 FROM invitation v WHERE v.program_id = c.program_id AND v.card_id = c.id AND v.status = 'sent') AS invited,
-             c.page_viewed_at IS NOT NULL AS opened,
+             EXISTS (SELECT 1 FROM card_page_view pv WHERE pv.program_id = c.program_id AND pv.card_id = c.id) AS opened,
              w.first_at IS NOT NULL AS installed,
              coalesce(w.apple, false) AS apple, coalesce(w.google, false) AS google,
              w.first_at IS NOT NULL AND EXISTS (

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
 import { pushToken, register } from '../support/apple-device.js';
+import { createStaff, signIn } from '../support/cabinet.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
 import { signCallback } from '../support/google-fake.js';
 import { startSmsStandIn, type SmsStandIn } from '../support/sms-stand-in.js';
@@ -133,6 +134,18 @@ describe(`migration funnel plastic → wallet (${TEST_DATABASE_KIND} database)`,
     expect(none).toMatchObject({ totals: { imported: 0, invitedRate: null }, byImport: [], byStore: [], byWeek: [] });
     expect((await app.inject({ method: 'GET', url: '/api/v1/stats/migration?importId=nope', headers: admin })).statusCode).toBe(400);
     expect((await app.inject({ method: 'GET', url: '/api/v1/stats/migration', headers: shop.as('pos') })).statusCode).toBe(403);
+
+    // The cabinet's statistics screen shows the same funnel: "moved to the wallet: 50 %", per store.
+    await createStaff(app, shop.program.id, { name: 'Ольга', role: 'marketer', email: 'olga@migrate.example', password: 'olga password 1' });
+    const cabinet = await signIn(app, 'olga@migrate.example', 'olga password 1');
+    const page = await cabinet.get('/app/stats?lang=en');
+    expect(page.statusCode).toBe(200);
+    const section = /<section class="panel" aria-labelledby="migration-title"[\s\S]*?<\/section>/.exec(page.body)?.[0] ?? '';
+    expect(section).toContain('Moved to the wallet: 50%');
+    expect(section).toContain('id="chart-migration"');
+    const storeRow = (name: string) => new RegExp(`<tr><th scope="row">${name}</th>(.*?)</tr>`).exec(section)?.[1]?.match(/<td class="num">([^<]*)<\/td>/g)?.map((c) => c.replace(/<[^>]+>/g, ''));
+    expect(storeRow('Тверская')).toEqual(['4', '4', '3', '2', '2', '50%']);
+    expect(storeRow('Арбат')).toEqual(['2', '1', '1', '1', '0', '50%']);
 
     // Another program sees none of it.
     const other = await createProgramWithKeys(app, 'migrate-other');
