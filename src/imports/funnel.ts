@@ -18,7 +18,8 @@ import { databaseTimeZone } from '../enrollment/stats.js';
  *
  * Rates are shares of `imported` (4 decimals, null when nothing was imported). Groups: per import
  * (the 100 latest), per store (`card.store`, the 100 largest), per ISO week of the import's start in
- * the program's time zone (the 104 latest).
+ * the program's time zone (the 104 latest); and `stepsByWeek`: when the cards got there — per ISO
+ * week, the cards whose step first happened in it (how the move progresses after one big import).
  */
 
 const Count = Type.Integer({ minimum: 0 });
@@ -62,6 +63,17 @@ export const MigrationStatsSchema = Type.Object({
       weekStart: Type.String({ format: 'date', description: 'Monday' }),
       ...MigrationFigures,
     }),
+  ),
+  stepsByWeek: Type.Array(
+    Type.Object({
+      week: Type.String({ description: 'ISO week in which the cards reached the step, e.g. 2026-W49' }),
+      weekStart: Type.String({ format: 'date', description: 'Monday' }),
+      invited: Count,
+      opened: Count,
+      installed: Count,
+      purchased: Count,
+    }),
+    { description: 'Imported cards by the week each step first happened (the first sent invitation, first page view, first install, first purchase after it); the 104 latest weeks' },
   ),
 });
 export type MigrationStats = Static<typeof MigrationStatsSchema>;
@@ -110,7 +122,38 @@ export async function migrationStats(db: Db, program: ProgramRow, query: { impor
   const tz = await databaseTimeZone(db, program.time_zone);
   const programId = program.id;
   const onlyImport = query.importId ? sql`AND c.import_id = ${query.importId}::uuid` : sql``;
-  return buildFromRows(await groupedRows(db, programId, tz, onlyImport), db, programId, tz);
+  const stats = await buildFromRows(await groupedRows(db, programId, tz, onlyImport), db, programId, tz);
+  return { ...stats, stepsByWeek: await stepsByWeek(db, programId, tz, onlyImport) };
+}
+
+/** Per week of the step: each imported card counts once per step, in the week it first reached it. */
+async function stepsByWeek(db: Db, programId: string, tz: string, onlyImport: ReturnType<typeof sql>): Promise<MigrationStats['stepsByWeek']> {
+  const result = await sql<{ week: string; week_start: string; invited: number; opened: number; installed: number; purchased: number }>`
+    WITH cards AS (
+      SELECT c.id FROM card c WHERE c.program_id = ${programId} AND c.import_id IS NOT NULL ${onlyImport}
+    ), installs AS (
+      SELECT e.card_id, min(e.created_at) AS at FROM wallet_event e JOIN cards c ON c.id = e.card_id
+      WHERE e.program_id = ${programId} AND e.kind = 'installed' GROUP BY e.card_id
+    ), steps AS (
+      SELECT 'invited' AS step, min(v.created_at) AS at FROM invitation v JOIN cards c ON c.id = v.card_id
+      WHERE v.program_id = ${programId} AND v.status = 'sent' GROUP BY v.card_id
+      UNION ALL
+      SELECT 'opened', pv.first_at FROM card_page_view pv JOIN cards c ON c.id = pv.card_id WHERE pv.program_id = ${programId}
+      UNION ALL
+      SELECT 'installed', at FROM installs
+      UNION ALL
+      SELECT 'purchased', min(u.created_at) FROM purchase u JOIN installs s ON s.card_id = u.card_id
+      WHERE u.program_id = ${programId} AND u.status = 'completed' AND u.created_at >= s.at GROUP BY u.card_id
+    ), local AS (
+      SELECT step, (at AT TIME ZONE ${tz})::date AS day FROM steps
+    )
+    SELECT to_char(day, 'IYYY-"W"IW') AS week, to_char(date_trunc('week', day)::date, 'YYYY-MM-DD') AS week_start,
+           (count(*) FILTER (WHERE step = 'invited'))::int AS invited,
+           (count(*) FILTER (WHERE step = 'opened'))::int AS opened,
+           (count(*) FILTER (WHERE step = 'installed'))::int AS installed,
+           (count(*) FILTER (WHERE step = 'purchased'))::int AS purchased
+    FROM local GROUP BY 1, 2 ORDER BY 2 DESC LIMIT ${MAX_MIGRATION_GROUPS.weeks}`.execute(db);
+  return result.rows.reverse().map((r) => ({ week: r.week, weekStart: r.week_start, invited: r.invited, opened: r.opened, installed: r.installed, purchased: r.purchased }));
 }
 
 /**
@@ -155,7 +198,7 @@ async function groupedRows(db: Db, programId: string, tz: string, onlyImport: Re
   return result.rows;
 }
 
-async function buildFromRows(rows: Row[], db: Db, programId: string, tz: string): Promise<MigrationStats> {
+async function buildFromRows(rows: Row[], db: Db, programId: string, tz: string): Promise<Omit<MigrationStats, 'stepsByWeek'>> {
   void tz;
   const totals = rows.find((r) => r.g_import === 1 && r.g_store === 1 && r.g_week !== 0) ?? EMPTY;
   const importRows = rows.filter((r) => r.g_import === 0);

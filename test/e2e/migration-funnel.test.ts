@@ -126,12 +126,16 @@ describe(`migration funnel plastic → wallet (${TEST_DATABASE_KIND} database)`,
     expect(stats.byWeek).toHaveLength(1);
     expect(stats.byWeek[0]).toMatchObject({ imported: 6, installed: 3, purchased: 2 });
     expect(stats.byWeek[0].week).toMatch(/^\d{4}-W\d{2}$/);
+    // By the week each step happened: every step once per card (summed, as a run may cross a week's end).
+    const sum = (key: string) => stats.stepsByWeek.reduce((n: number, w: Record<string, number>) => n + w[key]!, 0);
+    expect({ invited: sum('invited'), opened: sum('opened'), installed: sum('installed'), purchased: sum('purchased') }).toEqual({ invited: 5, opened: 4, installed: 3, purchased: 2 });
+    expect(stats.stepsByWeek[0].weekStart).toMatch(/^\d{4}-\d{2}-\d{2}$/);
 
     // Filtered to the import: the same; an unknown import: nothing; bad input: 400; a POS key: 403.
     const only = (await app.inject({ method: 'GET', url: `/api/v1/stats/migration?importId=${importId}`, headers: admin })).json();
     expect(only.totals).toEqual(stats.totals);
     const none = (await app.inject({ method: 'GET', url: '/api/v1/stats/migration?importId=00000000-0000-4000-8000-000000000000', headers: admin })).json();
-    expect(none).toMatchObject({ totals: { imported: 0, invitedRate: null }, byImport: [], byStore: [], byWeek: [] });
+    expect(none).toMatchObject({ totals: { imported: 0, invitedRate: null }, byImport: [], byStore: [], byWeek: [], stepsByWeek: [] });
     expect((await app.inject({ method: 'GET', url: '/api/v1/stats/migration?importId=nope', headers: admin })).statusCode).toBe(400);
     expect((await app.inject({ method: 'GET', url: '/api/v1/stats/migration', headers: shop.as('pos') })).statusCode).toBe(403);
 
