@@ -150,6 +150,8 @@ describe(`migration funnel plastic → wallet (${TEST_DATABASE_KIND} database)`,
     const storeRow = (name: string) => new RegExp(`<tr><th scope="row">${name}</th>(.*?)</tr>`).exec(section)?.[1]?.match(/<td class="num">([^<]*)<\/td>/g)?.map((c) => c.replace(/<[^>]+>/g, ''));
     expect(storeRow('Тверская')).toEqual(['4', '4', '3', '2', '2', '50%']);
     expect(storeRow('Арбат')).toEqual(['2', '1', '1', '1', '0', '50%']);
+    expect(section).toContain('data-table="migration-weeks"');
+    expect(section).toContain(`<th scope="row">${stats.stepsByWeek.at(-1).week}</th>`);
 
     // Another program sees none of it.
     const other = await createProgramWithKeys(app, 'migrate-other');

@@ -62,6 +62,7 @@ const T = texts({
     store: 'Магазин',
     noStore: 'без магазина',
     migrationNote: 'Все импортированные карты за всё время; доли — от числа импортированных. Покупка считается, если сделана после установки.',
+    migrationWeeks: 'По неделям: сколько карт прошло шаг за неделю',
   },
   en: {
     title: 'Statistics',
@@ -109,6 +110,7 @@ const T = texts({
     store: 'Store',
     noStore: 'no store',
     migrationNote: 'All imported cards, all time; shares are of the cards imported. A purchase counts when made after the install.',
+    migrationWeeks: 'By week: cards that reached each step that week',
   },
 });
 
@@ -307,6 +309,12 @@ ${barChart({
 <thead><tr><th scope="col">${t.store}</th>${steps.map(([label]) => html`<th scope="col" class="num">${label}</th>`)}<th scope="col" class="num">${t.moved}</th></tr></thead>
 <tbody>${stores.map(
     (s) => html`<tr><th scope="row">${s.store ?? t.noStore}</th>${steps.map(([, key]) => html`<td class="num">${n(Number(s[key]))}</td>`)}<td class="num">${pct(s.installedRate)}</td></tr>`,
+  )}</tbody></table></div>
+<div class="table-wrap"><table data-table="migration-weeks">
+<caption>${t.migrationWeeks}</caption>
+<thead><tr><th scope="col">${t.week}</th>${steps.slice(1).map(([label]) => html`<th scope="col" class="num">${label}</th>`)}</tr></thead>
+<tbody>${[...m.stepsByWeek].reverse().slice(0, 26).map(
+    (w) => html`<tr><th scope="row">${w.week}</th><td class="num">${n(w.invited)}</td><td class="num">${n(w.opened)}</td><td class="num">${n(w.installed)}</td><td class="num">${n(w.purchased)}</td></tr>`,
   )}</tbody></table></div>
 <p class="muted small">${t.migrationNote}</p>
 </section>`;
