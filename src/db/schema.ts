@@ -534,6 +534,13 @@ export interface WalletDeliveryPendingTable {
   last_reason: string | null;
 }
 
+/** The card page's first view per card: the "link opened" step of the migration funnel (src/imports/funnel.ts). */
+export interface CardPageViewTable {
+  program_id: string;
+  card_id: string;
+  first_at: Timestamp;
+}
+
 export interface ApplePassFetchTable {
   /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
   program_id: ColumnType<string, string | undefined, string>;
@@ -740,6 +747,7 @@ export interface Database {
   consent_text: ConsentTextTable;
   join_view: JoinViewTable;
   wallet_event: WalletEventTable;
+  card_page_view: CardPageViewTable;
   google_class: GoogleClassTable;
   google_object: GoogleObjectTable;
   google_notification: GoogleNotificationTable;

@@ -529,6 +529,12 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       const urls = cardUrls(publicUrl, card);
       const referral = referralUrl(publicUrl, program, card);
       rememberCard(request, reply, card.public_token);
+      // The migration funnel's "link opened" step: the first view per card, once (src/imports/funnel.ts).
+      await db
+        .insertInto('card_page_view')
+        .values({ program_id: card.program_id, card_id: card.id, first_at: ctx.clock() })
+        .onConflict((oc) => oc.columns(['program_id', 'card_id']).doNothing())
+        .execute();
       const verifyForm =
         ctx.verification.available && card.status === 'active'
           ? { action: `/join/${program.slug}/verify`, maskedPhone: formatMaskedPhone(card.phone), hidden: { step: 'send', card: card.public_token, lang } }

@@ -23,7 +23,7 @@ export interface PersonalDataDeps {
 export async function personalData(db: Db, program: ProgramRow, card: CardRow, deps: PersonalDataDeps) {
   const cardId = card.id;
   const programId = program.id;
-  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations] =
+  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView] =
     await Promise.all([
       sql<{ day: string | null }>`SELECT to_char(birthday, 'YYYY-MM-DD') AS day FROM card WHERE id = ${cardId}`.execute(db),
       card.consent_version
@@ -73,6 +73,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
         .execute(),
       db.selectFrom('card_erasure').select(['actor', 'erased_at']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
       db.selectFrom('invitation').select(['batch_id', 'channel', 'status', 'created_at']).where('program_id', '=', programId).where('card_id', '=', cardId).orderBy('created_at').execute(),
+      db.selectFrom('card_page_view').select('first_at').where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
     ]);
 
   return {
@@ -103,6 +104,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       verifiedVia: card.verified_via,
       promo: card.promo,
       cardPageUrl: card.status === 'erased' ? null : `${deps.publicUrl}/c/${card.public_token}`,
+      cardPageFirstViewedAt: iso(pageView?.first_at),
       createdAt: iso(card.created_at),
       updatedAt: iso(card.updated_at),
       erasedAt: iso(card.erased_at),

@@ -34,11 +34,12 @@ interface Outcome {
 // once a minute, before the request is validated) and a session's sliding expiry.
 const VOLATILE_COLUMNS = ['last_used_at', 'last_seen_at', 'expires_at'];
 // Tables a GET or a refused sign-in writes by design: join-page views (counted per visitor and
-// day), pass downloads, failed sign-ins (the throttle's memory), the per-address request counters
+// day), a card page's first view (the migration funnel's "link opened"), pass downloads, failed sign-ins (the throttle's memory), the per-address request counters
 // of the rate-limited routes (kept in the database for every instance, issue #13), and the leases
 // of scheduled ticks, which run on their own clock.
 const SKIPPED_TABLES = new Set([
   'join_view',
+  'card_page_view',
   'apple_pass_fetch',
   'sign_in_failure',
   'rate_limit_counter',

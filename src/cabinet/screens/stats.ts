@@ -2,10 +2,12 @@ import { sql } from 'kysely';
 import { localDay } from '../../enrollment/funnel.js';
 import { funnelStats, MAX_STATS_DAYS, statsPeriod } from '../../enrollment/stats.js';
 import { html } from '../../http/html.js';
+import { migrationStats } from '../../imports/funnel.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { barChart, lineChart } from '../charts.js';
 import { count, formatDate, formatNumber, formatPercent, texts, type Lang } from '../i18n.js';
 import type { Screen } from '../kit.js';
+import type { MigrationStats } from '../../imports/funnel.js';
 import { field, notice } from '../layout.js';
 
 /**
@@ -47,6 +49,20 @@ const T = texts({
     rank: 'Место',
     noData: 'За этот период данных нет.',
     timeZone: (tz: string) => `Дни считаются в часовом поясе ${tz}.`,
+    migration: 'Переход с пластика в кошелёк',
+    moved: 'Перешли в кошелёк',
+    migrationSteps: 'Карты из импорта по шагам',
+    step: 'Шаг',
+    imported: 'Импортировано',
+    invited: 'Приглашение отправлено',
+    opened: 'Ссылка открыта',
+    installedStep: 'Карта в кошельке',
+    purchased: 'Покупка с картой в кошельке',
+    share: 'Доля',
+    store: 'Магазин',
+    noStore: 'без магазина',
+    migrationNote: 'Все импортированные карты за всё время; доли — от числа импортированных. Покупка считается, если сделана после установки.',
+    migrationWeeks: 'По неделям: сколько карт прошло шаг за неделю',
   },
   en: {
     title: 'Statistics',
@@ -81,6 +97,20 @@ const T = texts({
     rank: 'Rank',
     noData: 'No data for this period.',
     timeZone: (tz) => `Days are counted in the ${tz} time zone.`,
+    migration: 'From plastic to the wallet',
+    moved: 'Moved to the wallet',
+    migrationSteps: 'Imported cards by step',
+    step: 'Step',
+    imported: 'Imported',
+    invited: 'Invitation sent',
+    opened: 'Link opened',
+    installedStep: 'In a wallet',
+    purchased: 'Purchase with the wallet card',
+    share: 'Share',
+    store: 'Store',
+    noStore: 'no store',
+    migrationNote: 'All imported cards, all time; shares are of the cards imported. A purchase counts when made after the install.',
+    migrationWeeks: 'By week: cards that reached each step that week',
   },
 });
 
@@ -108,6 +138,8 @@ export const statsScreen: Screen = {
       const wanted = statsPeriod({ from: q.from || undefined, to: q.to || undefined }, now, program.time_zone);
       const period = 'error' in wanted ? (statsPeriod({}, now, program.time_zone) as { from: string; to: string }) : wanted;
       const stats = await funnelStats(db, program, period);
+      // The migration funnel is all-time (an import is a one-off event, not a daily flow): not bound to the period.
+      const migration = await migrationStats(db, program);
 
       // Installs per local day per wallet (the first registration of a card on Apple, a save on Google).
       const tz = stats.timeZone;
@@ -234,6 +266,7 @@ ${[...stats.leaderboard].reverse().map(
 )}`
 }
 </section>
+${migration.totals.imported === 0 ? '' : migrationSection(l, migration)}
 <section class="panel" aria-labelledby="staff-title">
 <h2 id="staff-title">${t.byStaff}</h2>
 <div class="table-wrap"><table>
@@ -246,3 +279,43 @@ ${[...stats.leaderboard].reverse().map(
     });
   },
 };
+
+/** «Переход с пластика в кошелёк»: the migration funnel (GET /api/v1/stats/migration), shown once a base was imported. */
+function migrationSection(l: Lang, m: MigrationStats) {
+  const t = T[l];
+  const steps: Array<[string, keyof MigrationStats['totals'], keyof MigrationStats['totals'] | null]> = [
+    [t.imported, 'imported', null],
+    [t.invited, 'invited', 'invitedRate'],
+    [t.opened, 'opened', 'openedRate'],
+    [t.installedStep, 'installed', 'installedRate'],
+    [t.purchased, 'purchased', 'purchasedRate'],
+  ];
+  const stores = m.byStore.slice(0, 12);
+  const n = (v: number) => formatNumber(l, v);
+  const pct = (v: number | null) => formatPercent(l, v);
+  return html`<section class="panel" aria-labelledby="migration-title" data-section="migration">
+<h2 id="migration-title">${t.migration}</h2>
+<p class="lead"><strong data-total="moved">${t.moved}: ${pct(m.totals.installedRate)}</strong> (${n(m.totals.installed)} / ${n(m.totals.imported)}; ${t.apple} — ${n(m.totals.apple)}, ${t.google} — ${n(m.totals.google)})</p>
+${barChart({
+  lang: l,
+  id: 'chart-migration',
+  title: t.migrationSteps,
+  categoryHeader: t.step,
+  categories: steps.map(([label]) => label),
+  series: [{ name: t.cards, color: COLORS.installs, values: steps.map(([, key]) => Number(m.totals[key])) }],
+})}
+<div class="table-wrap"><table data-table="migration-stores">
+<caption>${t.migration}: ${t.store}</caption>
+<thead><tr><th scope="col">${t.store}</th>${steps.map(([label]) => html`<th scope="col" class="num">${label}</th>`)}<th scope="col" class="num">${t.moved}</th></tr></thead>
+<tbody>${stores.map(
+    (s) => html`<tr><th scope="row">${s.store ?? t.noStore}</th>${steps.map(([, key]) => html`<td class="num">${n(Number(s[key]))}</td>`)}<td class="num">${pct(s.installedRate)}</td></tr>`,
+  )}</tbody></table></div>
+<div class="table-wrap"><table data-table="migration-weeks">
+<caption>${t.migrationWeeks}</caption>
+<thead><tr><th scope="col">${t.week}</th>${steps.slice(1).map(([label]) => html`<th scope="col" class="num">${label}</th>`)}</tr></thead>
+<tbody>${[...m.stepsByWeek].reverse().slice(0, 26).map(
+    (w) => html`<tr><th scope="row">${w.week}</th><td class="num">${n(w.invited)}</td><td class="num">${n(w.opened)}</td><td class="num">${n(w.installed)}</td><td class="num">${n(w.purchased)}</td></tr>`,
+  )}</tbody></table></div>
+<p class="muted small">${t.migrationNote}</p>
+</section>`;
+}
