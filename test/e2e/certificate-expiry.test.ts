@@ -33,7 +33,7 @@ describe(`certificate expiry in the running service (${TEST_DATABASE_KIND} datab
     const owner = await signIn(t.app, 'owner-cert@example.com', 'correct horse battery');
     const overview = await owner.get('/app');
     expect(overview.statusCode).toBe(200);
-    expect(overview.body).toMatch(/<div class="notice warn" role="alert" data-certificate-expiry>Сертификат Apple Wallet \(Pass Type ID\) истекает .* — через 5 дн\./);
+    expect(overview.body).toMatch(/<div class="notice warn" role="alert" data-certificate-expiry>Сертификат Apple Wallet \(Pass Type ID\) истекает .* — через 5 дней\./);
     const marketer = await signIn(t.app, 'marketer-cert@example.com', 'correct horse battery');
     expect((await marketer.get('/app')).body).not.toContain('data-certificate-expiry');
     // Far from expiry: no warning.
