@@ -37,13 +37,16 @@ describe(`PassKit web service (${TEST_DATABASE_KIND} database)`, () => {
   const TOKEN_B = 'b'.repeat(64);
 
   /** Every way to be unauthorized for `card`'s pass at `ptid`/`serial` (checklist "Register" item 1). */
+  /** The token with its last character changed (a token that already ends in "x" gets "y"; "…x" → "…x" was the right token). */
+  const wrongToken = (token: string) => `${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`;
+
   function unauthorizedVariants(card: IssuedCard, other: IssuedCard) {
     return [
       { name: 'no Authorization', serial: card.serial, type: ptid, headers: {} as Record<string, string> },
       { name: 'Bearer scheme with the right token', serial: card.serial, type: ptid, headers: { authorization: `Bearer ${card.token}` } },
       { name: 'bare token without a scheme', serial: card.serial, type: ptid, headers: { authorization: card.token } },
       { name: 'ApplePass with nothing after it', serial: card.serial, type: ptid, headers: { authorization: 'ApplePass ' } },
-      { name: 'wrong token', serial: card.serial, type: ptid, headers: { authorization: `ApplePass ${card.token.slice(0, -1)}x` } },
+      { name: 'wrong token', serial: card.serial, type: ptid, headers: { authorization: `ApplePass ${wrongToken(card.token)}` } },
       { name: "another pass's token", serial: card.serial, type: ptid, headers: other.auth },
       { name: 'unknown serial', serial: 'no-such-serial-000', type: ptid, headers: card.auth },
       { name: 'wrong passTypeIdentifier', serial: card.serial, type: OTHER_PTID, headers: card.auth },
