@@ -76,6 +76,24 @@ class Subscribers {
   readonly resets = new Set<() => void>();
   constructor(private readonly logger?: Logger) {}
 
+  /** Adds a handler of the channel; returns its removal. */
+  add(channel: string, handler: (payload: string) => void): () => void {
+    checkChannel(channel);
+    let handlers = this.byChannel.get(channel);
+    if (!handlers) this.byChannel.set(channel, (handlers = new Set()));
+    handlers.add(handler);
+    return () => {
+      handlers.delete(handler);
+    };
+  }
+
+  addReset(handler: () => void): () => void {
+    this.resets.add(handler);
+    return () => {
+      this.resets.delete(handler);
+    };
+  }
+
   deliver(channel: string, payload: string) {
     for (const handler of this.byChannel.get(channel) ?? []) {
       try {
@@ -126,21 +144,13 @@ class PgNotifications implements Notifications {
   }
 
   subscribe(channel: string, handler: (payload: string) => void): () => void {
-    checkChannel(channel);
-    let handlers = this.#subscribers.byChannel.get(channel);
-    if (!handlers) this.#subscribers.byChannel.set(channel, (handlers = new Set()));
-    handlers.add(handler);
+    const unsubscribe = this.#subscribers.add(channel, handler);
     void this.ready().catch(() => undefined);
-    return () => {
-      handlers.delete(handler);
-    };
+    return unsubscribe;
   }
 
   onReset(handler: () => void): () => void {
-    this.#subscribers.resets.add(handler);
-    return () => {
-      this.#subscribers.resets.delete(handler);
-    };
+    return this.#subscribers.addReset(handler);
   }
 
   async ready(): Promise<void> {
@@ -255,21 +265,13 @@ class EmbeddedNotifications implements Notifications {
   }
 
   subscribe(channel: string, handler: (payload: string) => void): () => void {
-    checkChannel(channel);
-    let handlers = this.#subscribers.byChannel.get(channel);
-    if (!handlers) this.#subscribers.byChannel.set(channel, (handlers = new Set()));
-    handlers.add(handler);
+    const unsubscribe = this.#subscribers.add(channel, handler);
     void this.ready().catch(() => undefined);
-    return () => {
-      handlers.delete(handler);
-    };
+    return unsubscribe;
   }
 
   onReset(handler: () => void): () => void {
-    this.#subscribers.resets.add(handler);
-    return () => {
-      this.#subscribers.resets.delete(handler);
-    };
+    return this.#subscribers.addReset(handler);
   }
 
   async ready(): Promise<void> {
