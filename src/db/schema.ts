@@ -541,6 +541,16 @@ export interface CardPageViewTable {
   first_at: Timestamp;
 }
 
+/** A plastic card taken to the wallet from the join page ("I already have a card", enrollment/claim.ts). */
+export interface CardClaimTable {
+  program_id: string;
+  card_id: string;
+  claimed_at: Timestamp;
+  /** null: claimed without a code; the card's first completed purchase after it confirms the phone. */
+  verified_at: Date | null;
+  verified_via: 'otp' | 'purchase' | null;
+}
+
 export interface ApplePassFetchTable {
   /** The program (filled from the parent row by a trigger when not given; the Citus path, issue #13). */
   program_id: ColumnType<string, string | undefined, string>;
@@ -748,6 +758,7 @@ export interface Database {
   join_view: JoinViewTable;
   wallet_event: WalletEventTable;
   card_page_view: CardPageViewTable;
+  card_claim: CardClaimTable;
   google_class: GoogleClassTable;
   google_object: GoogleObjectTable;
   google_notification: GoogleNotificationTable;

@@ -19,7 +19,8 @@ import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type Join
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
 import { formatMaskedPhone, programName } from '../i18n/format.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
-import { brandColours, detectPlatform, renderCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
+import { brandColours, detectPlatform, renderCardPage, renderHaveCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
+import { claimPlasticCard, findClaimableCard, hasUnverifiedClaim, normalizePlasticNumber } from './claim.js';
 import { claimCardByPhone } from './takeover.js';
 import { qrSvgInline, QR_SIZE } from './qr.js';
 import { issueCard, normalizePhone } from './service.js';
@@ -217,6 +218,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
     values: JoinFormValues;
     errors?: Partial<Record<FieldName, string>>;
     formError?: string;
+    /** The program has imported plastic cards: the form links to "I already have a card". */
+    plastic?: boolean;
   }
 
   function consentText(program: ProgramRow, lang: Lang): string {
@@ -250,7 +253,14 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       errors: state.errors ?? {},
       formError: state.formError,
       hidden: { ...hiddenAttribution, lang, [TIMING_FIELD]: issueFormToken(keys.form, program.id, ctx.clock()) },
+      haveCardHref: state.plastic ? `/join/${program.slug}/have-card?lang=${lang}` : undefined,
     });
+  }
+
+  /** Whether any card of the program carries a plastic number (an index lookup on (program_id, external_number)). */
+  async function hasPlasticCards(programId: string): Promise<boolean> {
+    const row = await db.selectFrom('card').select('id').where('program_id', '=', programId).where('external_number', 'is not', null).limit(1).executeTakeFirst();
+    return row !== undefined;
   }
 
   async function programBySlug(slug: string) {
@@ -273,7 +283,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       if (request.method === 'GET' && !NON_HUMAN_UA.test(request.headers['user-agent'] ?? 'bot/')) {
         await countView(request, reply, program, attribution);
       }
-      return htmlReply(reply, 200, joinPage({ program, lang, attribution, values: { name: '', phone: '', email: '', birthday: '', consent: false } }));
+      const plastic = await hasPlasticCards(program.id);
+      return htmlReply(reply, 200, joinPage({ program, lang, attribution, plastic, values: { name: '', phone: '', email: '', birthday: '', consent: false } }));
     },
   );
 
@@ -390,6 +401,163 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
             : undefined,
         }),
       );
+    },
+  );
+
+  // ---- "I already have a card": an imported plastic card to the wallet (enrollment/claim.ts) ----
+
+  interface HaveCardState {
+    program: ProgramRow;
+    lang: Lang;
+    values: { number: string; phone: string };
+    errors?: Partial<Record<'number' | 'phone', string>>;
+    formError?: string;
+  }
+
+  function haveCardPage(state: HaveCardState): string {
+    const { program, lang } = state;
+    return renderHaveCardPage({
+      lang,
+      programName: programName(program, lang),
+      brand: brandColours(program.design),
+      otherLangHref: otherLangHref(`/join/${program.slug}/have-card`, {}, lang),
+      action: `/join/${program.slug}/have-card`,
+      joinHref: `/join/${program.slug}?lang=${lang}`,
+      values: state.values,
+      errors: state.errors ?? {},
+      formError: state.formError,
+      hidden: { lang, [TIMING_FIELD]: issueFormToken(keys.form, program.id, ctx.clock()) },
+    });
+  }
+
+  app.get<{ Params: { slug: string }; Querystring: Query }>(
+    '/join/:slug/have-card',
+    { schema: { tags: ['public'], summary: '"I already have a card" (HTML): the plastic number and phone of an imported card' } },
+    async (request, reply) => {
+      const program = await programBySlug(request.params.slug);
+      if (!program) return notFoundPage(request, reply);
+      const lang = pageLang(request, reply, program.default_language, first(request.query.lang));
+      return htmlReply(reply, 200, haveCardPage({ program, lang, values: { number: '', phone: '' } }));
+    },
+  );
+
+  /**
+   * `POST /join/{slug}/have-card` (form): the plastic number and the phone. No step: the form (bot
+   * checks as on the join form); then, with an SMS gateway, `step=send|check` from the code page
+   * (purpose `plastic`). A wrong number and a wrong phone get the same answer. Limited like the join
+   * form: `joinForm.postsPerMinute` posts a minute per IP, then the 429 page.
+   */
+  app.post<{ Params: { slug: string }; Querystring: Query; Body: Query | undefined }>(
+    '/join/:slug/have-card',
+    {
+      config: { rateLimit: { max: joinForm.postsPerMinute, timeWindow: 60_000 } },
+      schema: { tags: ['public'], summary: 'Claim an imported plastic card (form: number, phone; then the SMS code when configured); 303 to its card page' },
+    },
+    async (request, reply) => {
+      const program = await programBySlug(request.params.slug);
+      if (!program) return notFoundPage(request, reply);
+      const body: Query = request.body && typeof request.body === 'object' ? request.body : {};
+      const lang = pageLang(request, reply, program.default_language, first(body.lang) ?? first(request.query.lang));
+      const t = MESSAGES[lang];
+      const values = { number: text(body.number, 64), phone: text(body.phone, 64) };
+      const stepField = first(body.step);
+      const codeStep = ctx.verification.available && (stepField === 'send' || stepField === 'check') ? stepField : undefined;
+
+      if (!codeStep) {
+        const honeypot = text(body[HONEYPOT_FIELD], 300);
+        const timing = checkFormToken(keys.form, program.id, first(body[TIMING_FIELD]), ctx.clock(), joinForm);
+        if (honeypot || !timing.ok) {
+          request.log.info({ program: program.slug, reason: honeypot ? 'honeypot' : timing.ok ? undefined : timing.reason }, 'have-card form refused');
+          return htmlReply(reply, 422, haveCardPage({ program, lang, values, formError: t.errors.botSuspected }));
+        }
+      }
+      const errors: Partial<Record<'number' | 'phone', string>> = {};
+      const plasticNumber = normalizePlasticNumber(values.number);
+      if (!plasticNumber) errors.number = t.haveCard.numberRequired;
+      let phone: string | undefined;
+      if (!values.phone) errors.phone = t.errors.phoneRequired;
+      else {
+        try {
+          phone = normalizePhone(values.phone, program.currency);
+        } catch (error) {
+          if (!(error instanceof AppError)) throw error;
+          errors.phone = t.errors.phoneInvalid;
+        }
+      }
+      if (Object.keys(errors).length > 0 || !phone) return htmlReply(reply, 422, haveCardPage({ program, lang, values, errors }));
+
+      const card = await findClaimableCard(db, program.id, plasticNumber, phone);
+      if (!card) {
+        // Unknown number, a number of another phone, a blocked card: one answer, nothing to tell apart.
+        request.log.info({ program: program.slug }, 'have-card: no match');
+        return htmlReply(reply, 422, haveCardPage({ program, lang, values, formError: t.haveCard.noMatch }));
+      }
+
+      const toCard = (token: string, verified: boolean) => {
+        rememberCard(request, reply, token);
+        return reply
+          .status(303)
+          .header('location', `/c/${token}${verified ? '?verified=1' : ''}`)
+          .header('cache-control', 'no-store')
+          .send();
+      };
+
+      if (!ctx.verification.available) {
+        // No SMS gateway: the card page now, unverified until its first purchase at the till.
+        const claimed = await db.transaction().execute((trx) => claimPlasticCard(trx, ctx.cardChanges, program, card.id, { via: null, actor: 'join-have-card' }));
+        request.log.info({ program: program.slug, cardId: card.id, verified: claimed.verified }, 'plastic card claimed');
+        return toCard(claimed.card.public_token, false);
+      }
+
+      const maskedPhone = formatMaskedPhone(phone);
+      const hidden = { lang, number: plasticNumber, phone: values.phone };
+      const page = (status: number, view: { sent: boolean; error?: string }) =>
+        htmlReply(
+          reply,
+          status,
+          renderVerifyPage({
+            lang,
+            programName: programName(program, lang),
+            brand: brandColours(program.design),
+            otherLangHref: otherLangHref(`/join/${program.slug}/have-card`, {}, lang),
+            action: `/join/${program.slug}/have-card`,
+            maskedPhone,
+            minutes: Math.round(ctx.verification.settings.codeTtlSeconds / 60),
+            hidden,
+            sent: view.sent,
+            error: view.error,
+          }),
+        );
+      try {
+        if (codeStep !== 'check') {
+          await ctx.verification.start({
+            programId: program.id,
+            phone,
+            purpose: 'plastic',
+            ip: request.ip,
+            text: (value) => t.smsText(value, programName(program, lang)),
+          });
+          return page(200, { sent: true });
+        }
+        const claimed = await ctx.verification.check({ programId: program.id, phone, purpose: 'plastic', code: text(body.code, 32) }, (trx) =>
+          claimPlasticCard(trx, ctx.cardChanges, program, card.id, { via: 'otp', actor: 'join-have-card' }),
+        );
+        request.log.info({ program: program.slug, cardId: card.id, verified: true }, 'plastic card claimed');
+        return toCard(claimed.card.public_token, true);
+      } catch (error) {
+        if (!(error instanceof AppError) || (error.status >= 500 && error.status !== 503)) throw error;
+        const messages = t.verifyErrors;
+        const message =
+          error.code === 'verification_code_wrong'
+            ? messages.verification_code_wrong(Number(error.details?.attemptsLeft ?? 0))
+            : error.code === 'verification_send_limit'
+              ? messages.verification_send_limit(Number(error.details?.retryAfterSeconds ?? 60))
+              : ((messages as Record<string, unknown>)[error.code] as string | undefined) ?? error.message;
+        if (error.code === 'verification_send_limit' || error.code === 'verification_locked') {
+          reply.header('retry-after', String(error.details?.retryAfterSeconds ?? 60));
+        }
+        return page(error.status, { sent: error.code === 'verification_code_wrong', error: message });
+      }
     },
   );
 
@@ -560,6 +728,7 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           barcodeSvg: await qrSvgInline(card.number, t.barcodeLabel(card.number)),
           pending: { points: card.pending_points, verify: verifyForm },
           notice: first(request.query.verified) === '1' ? t.verifiedNotice : undefined,
+          unverifiedClaim: (await hasUnverifiedClaim(db, program.id, card.id)) ? t.haveCard.unverifiedNotice : undefined,
           referral:
             card.status === 'active'
               ? {

@@ -163,6 +163,8 @@ export interface JoinFormView {
   /** A form-level error (the bot checks), shown in the summary. */
   formError?: string;
   hidden: Record<string, string | null | undefined>;
+  /** "I already have a card": shown when the program has imported plastic cards. */
+  haveCardHref?: string;
 }
 
 const FIELD_ORDER: FieldName[] = ['name', 'phone', 'email', 'birthday'];
@@ -228,6 +230,7 @@ ${errorLine('birthday')}<input id="f-birthday" name="birthday" type="date" autoc
 </fieldset>
 <button type="submit" class="button primary">${t.submit}</button>
 </form>
+${view.haveCardHref ? html`<p><a href="${view.haveCardHref}" data-have-card>${t.haveCard.link}</a></p>` : ''}
 ${view.terms ? html`<details><summary>${t.terms}</summary><p>${view.terms}</p></details>` : ''}
 ${view.contacts ? html`<p class="notice">${view.contacts}</p>` : ''}`;
 
@@ -278,6 +281,8 @@ export interface CardPageView {
   pending?: { points: number; verify?: { action: string; maskedPhone: string; hidden: Record<string, string> } };
   /** A status line on top (e.g. after the phone was confirmed). */
   notice?: string;
+  /** A plastic card claimed without a code: shown until the first purchase confirms the phone. */
+  unverifiedClaim?: string;
 }
 
 /** Hidden inputs of a form, skipping empty values. */
@@ -344,7 +349,9 @@ ${hiddenInputs(pending.verify.hidden)}<button type="submit" class="button second
 </section>`
     : '';
 
-  const body = html`${view.notice ? html`<p class="summary" role="status" data-notice>${view.notice}</p>` : ''}<section class="panel member" aria-labelledby="card-title">
+  const body = html`${view.notice ? html`<p class="summary" role="status" data-notice>${view.notice}</p>` : ''}${
+    view.unverifiedClaim ? html`<p class="notice" role="status" data-unverified-claim>${view.unverifiedClaim}</p>` : ''
+  }<section class="panel member" aria-labelledby="card-title">
 <h2 id="card-title">${t.hello(view.holderName)}</h2>
 <div class="card-head"><dl>
 <dt>${t.balance}</dt><dd data-balance>${points(view.lang, view.balance)}</dd>
@@ -454,3 +461,70 @@ ${hiddenInputs({ ...view.hidden, step: 'send' })}<button type="submit" class="bu
   return renderPage({ lang: view.lang, title: t.codeTitle, heading: view.programName, brand: view.brand, otherLangHref: view.otherLangHref, body });
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// "I already have a card": the plastic number and the phone
+// ---------------------------------------------------------------------------------------------
+
+export interface HaveCardView {
+  lang: Lang;
+  programName: string;
+  brand: Brand;
+  otherLangHref: string;
+  action: string;
+  joinHref: string;
+  values: { number: string; phone: string };
+  errors: Partial<Record<'number' | 'phone', string>>;
+  /** One message for a wrong number and a wrong phone alike (no oracle), or the bot check's. */
+  formError?: string;
+  hidden: Record<string, string | null | undefined>;
+}
+
+export function renderHaveCardPage(view: HaveCardView): string {
+  const t = MESSAGES[view.lang];
+  const fields = ['number', 'phone'] as const;
+  const firstInvalid = view.formError ? 'number' : fields.find((f) => view.errors[f]);
+  const errorLine = (field: 'number' | 'phone') =>
+    view.errors[field] ? html`<p class="error" id="f-${field}-error"><span class="visually-hidden">${view.lang === 'ru' ? 'Ошибка: ' : 'Error: '}</span>${view.errors[field]}</p>` : '';
+  const attrs = (field: 'number' | 'phone') => {
+    const describedBy = [`f-${field}-hint`, view.errors[field] ? `f-${field}-error` : ''].filter(Boolean).join(' ');
+    return html`${view.errors[field] ? html` aria-invalid="true"` : ''} aria-describedby="${describedBy}"${firstInvalid === field ? html` autofocus` : ''}`;
+  };
+  const items = fields.filter((f) => view.errors[f]).map((f) => html`<li><a href="#f-${f}">${view.errors[f]}</a></li>`);
+  const summary =
+    items.length > 0 || view.formError
+      ? html`<div class="summary" role="alert" aria-labelledby="errors-title" data-form-error>
+<h2 id="errors-title">${t.errorsHeading}</h2>
+${view.formError ? html`<p>${view.formError}</p>` : ''}
+${items.length > 0 ? html`<ul>${items}</ul>` : ''}
+</div>`
+      : '';
+  const body = html`<p>${t.haveCard.lead}</p>
+${summary}
+<form method="post" action="${view.action}" novalidate data-have-card-form>
+${hiddenInputs(view.hidden)}<div class="field">
+<label for="f-number">${t.haveCard.number}</label>
+<p class="hint" id="f-number-hint">${t.haveCard.numberHint}</p>
+${errorLine('number')}<input id="f-number" name="number" type="text" inputmode="numeric" autocomplete="off" required maxlength="64" value="${view.values.number}"${attrs('number')}>
+</div>
+<div class="field">
+<label for="f-phone">${t.phone}</label>
+<p class="hint" id="f-phone-hint">${t.phoneHint}</p>
+${errorLine('phone')}<input id="f-phone" name="phone" type="tel" inputmode="tel" autocomplete="tel" required maxlength="32" value="${view.values.phone}"${attrs('phone')}>
+</div>
+<div class="hp" aria-hidden="true">
+<label for="f-website">${t.honeypot}</label>
+<input id="f-website" name="website" type="text" tabindex="-1" autocomplete="off" value="">
+</div>
+<button type="submit" class="button primary">${t.haveCard.submit}</button>
+</form>
+<p><a href="${view.joinHref}">${t.haveCard.backToJoin}</a></p>`;
+  return renderPage({
+    lang: view.lang,
+    title: t.haveCard.title(view.programName),
+    heading: t.haveCard.title(view.programName),
+    brand: view.brand,
+    otherLangHref: view.otherLangHref,
+    body,
+  });
+}

@@ -98,6 +98,18 @@ export const en: RuCatalogue = {
       card_not_found: 'There is no card with this number. Join on the programme page.',
       invalid_phone: 'This does not look like a phone number.',
     },
+    haveCard: {
+      link: 'I already have a plastic card',
+      title: (program) => `Your ${program} card on your phone`,
+      lead: 'Enter the number of your plastic card and the phone number you gave when you got it. Your points and tier stay with you: it is the same card.',
+      number: 'Plastic card number',
+      numberHint: 'The digits under the barcode on the back of the card',
+      submit: 'Add the card to my phone',
+      numberRequired: 'Enter the card number',
+      noMatch: 'We could not find a card with this number and phone. Check both, or ask the cashier.',
+      unverifiedNotice: 'Your phone is not confirmed yet: your first purchase at the till with this card confirms it.',
+      backToJoin: 'I have no card: get a new one',
+    },
   },
   cabinet: {
     langName: 'English',

@@ -8,6 +8,7 @@ import type { CardChangeRecorder } from '../updates/card-changes.js';
 import { postToLedger, type LedgerPosting } from './ledger.js';
 import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type LoyaltyRules } from './rules.js';
 import { lockReferral, payInviter, verifyCard } from './bonuses.js';
+import { confirmClaimByPurchase } from '../enrollment/claim.js';
 import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
 
@@ -127,6 +128,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   if (!card.verified_at) {
     await verifyCard(trx, cardChanges, { card, rules, via: 'purchase', actor: command.actor, purchaseId: purchase.id });
   }
+  // A plastic card claimed on the join page without a code: this purchase at the till confirms it
+  // (enrollment/claim.ts). One primary-key update; nothing when the card has no open claim.
+  await confirmClaimByPurchase(trx, command.programId, card.id);
   if (dueNow && referral) {
     await payInviter(trx, cardChanges, {
       referral,
