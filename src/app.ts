@@ -387,6 +387,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       auth: deps.cabinet,
       campaigns: campaignModule.campaigns,
       passwordReset,
+      imports: importModule.imports,
     });
     // The root is where a newcomer lands first: the cabinet (it asks to sign in), not a JSON 404.
     app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/app', 302));

@@ -6,6 +6,7 @@ import type { SafeHtml } from '../http/html.js';
 import type { AuthSettings, CabinetSession, StaffRole } from './auth.js';
 import type { Lang } from './i18n.js';
 import type { PasswordResetService } from './password-reset.js';
+import type { ImportService } from '../imports/service.js';
 
 /**
  * What every screen gets: the app context, the signed-in staff member, the page renderer. A screen
@@ -59,6 +60,8 @@ export interface CabinetKit {
   campaigns?: CampaignService;
   /** Password reset by email; absent or `enabled: false` without SMTP_URL. */
   passwordReset?: PasswordResetService;
+  /** The card-base import (src/imports); absent when the app is built without it. */
+  imports?: ImportService;
   settings: AuthSettings;
   secureCookies: boolean;
   /** The page language (`?lang=`, remembered in a cookie; else the browser's; else the program's). */

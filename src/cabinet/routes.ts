@@ -15,6 +15,7 @@ import { can, formBody, type CabinetKit, type PageOptions } from './kit.js';
 import { CSRF_FIELD, renderCabinetPage, type NavLink } from './layout.js';
 import { MultipartError, parseMultipart } from './multipart.js';
 import type { PasswordResetService } from './password-reset.js';
+import type { ImportService } from '../imports/service.js';
 import { SCREENS } from './screens/index.js';
 
 /**
@@ -33,6 +34,8 @@ export interface CabinetOptions {
   campaigns?: CampaignService;
   /** Password reset by email (off without SMTP_URL). */
   passwordReset?: PasswordResetService;
+  /** The card-base import (the owner's upload screen). */
+  imports?: ImportService;
 }
 
 export const SESSION_COOKIE = 'wc_session';
@@ -147,6 +150,7 @@ export const cabinetRoutes: FastifyPluginAsync<CabinetOptions> = async (app, opt
     ctx,
     campaigns: options.campaigns,
     passwordReset: options.passwordReset,
+    imports: options.imports,
     settings,
     secureCookies,
     lang,

@@ -1,7 +1,7 @@
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import { getProgramOr404 } from '../programs/service.js';
 import { FileTooLarge, IMPORT_FIELDS, IMPORT_REASONS, type ImportField } from './parse.js';
 import type { CardImportRow, ImportReport, ImportService } from './service.js';
+import { importSource } from './xlsx.js';
 
 const IssueSchema = Type.Object({
   row: Type.Integer(),
@@ -161,7 +162,10 @@ async function spool(body: Readable, maxBytes: number): Promise<{ file: string; 
 export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports: ImportService }> = async (app, { ctx, imports }) => {
   // The file is read as a stream (never buffered whole): the parser counts its bytes against IMPORT_MAX_BYTES.
   const passStream = (_request: unknown, payload: Readable, done: (err: Error | null, body?: unknown) => void) => done(null, payload);
-  app.addContentTypeParser(['text/csv', 'text/plain', 'application/csv', 'application/octet-stream', 'application/vnd.ms-excel'], passStream);
+  app.addContentTypeParser(
+    ['text/csv', 'text/plain', 'application/csv', 'application/octet-stream', 'application/vnd.ms-excel', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'],
+    passStream,
+  );
   // Or a form upload (multipart/form-data, the file in any file field): streamed the same way. One
   // file; its size is counted by `spool` (busboy's own limit one byte above, so ours answers 413).
   await app.register(multipart, {
@@ -175,7 +179,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
       schema: {
         tags: ['imports'],
         summary:
-          'Import a card base: the CSV file as the body (text/csv) or as a multipart/form-data file. dryRun=true answers the report and writes nothing; otherwise 202 and a job applies it',
+          'Import a card base: the CSV or XLSX file as the body (text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet) or as a multipart/form-data file. dryRun=true answers the report and writes nothing; otherwise 202 and a job applies it',
         querystring: ImportQuery,
         headers: IdempotencyHeaders,
         response: { 200: ReportSchema, 202: ImportSchema, ...problemResponses(409, 413, 415, 422) },
@@ -220,8 +224,10 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; imports:
         throw error;
       });
       try {
-        if (q.dryRun) return reply.status(200).send(await imports.dryRun(program, createReadStream(upload.file), options));
-        const { row, report, replayed } = await imports.create(program, createReadStream(upload.file), options, actor, key);
+        // CSV bytes, or an XLSX file's first sheet as CSV text (detected by its magic bytes, imports/xlsx.ts).
+        const input = await importSource(upload.file, options);
+        if (q.dryRun) return reply.status(200).send(await imports.dryRun(program, input.source, input.options));
+        const { row, report, replayed } = await imports.create(program, input.source, input.options, actor, key);
         if (replayed) reply.header('idempotent-replayed', 'true');
         return reply.status(202).send(importDto(row, report));
       } finally {

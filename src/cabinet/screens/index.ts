@@ -6,6 +6,7 @@ import { cashierScreen } from './cashier.js';
 import { designScreen } from './design.js';
 import { economicsScreen } from './economics.js';
 import { homeScreen } from './home.js';
+import { importsScreen } from './imports.js';
 import { keysScreen } from './keys.js';
 import { qrScreen } from './qr.js';
 import { segmentsScreen } from './segments.js';
@@ -33,6 +34,7 @@ export const SCREENS: Screen[] = [
   settingsScreen,
   designScreen,
   staffScreen,
+  importsScreen,
   keysScreen,
   webhooksScreen,
   accountScreen,
