@@ -129,8 +129,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     await verifyCard(trx, cardChanges, { card, rules, via: 'purchase', actor: command.actor, purchaseId: purchase.id });
   }
   // A plastic card claimed on the join page without a code: this purchase at the till confirms it
-  // (enrollment/claim.ts). One primary-key update; nothing when the card has no open claim.
-  await confirmClaimByPurchase(trx, command.programId, card.id);
+  // (enrollment/claim.ts). Only cards with a plastic number can have a claim, so other cards' purchases
+  // pay no extra round trip; for those, one primary-key update that finds no open claim most times.
+  if (card.external_number) await confirmClaimByPurchase(trx, command.programId, card.id);
   if (dueNow && referral) {
     await payInviter(trx, cardChanges, {
       referral,
