@@ -1,4 +1,7 @@
 import ExcelJS from 'exceljs';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
 import { createStaff, signIn, type CabinetClient } from '../support/cabinet.js';
@@ -65,9 +68,12 @@ describe(`cabinet: the import upload screen (${TEST_DATABASE_KIND} database)`, (
     await marketer.get('/app/stats');
     const refused = await upload(marketer, multipart({ _csrf: marketer.csrf() }, { name: 'base.csv', type: 'text/csv', data: CSV }));
     expect(refused.statusCode).toBe(403);
-    // A form without the session's CSRF token is refused too.
+    // A form without the session's CSRF token is refused too, and its file is not kept.
+    const held = async () => (await readdir(path.join(tmpdir(), 'walletcards-cabinet-imports')).catch(() => [] as string[])).length;
+    const heldBefore = await held();
     const forged = await upload(owner, multipart({ _csrf: 'x'.repeat(43) }, { name: 'base.csv', type: 'text/csv', data: CSV }));
     expect(forged.statusCode).toBe(403);
+    expect(await held()).toBe(heldBefore);
     expect(await cards()).toHaveLength(0);
   });
 

@@ -189,8 +189,10 @@ describe(`OpenAPI-driven fuzzing: no 5xx, problem details, no state change (${TE
   function errorFormatAllowed(op: Operation, res: LightMyRequestResponse): boolean {
     const type = String(res.headers['content-type'] ?? '');
     if (op.path.startsWith('/apple/') && res.statusCode === 401 && res.body === '') return true;
-    // The verify route answers a form post with pages and a JSON post with problem details.
-    const htmlPage = op.path === '/join/{slug}' || op.path === '/join/{slug}/verify' || op.path === '/c/{cardToken}';
+    // The verify route answers a form post with pages and a JSON post with problem details; the
+    // plastic-card form ("I already have a card") is pages only, like the join form.
+    const htmlPage =
+      op.path === '/join/{slug}' || op.path === '/join/{slug}/verify' || op.path === '/join/{slug}/have-card' || op.path === '/c/{cardToken}';
     return htmlPage && type.startsWith('text/html');
   }
 

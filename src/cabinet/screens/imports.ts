@@ -230,6 +230,13 @@ export const importsScreen: Screen = {
       if (request.headers['sec-fetch-site'] === 'cross-site') throw new AppError(403, 'csrf_failed', 'Cross-site form');
       await mkdir(HOLD_DIR, { recursive: true });
     });
+    // A held file is kept only behind a shown report (200, its meta written); a refused upload (the
+    // CSRF check, a bad file) leaves nothing behind.
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.method !== 'POST' || request.routeOptions.url !== '/app/imports' || reply.statusCode === 200) return;
+      const held = (request.body as Record<string, unknown> | undefined)?.file as HeldUpload | undefined;
+      if (held && typeof held === 'object' && typeof held.id === 'string') await rm(holdPath(held.id), { force: true });
+    });
     // This screen's own multipart reader: streaming, not the cabinet's small buffered one (images).
     app.removeContentTypeParser('multipart/form-data');
     await app.register(multipart, {
@@ -241,7 +248,7 @@ export const importsScreen: Screen = {
         let size = 0;
         const limit = maxBytes();
         let tooLarge = false;
-        await pipeline(
+        const written = pipeline(
           part.file,
           new Transform({
             transform(chunk: Buffer, _enc, done) {
@@ -253,6 +260,11 @@ export const importsScreen: Screen = {
           }),
           createWriteStream(holdPath(id)),
         );
+        // An upload cut off half-way leaves no partial file.
+        await written.catch(async (error) => {
+          await rm(holdPath(id), { force: true });
+          throw error;
+        });
         if (tooLarge || size === 0) await rm(holdPath(id), { force: true });
         const held: HeldUpload = { id, fileName: (part.filename || 'upload.csv').slice(0, 200), tooLarge, empty: size === 0 };
         (part as unknown as { value: HeldUpload }).value = held;
