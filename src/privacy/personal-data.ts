@@ -23,7 +23,7 @@ export interface PersonalDataDeps {
 export async function personalData(db: Db, program: ProgramRow, card: CardRow, deps: PersonalDataDeps) {
   const cardId = card.id;
   const programId = program.id;
-  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView] =
+  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView, claim] =
     await Promise.all([
       sql<{ day: string | null }>`SELECT to_char(birthday, 'YYYY-MM-DD') AS day FROM card WHERE id = ${cardId}`.execute(db),
       card.consent_version
@@ -74,6 +74,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       db.selectFrom('card_erasure').select(['actor', 'erased_at']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
       db.selectFrom('invitation').select(['batch_id', 'channel', 'status', 'created_at']).where('program_id', '=', programId).where('card_id', '=', cardId).orderBy('created_at').execute(),
       db.selectFrom('card_page_view').select('first_at').where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
+      db.selectFrom('card_claim').select(['claimed_at', 'verified_at', 'verified_via']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
     ]);
 
   return {
@@ -105,6 +106,8 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       promo: card.promo,
       cardPageUrl: card.status === 'erased' ? null : `${deps.publicUrl}/c/${card.public_token}`,
       cardPageFirstViewedAt: iso(pageView?.first_at),
+      // "I already have a card" (enrollment/claim.ts): when the plastic card was taken to the wallet.
+      plasticClaim: claim ? { claimedAt: iso(claim.claimed_at), verifiedAt: iso(claim.verified_at), verifiedVia: claim.verified_via } : null,
       createdAt: iso(card.created_at),
       updatedAt: iso(card.updated_at),
       erasedAt: iso(card.erased_at),

@@ -112,6 +112,11 @@ describe(`join page: "I already have a card" (${TEST_DATABASE_KIND} database)`, 
       expect((await claimOf(t, anna.id))!.verified_at).not.toBeNull();
       const after = await getPage(t.app, visitor, `/c/${token}`);
       expect(after.body).not.toContain('data-unverified-claim');
+      // The holder's data export shows the claim.
+      const exported = await t.app.inject({ method: 'GET', url: `/api/v1/cards/${anna.id}/personal-data`, headers: shop.as('admin') });
+      expect(exported.statusCode, exported.body).toBe(200);
+      expect(exported.json().card.plasticClaim).toMatchObject({ verifiedVia: 'purchase' });
+      expect(exported.json().card.plasticClaim.claimedAt).toEqual(expect.any(String));
     });
 
     it('answers a wrong phone and an unknown number alike, and issues nothing', async () => {
