@@ -232,10 +232,12 @@ export const importsScreen: Screen = {
     });
     // A held file is kept only behind a shown report (200, its meta written); a refused upload (the
     // CSRF check, a bad file) leaves nothing behind.
-    app.addHook('onResponse', async (request, reply) => {
-      if (request.method !== 'POST' || request.routeOptions.url !== '/app/imports' || reply.statusCode === 200) return;
+    // (onSend, not onResponse: removed before the answer leaves, so no client sees it still there.)
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (request.method !== 'POST' || request.routeOptions.url !== '/app/imports' || reply.statusCode === 200) return payload;
       const held = (request.body as Record<string, unknown> | undefined)?.file as HeldUpload | undefined;
       if (held && typeof held === 'object' && typeof held.id === 'string') await rm(holdPath(held.id), { force: true });
+      return payload;
     });
     // This screen's own multipart reader: streaming, not the cabinet's small buffered one (images).
     app.removeContentTypeParser('multipart/form-data');
