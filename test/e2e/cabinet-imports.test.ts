@@ -86,6 +86,7 @@ describe(`cabinet: the import upload screen (${TEST_DATABASE_KIND} database)`, (
     expect(field(report.body, 'rowsValid')).toBe('3');
     expect(field(report.body, 'rowsFailed')).toBe('1');
     expect(report.body).toContain('data-reason="invalid_phone"');
+    expect(report.body).toContain('«Номер карты» → card number, «Телефон» → phone, «ФИО» → name, «Баланс» → balance');
     expect(report.body).toMatch(/<td>4<\/td><td>Телефон<\/td><td>8916111<\/td><td>invalid phone<\/td>/);
     // The dry run wrote nothing.
     expect(await cards()).toHaveLength(0);

@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../http/errors.js';
 import { html, type SafeHtml } from '../../http/html.js';
 import { csvCell, importDto } from '../../imports/routes.js';
-import type { ImportReason } from '../../imports/parse.js';
+import type { ImportField, ImportReason } from '../../imports/parse.js';
 import { importSource } from '../../imports/xlsx.js';
 import type { CardImportRow, ImportReport, ImportService } from '../../imports/service.js';
 import { getProgramOr404 } from '../../programs/service.js';
@@ -96,6 +96,21 @@ const T = texts({
       wrong_column_count: 'лишние поля в строке',
       phone_taken: 'телефон уже у другой карты',
     } as Record<ImportReason, string>,
+    fieldNames: {
+      cardNumber: 'номер карты',
+      phone: 'телефон',
+      name: 'имя',
+      email: 'e-mail',
+      birthday: 'дата рождения',
+      balance: 'баланс',
+      tier: 'уровень',
+      lifetimeSpend: 'сумма покупок',
+      consent: 'согласие',
+      consentAt: 'дата согласия',
+      enrolledAt: 'дата регистрации',
+      store: 'магазин',
+      notes: 'примечание',
+    } as Record<ImportField, string>,
     fileErrors: {
       import_file_empty: 'Файл пустой.',
       import_file_malformed: 'Файл не читается как CSV или XLSX (незакрытые кавычки, двоичные данные).',
@@ -166,6 +181,21 @@ const T = texts({
       value_too_long: 'value too long',
       wrong_column_count: 'extra fields in the row',
       phone_taken: 'phone belongs to another card',
+    },
+    fieldNames: {
+      cardNumber: 'card number',
+      phone: 'phone',
+      name: 'name',
+      email: 'e-mail',
+      birthday: 'birthday',
+      balance: 'balance',
+      tier: 'tier',
+      lifetimeSpend: 'lifetime spend',
+      consent: 'consent',
+      consentAt: 'consent date',
+      enrolledAt: 'enrolled at',
+      store: 'store',
+      notes: 'notes',
     },
     fileErrors: {
       import_file_empty: 'The file is empty.',
@@ -317,7 +347,7 @@ ${recent}
 <div><dt>${t.rowsFailed}</dt><dd data-field="rowsFailed">${formatNumber(l, report.rowsFailed)}</dd></div>
 <div><dt>${t.encoding}</dt><dd>${report.encoding}</dd></div>
 </dl>
-<p>${t.columns}: ${Object.entries(report.columns.mapping).map(([header, f], i) => html`${i > 0 ? ', ' : ''}«${header}» → ${f}`)}</p>
+<p>${t.columns}: ${Object.entries(report.columns.mapping).map(([header, f], i) => html`${i > 0 ? ', ' : ''}«${header}» → ${t.fieldNames[f as ImportField] ?? f}`)}</p>
 ${report.columns.ignored.length ? html`<p class="muted">${t.ignored}: ${report.columns.ignored.join(', ')}</p>` : ''}
 ${
   reasons.length
