@@ -252,7 +252,12 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
         title: t.joinTitle(name),
         description: offer,
         // The link as shared (a referral link keeps its code), absolute for the messengers' crawlers.
-        url: joinUrl(publicUrl, program.slug, { ref: attribution.inviter?.referral_code, staff: attribution.staffId, source: attribution.source }),
+        url: joinUrl(publicUrl, program.slug, {
+          ref: attribution.inviter?.referral_code,
+          staff: attribution.staffId,
+          // "referral" is implied by the code (resolveAttribution), not part of the link as shared.
+          source: attribution.inviter && attribution.source === 'referral' ? null : attribution.source,
+        }),
         image: `${publicUrl}/programs/${program.slug}/preview.png`,
         imageAlt: t.previewImageAlt(name),
         siteName: name,
