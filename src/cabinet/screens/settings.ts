@@ -449,8 +449,8 @@ ${textarea({ name: `text_${key}_en`, label: `${t.text[key]} — ${t.en}`, value:
           point ? html`<a href="${mapLink(point)}" target="_blank" rel="noopener noreferrer" data-map-link>${t.showOnMap}</a>` : '',
         ].filter(Boolean);
         locationRows.push(html`<fieldset data-location="${i}"><legend>${address ? `${t.location(i + 1)}: ${address}` : t.location(i + 1)}</legend><div class="row">
-${field({ name: `${p}addr`, label: t.address, value: address, hint: t.addressHint, errors: le, attrs: html` maxlength="200" autocomplete="street-address"` })}
-${field({ name: `${p}coords`, label: t.coordinates, value: v[`${p}coords`], hint: t.coordinatesHint, errors: le, attrs: html` maxlength="2000" inputmode="url" autocapitalize="off" spellcheck="false"` })}
+${field({ name: `${p}addr`, label: t.address, value: address, hint: i === 0 ? t.addressHint : undefined, errors: le, attrs: html` maxlength="200" autocomplete="street-address"` })}
+${field({ name: `${p}coords`, label: t.coordinates, value: v[`${p}coords`], hint: i === 0 ? t.coordinatesHint : undefined, errors: le, attrs: html` maxlength="2000" inputmode="url" autocapitalize="off" spellcheck="false"` })}
 </div>
 ${links.length > 0 ? html`<p class="map-links">${links.map((l, k) => html`${k > 0 ? ' · ' : ''}${l}`)}</p>` : ''}
 <div class="row">
