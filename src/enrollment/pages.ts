@@ -100,6 +100,11 @@ legend{font-weight:600;padding:0;margin-bottom:.25rem}
 .qr{display:block;width:100%;max-width:15rem;height:auto;margin:.5rem auto;background:#fff}
 .number{text-align:center;font-size:1.25rem;letter-spacing:.12em;font-variant-numeric:tabular-nums;margin:.25rem 0 0}
 .steps{margin:.5rem 0;padding-left:1.25rem}
+.card-preview{display:grid;grid-template-columns:1fr auto;align-items:end;gap:.25rem 1rem;max-width:17rem;aspect-ratio:1.586;margin:1rem auto;padding:.9rem 1rem;border-radius:14px;background:var(--brand);color:var(--brand-fg);box-shadow:0 6px 16px rgba(0,0,0,.18)}
+.card-preview .cp-name{grid-column:1/-1;align-self:start;font-weight:700;font-size:1.05rem;line-height:1.25}
+.card-preview .cp-label{display:block;font-size:.75rem;opacity:.85}
+.card-preview .cp-balance{font-weight:700;font-size:1.15rem}
+.card-preview .cp-qr{width:3.25rem;height:3.25rem;border-radius:6px;background:#fff;background-image:repeating-linear-gradient(90deg,#000 0 4px,transparent 4px 8px),repeating-linear-gradient(0deg,#fff 0 4px,transparent 4px 8px);background-blend-mode:normal;border:5px solid #fff}
 .share{display:flex;flex-wrap:wrap;gap:.5rem;margin:.75rem 0 0;padding:0;list-style:none}
 .share a{display:inline-block;padding:.6rem 1rem;border-radius:10px;border:2px solid #5f6470;color:#16181d;text-decoration:none;font-weight:600;min-height:3rem}
 details{margin:1rem 0}
@@ -255,7 +260,10 @@ ${summaryItems.length > 0 ? html`<ul>${summaryItems}</ul>` : ''}
     .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
     .map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`);
 
-  const body = html`<section class="panel bonus" aria-labelledby="bonus-title">
+  // A small picture of the card to come (the program's colours, the balance it starts with):
+  // decoration, hidden from screen readers, which read the same facts as text right after it.
+  const preview = html`<div class="card-preview" data-card-preview aria-hidden="true"><span class="cp-name">${view.programName}</span><span><span class="cp-label">${t.balance}</span><span class="cp-balance">${points(view.lang, view.welcomeBonus)}</span></span><span class="cp-qr"></span></div>`;
+  const body = html`${preview}<section class="panel bonus" aria-labelledby="bonus-title">
 <p class="big" id="bonus-title">+${t.welcomeBonus(view.welcomeBonus)}</p>
 ${view.referral ? html`<p>${t.invited}. ${t.referralBonus(view.referral.bonus, view.referral.later)}.</p>` : ''}
 </section>

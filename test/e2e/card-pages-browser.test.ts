@@ -133,6 +133,19 @@ describe.skipIf(chromiumCheck.skip)(`card page and settings in Chromium (${TEST_
     }
   });
 
+  it('join page 390×844: the card preview, and the form starts on the first screen', async () => {
+    const context = await browser.newContext({ viewport: PHONE, userAgent: IPHONE_UA, locale: 'ru-RU', isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    await page.goto(`${base}/join/browser-pages`);
+    const preview = await page.locator('[data-card-preview]').boundingBox();
+    expect(preview!.width).toBeLessThanOrEqual(PHONE.width);
+    const name = await page.locator('#f-name').boundingBox();
+    expect(name!.y + name!.height).toBeLessThanOrEqual(PHONE.height);
+    expect(await overflowsSideways(page)).toBe(false);
+    await page.screenshot({ path: path.join(SHOTS, 'join-iphone.png'), fullPage: true });
+    await context.close();
+  });
+
   it('settings: each section on its own page with one Save, on a phone and a desktop', async () => {
     for (const [size, viewport] of [['phone', PHONE], ['desktop', DESKTOP]] as const) {
       const context = await browser.newContext({ viewport, locale: 'ru-RU' });

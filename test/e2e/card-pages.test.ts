@@ -196,6 +196,8 @@ describe(`card and join pages: wallet buttons, web card, sharing, previews (${TE
     expect(meta(join.body, 'twitter:image')).toBe(meta(join.body, 'og:image'));
     expect(meta(join.body, 'twitter:title')).toBe(meta(join.body, 'og:title'));
     expect(join.body).toContain('<link rel="icon" type="image/png" sizes="192x192" href="/programs/pages-shop/icon-192.png">');
+    // A small preview of the card to come: the program's name and the balance it starts with.
+    expect(join.body).toMatch(/<div class="card-preview" data-card-preview aria-hidden="true"><span class="cp-name">Кофейня «Страница»<\/span><span><span class="cp-label">Баланс<\/span><span class="cp-balance">1\s000 баллов<\/span>/);
 
     // The referral link as shared: its own URL (with the code) and the friend's bonus in the text.
     const referral = new URL(card.referralUrl);
