@@ -117,13 +117,16 @@ describe(`card and join pages: wallet buttons, web card, sharing, previews (${TE
   });
 
   it('stays light: under 50 KB, nothing from another site (only links out)', async () => {
+    const sizes: string[] = [];
     for (const ua of [IPHONE_UA, ANDROID_UA, DESKTOP_UA]) {
       const res = await page(ua);
+      sizes.push(`${ua === IPHONE_UA ? 'iphone' : ua === ANDROID_UA ? 'android' : 'desktop'} ${Buffer.byteLength(res.body)} B`);
       expect(Buffer.byteLength(res.body)).toBeLessThan(50 * 1024);
       expect(res.body).not.toMatch(/\ssrc="https?:/);
       expect(res.body).not.toMatch(/<link [^>]*href="https?:/);
     }
     const join = await page(IPHONE_UA, '/join/pages-shop');
+    console.log(`[pages] card page: ${sizes.join(', ')}; join page ${Buffer.byteLength(join.body)} B`);
     expect(Buffer.byteLength(join.body)).toBeLessThan(50 * 1024);
     expect(join.body).not.toMatch(/\ssrc="https?:/);
     expect(join.body).not.toContain('<script');
