@@ -35,6 +35,10 @@ a{color:#0b57d0}
 .menu>summary{display:flex;align-items:center;gap:.4rem;min-height:2.75rem;font-weight:700}
 .menu>summary span{font-weight:400;opacity:.85}
 .menu .sections{background:#fff;border-radius:10px;padding:.25rem .25rem .5rem;margin:0 0 .5rem}
+.tabs ul{display:flex;flex-wrap:wrap;gap:.25rem .5rem;list-style:none;margin:0 0 1rem;padding:0;border-bottom:2px solid #d5d8e0}
+.tabs a{display:flex;align-items:center;min-height:2.75rem;padding:.25rem .75rem;text-decoration:none;font-weight:600;color:#1f2a44;border-bottom:3px solid transparent;margin-bottom:-2px}
+.tabs a[aria-current=page]{border-bottom-color:#1f2a44}
+.map-links{margin:.25rem 0 .5rem}
 .side{display:none}
 main{display:block;max-width:76rem;margin:0 auto;padding:1rem 1rem 3rem;min-width:0}
 @media (min-width:60rem){

@@ -19,8 +19,9 @@ import { checkFormToken, HONEYPOT_FIELD, issueFormToken, TIMING_FIELD, type Join
 import { chooseLang, isLang, LANG_COOKIE, MESSAGES, type FieldName, type Lang } from './i18n.js';
 import { formatMaskedPhone, programName } from '../i18n/format.js';
 import { joinUrl, normalizeSource, SOURCE_PATTERN } from './links.js';
-import { brandColours, detectPlatform, renderCardPage, renderHaveCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
+import { brandColours, CARD_SCRIPT_HASH, detectPlatform, renderCardPage, renderHaveCardPage, renderJoinPage, renderNotice, renderVerifyPage, type JoinFormValues } from './pages.js';
 import { claimPlasticCard, findClaimableCard, hasUnverifiedClaim, normalizePlasticNumber } from './claim.js';
+import { drawIcon, drawPreview, ICON_SIZES, WebAppImages } from './web-app.js';
 import { claimCardByPhone } from './takeover.js';
 import { qrSvgInline, QR_SIZE } from './qr.js';
 import { issueCard, normalizePhone } from './service.js';
@@ -53,7 +54,14 @@ const REFERRAL_RE = /^[A-Za-z0-9]{1,32}$/;
 // Link previews (Telegram, WhatsApp, VK, Facebook…) and crawlers fetch shared links: not visitors.
 const NON_HUMAN_UA = /bot\b|bot\/|crawler|spider|slurp|facebookexternalhit|vkshare|whatsapp|preview|embedly|curl\/|wget\/|python-requests|go-http-client/i;
 
-const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+// The one script allowed is the card page's own, by its hash (pages.ts, CARD_SCRIPT); icons and the
+// manifest come from this origin; nothing from any other.
+const CSP = `default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src '${CARD_SCRIPT_HASH}'; manifest-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
+
+/** The program's icons, linked from the join and card pages (favicon, home screen). */
+export function programIcons(slug: string) {
+  return { png192: `/programs/${slug}/icon-192.png`, appleTouch: `/programs/${slug}/icon-180.png` };
+}
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -235,9 +243,31 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       staff: attribution.staffId,
       source: attribution.source,
     };
+    const name = programName(program, lang);
+    const t = MESSAGES[lang];
+    const offer = [
+      rules.welcomeBonus > 0 ? `+${t.welcomeBonus(rules.welcomeBonus)}.` : '',
+      attribution.inviter && rules.referral.inviteeBonus > 0 ? `${t.invited}. ${t.referralBonus(rules.referral.inviteeBonus, rules.referral.grantOn === 'first_purchase')}.` : '',
+      t.joinLead,
+    ].filter(Boolean).join(' ');
     return renderJoinPage({
+      preview: {
+        title: t.joinTitle(name),
+        description: offer,
+        // The link as shared (a referral link keeps its code), absolute for the messengers' crawlers.
+        url: joinUrl(publicUrl, program.slug, {
+          ref: attribution.inviter?.referral_code,
+          staff: attribution.staffId,
+          // "referral" is implied by the code (resolveAttribution), not part of the link as shared.
+          source: attribution.inviter && attribution.source === 'referral' ? null : attribution.source,
+        }),
+        image: `${publicUrl}/programs/${program.slug}/preview.png`,
+        imageAlt: t.previewImageAlt(name),
+        siteName: name,
+      },
+      icons: programIcons(program.slug),
       lang,
-      programName: programName(program, lang),
+      programName: name,
       brand: brandColours(program.design),
       otherLangHref: otherLangHref(`/join/${program.slug}`, hiddenAttribution, lang),
       action: `/join/${program.slug}`,
@@ -723,6 +753,8 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
           platform,
           googleEnabled: ctx.links.googleEnabled,
           pkpassHref: `/c/${card.public_token}/card.pkpass`,
+          icons: programIcons(program.slug),
+          manifestHref: `/c/${card.public_token}/manifest.webmanifest?lang=${lang}`,
           googleHref: `/c/${card.public_token}/google`,
           pageQrSvg: platform === 'desktop' ? await qrSvgInline(urls.installUrl, t.pageQrLabel) : undefined,
           barcodeSvg: await qrSvgInline(card.number, t.barcodeLabel(card.number)),
@@ -764,6 +796,34 @@ const qrRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { c
     return joinUrl(ctx.links.publicUrl, program.slug, { staff: query.staff, source: query.source });
   }
   const cacheControl = 'public, max-age=86400';
+  const images = new WebAppImages();
+  async function programOr404(slug: string) {
+    const program = SLUG_RE.test(slug) ? await findProgramBySlug(ctx.db, slug) : undefined;
+    if (!program) throw notFound('program');
+    return program;
+  }
+
+  // The program's icon (favicon, home-screen icon): 180 (Apple touch icon), 192 and 512 pixels.
+  for (const size of ICON_SIZES) {
+    app.get(
+      `/programs/:slug/icon-${size}.png`,
+      { schema: { tags: ['public'], summary: `The program's icon, ${size} × ${size} PNG (favicon, home screen)`, params: QrParams } },
+      async (request, reply) => {
+        const program = await programOr404(request.params.slug);
+        const png = await images.get(program, size, () => drawIcon(ctx.db, program, size));
+        return reply.type('image/png').header('cache-control', 'public, max-age=3600').send(png);
+      },
+    );
+  }
+  app.get(
+    '/programs/:slug/preview.png',
+    { schema: { tags: ['public'], summary: 'Link preview of the join page (Open Graph image, 1200 × 630 PNG)', params: QrParams } },
+    async (request, reply) => {
+      const program = await programOr404(request.params.slug);
+      const png = await images.get(program, 'preview', () => drawPreview(ctx.db, program));
+      return reply.type('image/png').header('cache-control', 'public, max-age=3600').send(png);
+    },
+  );
 
   app.get(
     '/programs/:slug/qr.svg',

@@ -1,9 +1,13 @@
+import { createHash } from 'node:crypto';
 import { html, raw, type SafeHtml } from '../http/html.js';
+import { appleWalletBadge, googleWalletButton } from './badges.js';
 import { MESSAGES, points, type FieldName, type Lang } from './i18n.js';
 
 /**
  * Server-rendered public pages: the join form, the card page and short notices. Mobile first, one
- * inline stylesheet, no scripts, no external assets; everything works without JavaScript.
+ * inline stylesheet, no external assets; everything works without JavaScript. The card page has one
+ * small inline script (allowed by its hash in the CSP) that only adds what needs JavaScript: Copy,
+ * Share (Web Share API) and "install" on Android; without it the same things stay reachable.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -76,8 +80,13 @@ legend{font-weight:600;padding:0;margin-bottom:.25rem}
 .check label{font-weight:400}
 .button{display:flex;align-items:center;justify-content:center;width:100%;min-height:3.25rem;padding:.75rem 1rem;border:0;border-radius:12px;font:inherit;font-weight:700;font-size:1.1rem;text-align:center;text-decoration:none;cursor:pointer}
 .primary{background:var(--brand);color:var(--brand-fg)}
-.wallet{background:#000;color:#fff;margin:.75rem 0}
-.wallet.google{background:#1f1f1f}
+.badge{display:block;width:max-content;max-width:100%;margin:.75rem auto;border-radius:10px;line-height:0}
+.badge svg{display:block;height:3.25rem;width:auto;max-width:100%}
+.badge.google svg{height:3.5rem}
+.badge:focus-visible{outline-offset:4px}
+.actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:.75rem 0 0}
+.actions .button{width:auto;flex:1 1 10rem;margin:0}
+.status{min-height:1.5rem;margin:.25rem 0 0;font-weight:600}
 .secondary{background:#fff;color:#16181d;border:2px solid #5f6470;margin:.75rem 0}
 :focus-visible{outline:3px solid #0b57d0;outline-offset:3px;box-shadow:0 0 0 6px #fff}
 .brand :focus-visible{outline-color:var(--brand-fg);box-shadow:none}
@@ -90,6 +99,12 @@ legend{font-weight:600;padding:0;margin-bottom:.25rem}
 .card-head dd{margin:0 0 .5rem;font-size:1.5rem;font-weight:700}
 .qr{display:block;width:100%;max-width:15rem;height:auto;margin:.5rem auto;background:#fff}
 .number{text-align:center;font-size:1.25rem;letter-spacing:.12em;font-variant-numeric:tabular-nums;margin:.25rem 0 0}
+.steps{margin:.5rem 0;padding-left:1.25rem}
+.card-preview{display:grid;grid-template-columns:1fr auto;align-items:end;gap:.25rem 1rem;max-width:17rem;aspect-ratio:1.586;margin:1rem auto;padding:.9rem 1rem;border-radius:14px;background:var(--brand);color:var(--brand-fg);box-shadow:0 6px 16px rgba(0,0,0,.18)}
+.card-preview .cp-name{grid-column:1/-1;align-self:start;font-weight:700;font-size:1.05rem;line-height:1.25}
+.card-preview .cp-label{display:block;font-size:.75rem;opacity:.85}
+.card-preview .cp-balance{font-weight:700;font-size:1.15rem}
+.card-preview .cp-qr{width:3.25rem;height:3.25rem;border-radius:6px;background:#fff;background-image:repeating-linear-gradient(90deg,#000 0 4px,transparent 4px 8px),repeating-linear-gradient(0deg,#fff 0 4px,transparent 4px 8px);background-blend-mode:normal;border:5px solid #fff}
 .share{display:flex;flex-wrap:wrap;gap:.5rem;margin:.75rem 0 0;padding:0;list-style:none}
 .share a{display:inline-block;padding:.6rem 1rem;border-radius:10px;border:2px solid #5f6470;color:#16181d;text-decoration:none;font-weight:600;min-height:3rem}
 details{margin:1rem 0}
@@ -106,7 +121,58 @@ export interface PageFrame {
   otherLangHref: string;
   heading: string;
   body: SafeHtml;
+  /** Link previews in messengers (Open Graph, Twitter cards): absolute URLs. */
+  preview?: { title: string; description: string; url: string; image: string; imageAlt: string; siteName: string };
+  /** The program's icons (favicon, home-screen icon) and, on the card page, its web app manifest. */
+  icons?: { png192: string; appleTouch: string };
+  manifest?: string;
+  /** The card page's inline script (see CARD_SCRIPT). */
+  script?: boolean;
 }
+
+const OG_LOCALE: Record<Lang, string> = { ru: 'ru_RU', en: 'en_US' };
+
+function headExtras(frame: PageFrame): SafeHtml {
+  const p = frame.preview;
+  return html`${p ? html`<meta name="description" content="${p.description}">
+<meta property="og:type" content="website">
+<meta property="og:site_name" content="${p.siteName}">
+<meta property="og:title" content="${p.title}">
+<meta property="og:description" content="${p.description}">
+<meta property="og:url" content="${p.url}">
+<meta property="og:image" content="${p.image}">
+<meta property="og:image:width" content="1200">
+<meta property="og:image:height" content="630">
+<meta property="og:image:alt" content="${p.imageAlt}">
+<meta property="og:locale" content="${OG_LOCALE[frame.lang]}">
+<meta name="twitter:card" content="summary_large_image">
+<meta name="twitter:title" content="${p.title}">
+<meta name="twitter:description" content="${p.description}">
+<meta name="twitter:image" content="${p.image}">
+` : ''}${frame.icons ? html`<link rel="icon" type="image/png" sizes="192x192" href="${frame.icons.png192}">
+<link rel="apple-touch-icon" href="${frame.icons.appleTouch}">
+` : ''}${frame.manifest ? html`<link rel="manifest" href="${frame.manifest}">
+<meta name="mobile-web-app-capable" content="yes">
+<meta name="apple-mobile-web-app-capable" content="yes">
+<meta name="apple-mobile-web-app-title" content="${frame.heading}">
+` : ''}`;
+}
+
+/**
+ * The card page's script: static text (nothing interpolated, so its hash is fixed and goes into the
+ * CSP). Copy: the Clipboard API, else select + execCommand; Share: the Web Share API, else Copy;
+ * Install: Chrome's `beforeinstallprompt` on Android. The buttons are `hidden` until it runs.
+ */
+export const CARD_SCRIPT = `(function(){var d=document,f=d.getElementById('referral-link'),st=d.getElementById('share-status');
+function say(el){if(st)st.textContent=el.getAttribute('data-done')||'';}
+function copy(el){function old(){f.focus();f.select();try{d.execCommand('copy');say(el)}catch(e){}}
+if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(f.value).then(function(){say(el)},old)}else old()}
+var c=d.querySelector('[data-copy]'),s=d.querySelector('[data-share-native]');
+if(f&&c){c.hidden=false;c.addEventListener('click',function(){copy(c)})}
+if(f&&s){s.hidden=false;s.addEventListener('click',function(){if(navigator.share){navigator.share({title:d.title,text:s.getAttribute('data-text'),url:f.value}).catch(function(){})}else copy(c||s)})}
+var i=d.querySelector('[data-install]'),p=null;
+if(i){addEventListener('beforeinstallprompt',function(e){e.preventDefault();p=e;i.hidden=false});i.addEventListener('click',function(){if(p){p.prompt();p=null;i.hidden=true}})}})();`;
+export const CARD_SCRIPT_HASH = `sha256-${createHash('sha256').update(CARD_SCRIPT).digest('base64')}`;
 
 export function renderPage(frame: PageFrame): string {
   const other: Lang = frame.lang === 'ru' ? 'en' : 'ru';
@@ -121,7 +187,7 @@ export function renderPage(frame: PageFrame): string {
 <meta name="referrer" content="no-referrer">
 <meta name="theme-color" content="${frame.brand.background}">
 <title>${frame.title}</title>
-<style>${raw(vars + CSS)}</style>
+${headExtras(frame)}<style>${raw(vars + CSS)}</style>
 </head>
 <body>
 <header class="brand"><div class="wrap">
@@ -131,6 +197,7 @@ export function renderPage(frame: PageFrame): string {
 <main class="wrap" id="main">
 ${frame.body}
 </main>
+${frame.script ? raw(`<script>${CARD_SCRIPT}</script>`) : ''}
 </body>
 </html>`}\n`;
 }
@@ -165,6 +232,8 @@ export interface JoinFormView {
   hidden: Record<string, string | null | undefined>;
   /** "I already have a card": shown when the program has imported plastic cards. */
   haveCardHref?: string;
+  preview?: PageFrame['preview'];
+  icons?: PageFrame['icons'];
 }
 
 const FIELD_ORDER: FieldName[] = ['name', 'phone', 'email', 'birthday'];
@@ -193,7 +262,10 @@ ${summaryItems.length > 0 ? html`<ul>${summaryItems}</ul>` : ''}
     .filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== '')
     .map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">\n`);
 
-  const body = html`<section class="panel bonus" aria-labelledby="bonus-title">
+  // A small picture of the card to come (the program's colours, the balance it starts with):
+  // decoration, hidden from screen readers, which read the same facts as text right after it.
+  const preview = html`<div class="card-preview" data-card-preview aria-hidden="true"><span class="cp-name">${view.programName}</span><span><span class="cp-label">${t.balance}</span><span class="cp-balance">${points(view.lang, view.welcomeBonus)}</span></span><span class="cp-qr"></span></div>`;
+  const body = html`${preview}<section class="panel bonus" aria-labelledby="bonus-title">
 <p class="big" id="bonus-title">+${t.welcomeBonus(view.welcomeBonus)}</p>
 ${view.referral ? html`<p>${t.invited}. ${t.referralBonus(view.referral.bonus, view.referral.later)}.</p>` : ''}
 </section>
@@ -241,6 +313,8 @@ ${view.contacts ? html`<p class="notice">${view.contacts}</p>` : ''}`;
     brand: view.brand,
     otherLangHref: view.otherLangHref,
     body,
+    preview: view.preview,
+    icons: view.icons,
   });
 }
 
@@ -283,6 +357,8 @@ export interface CardPageView {
   notice?: string;
   /** A plastic card claimed without a code: shown until the first purchase confirms the phone. */
   unverifiedClaim?: string;
+  icons?: PageFrame['icons'];
+  manifestHref?: string;
 }
 
 /** Hidden inputs of a form, skipping empty values. */
@@ -296,19 +372,26 @@ export function renderCardPage(view: CardPageView): string {
   const t = MESSAGES[view.lang];
   const showApple = view.platform !== 'android';
   const showGoogle = view.googleEnabled && view.platform !== 'ios';
-  const appleButton = html`<a class="button wallet apple" data-wallet="apple" href="${view.pkpassHref}">${t.addApple}</a>`;
-  const googleButton = html`<a class="button wallet google" data-wallet="google" href="${view.googleHref}">${t.addGoogle}</a>`;
-  // On Android without Google Wallet, .pkpass apps are the way in: offer the file as a button.
-  const androidPkpass =
-    view.platform === 'android' && !showGoogle ? html`<a class="button secondary" data-wallet="pkpass" href="${view.pkpassHref}">${t.pkpassLink}</a>` : '';
+  // Android without Google Wallet: a .pkpass opens in no wallet most Android phones have, so the
+  // main action is this page itself — the barcode first, and "add to home screen" (the manifest).
+  const webCard = view.platform === 'android' && !view.googleEnabled && !view.blocked;
+  const appleButton = html`<a class="badge apple" data-wallet="apple" href="${view.pkpassHref}" aria-label="${t.addApple}">${raw(appleWalletBadge(view.lang))}</a>`;
+  const googleButton = html`<a class="badge google" data-wallet="google" href="${view.googleHref}" aria-label="${t.addGoogle}">${raw(googleWalletButton(view.lang))}</a>`;
 
   const wallets = view.blocked
     ? html`<p class="summary" role="status">${t.blocked}</p>`
-    : html`<section class="panel" aria-labelledby="wallet-title">
+    : webCard
+      ? html`<section class="panel" aria-labelledby="wallet-title" data-web-card>
+<h2 id="wallet-title">${t.webCardHeading}</h2>
+<p>${t.webCardText}</p>
+<p>${t.homeScreenLead}</p>
+<ol class="steps"><li>${t.homeScreenStep1}</li><li>${t.homeScreenStep2}</li></ol>
+<button type="button" class="button primary" data-install hidden>${t.installButton}</button>
+</section>`
+      : html`<section class="panel" aria-labelledby="wallet-title">
 <h2 id="wallet-title">${t.walletHeading}</h2>
 ${showApple ? appleButton : ''}
 ${showGoogle ? googleButton : ''}
-${androidPkpass}
 ${view.pageQrSvg ? html`<p>${t.scanOnPhone}</p>${raw(view.pageQrSvg)}` : ''}
 </section>`;
 
@@ -326,6 +409,11 @@ ${view.pageQrSvg ? html`<p>${t.scanOnPhone}</p>${raw(view.pageQrSvg)}` : ''}
 ${referral.inviterBonus > 0 || referral.inviteeBonus > 0 ? html`<p>${t.referralText(referral.inviterBonus, referral.inviteeBonus)}</p>` : ''}
 <label for="referral-link">${t.referralLink}</label>
 <input id="referral-link" type="url" readonly value="${referral.url}">
+<div class="actions">
+<button type="button" class="button primary" data-share-native data-text="${text}" data-done="${t.linkCopied}" hidden>${t.shareLink}</button>
+<button type="button" class="button secondary" data-copy data-done="${t.linkCopied}" hidden>${t.copyLink}</button>
+</div>
+<p class="status" id="share-status" role="status" aria-live="polite"></p>
 <ul class="share">${links.map(
           (l) => html`<li><a href="${l.href}" target="_blank" rel="noopener noreferrer" data-share="${l.service.toLowerCase()}" aria-label="${t.shareVia(l.service)}">${l.service}</a></li>`,
         )}</ul>
@@ -349,6 +437,13 @@ ${hiddenInputs(pending.verify.hidden)}<button type="submit" class="button second
 </section>`
     : '';
 
+  const barcode = html`<section class="panel" aria-labelledby="barcode-title" data-barcode>
+<h2 id="barcode-title">${t.barcodeHeading}</h2>
+${webCard ? html`<p>${t.barcodeText}</p>` : ''}
+${raw(view.barcodeSvg)}
+<p class="number"><span class="visually-hidden">${t.cardNumber}: </span>${view.number.replace(/(\d{4})(?=\d)/g, '$1 ')}</p>
+</section>`;
+
   const body = html`${view.notice ? html`<p class="summary" role="status" data-notice>${view.notice}</p>` : ''}${
     view.unverifiedClaim ? html`<p class="notice" role="status" data-unverified-claim>${view.unverifiedClaim}</p>` : ''
   }<section class="panel member" aria-labelledby="card-title">
@@ -358,13 +453,10 @@ ${hiddenInputs(pending.verify.hidden)}<button type="submit" class="button second
 <dt>${t.tier}</dt><dd data-tier>${view.tierName}</dd>
 </dl></div>
 </section>
+${webCard ? barcode : ''}
 ${pendingPanel}
 ${wallets}
-<section class="panel" aria-labelledby="barcode-title">
-<h2 id="barcode-title">${t.barcodeHeading}</h2>
-${raw(view.barcodeSvg)}
-<p class="number"><span class="visually-hidden">${t.cardNumber}: </span>${view.number.replace(/(\d{4})(?=\d)/g, '$1 ')}</p>
-</section>
+${webCard ? '' : barcode}
 ${share}
 <p class="notice"><a href="${view.pkpassHref}" data-pkpass>${t.pkpassLink}</a></p>`;
 
@@ -375,6 +467,9 @@ ${share}
     brand: view.brand,
     otherLangHref: view.otherLangHref,
     body,
+    icons: view.icons,
+    manifest: view.manifestHref,
+    script: true,
   });
 }
 

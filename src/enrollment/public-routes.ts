@@ -6,6 +6,9 @@ import { cardErased, notFound } from '../http/errors.js';
 import { findProgram } from '../programs/repository.js';
 import { cardUrls } from '../cards/dto.js';
 import { QR_SIZE } from './qr.js';
+import { programName } from '../i18n/format.js';
+import { MESSAGES } from './i18n.js';
+import { brandColours } from './pages.js';
 
 const CardTokenParams = Type.Object({ cardToken: Type.String({ pattern: '^[A-Za-z0-9_-]{16,64}$' }) });
 
@@ -26,6 +29,48 @@ export const publicCardRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = 
         .header('cache-control', 'no-store')
         .header('last-modified', card.updated_at.toUTCString())
         .send(pass);
+    },
+  );
+
+  // The card page as a web app ("add to home screen"): on Android without Google Wallet it is the
+  // card. Scope and start are this card's page; the icons are the program's.
+  app.get(
+    '/c/:cardToken/manifest.webmanifest',
+    {
+      schema: {
+        tags: ['public'],
+        summary: 'Web app manifest of the card page (add to home screen)',
+        params: CardTokenParams,
+        querystring: Type.Object({ lang: Type.Optional(Type.Union([Type.Literal('ru'), Type.Literal('en')])) }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) => {
+      const card = await findCardByPublicToken(ctx.db, request.params.cardToken);
+      const program = card ? await findProgram(ctx.db, card.program_id) : undefined;
+      if (!card || !program || card.status === 'erased') throw notFound('card');
+      const lang = request.query.lang ?? program.default_language;
+      const name = programName(program, lang);
+      const brand = brandColours(program.design);
+      const page = `/c/${card.public_token}`;
+      const icon = (size: number, purpose: string) => ({ src: `/programs/${program.slug}/icon-${size}.png`, sizes: `${size}x${size}`, type: 'image/png', purpose });
+      return reply
+        .type('application/manifest+json; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('x-robots-tag', 'noindex, nofollow')
+        .send({
+          id: page,
+          name: MESSAGES[lang].cardTitle(name),
+          short_name: name.length <= 12 ? name : `${name.slice(0, 11)}…`,
+          lang,
+          dir: 'ltr',
+          start_url: `${page}?lang=${lang}`,
+          scope: `${page}`,
+          display: 'standalone',
+          orientation: 'portrait',
+          background_color: brand.background,
+          theme_color: brand.background,
+          icons: [icon(192, 'any'), icon(512, 'any'), icon(512, 'maskable')],
+        });
     },
   );
 

@@ -35,6 +35,8 @@ export const LocationSchema = Type.Object(
   {
     latitude: Type.Number({ minimum: -90, maximum: 90 }),
     longitude: Type.Number({ minimum: -180, maximum: 180 }),
+    /** The store's address as people write it (the cabinet requires it; not on the pass). */
+    address: Type.Optional(Type.String({ maxLength: 200, description: 'Street address of the store, shown in the cabinet with a map link' })),
     relevantText: Type.Optional(Localized),
   },
   { additionalProperties: false },

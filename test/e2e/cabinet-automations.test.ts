@@ -79,7 +79,7 @@ describe(`cabinet automations (${TEST_DATABASE_KIND} database)`, () => {
     expect(page.body).toContain('С днём рождения! Дарим вам бонусные баллы');
     expect(page.body).toContain('name="expiry_reminderMessage_en"');
     expect(page.body).toContain('data-no-expiry-rule'); // the program has no expiry rule
-    expect(page.body).not.toContain('href="/app/settings#rules"'); // a marketer cannot open the settings
+    expect(page.body).not.toContain('href="/app/settings/rules"'); // a marketer cannot open the settings
     const en = await marketer.get('/app/automations?lang=en');
     expect(en.body).toContain('<h1>Automations</h1>');
     expect(en.body).toContain('Happy birthday! Bonus points are on your card');
@@ -155,7 +155,7 @@ describe(`cabinet automations (${TEST_DATABASE_KIND} database)`, () => {
     const owner = await signIn(t.app, 'olga@occasion.example', PASSWORD);
     const ownerPage = await owner.get('/app/automations');
     expect(ownerPage.statusCode).toBe(200);
-    expect(ownerPage.body).toContain('href="/app/settings#rules"');
+    expect(ownerPage.body).toContain('href="/app/settings/rules"');
   });
 
   describe.skipIf(chromiumCheck.skip)(`in Chromium ${chromiumCheck.reason}`, () => {

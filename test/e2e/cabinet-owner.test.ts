@@ -38,7 +38,7 @@ describe(`cabinet owner screens (${TEST_DATABASE_KIND} database)`, () => {
   const programRow = () => t.database.handle.db.selectFrom('program').selectAll().where('id', '=', program.id).executeTakeFirstOrThrow();
 
   it('settings: rules with a new tier, bonuses and the cap save through updateProgram; invalid rules are explained', async () => {
-    const page = await owner.get('/app/settings');
+    const page = await owner.get('/app/settings/rules');
     expect(page.statusCode).toBe(200);
     // Tiers by name; the code stays out of sight (a hidden field), not an input owners have to understand.
     expect(page.body).toContain('<input type="hidden" name="tier0_code" value="standard">');
@@ -63,7 +63,7 @@ describe(`cabinet owner screens (${TEST_DATABASE_KIND} database)`, () => {
     expect(badField.body).toContain('aria-invalid="true"');
     const ok = await owner.post('/app/settings/rules', base);
     expect(ok.statusCode).toBe(303);
-    expect(ok.headers.location).toBe('/app/settings?saved=rules#rules');
+    expect(ok.headers.location).toBe('/app/settings/rules?saved=1');
     const rules = (await programRow()).rules as any;
     expect(rules.tiers.map((x: any) => [x.code, x.accrualPercent, x.threshold])).toEqual([
       ['standard', 5, 0],
@@ -71,7 +71,7 @@ describe(`cabinet owner screens (${TEST_DATABASE_KIND} database)`, () => {
       ['vip', 12.5, 15_000_000],
     ]);
     expect(rules).toMatchObject({ welcomeBonus: 500, referral: { grantOn: 'first_purchase' }, redemption: { maxPercent: 50, pointValue: 100 } });
-    expect((await owner.get('/app/settings?saved=rules')).body).toContain('Сохранено');
+    expect((await owner.get('/app/settings/rules?saved=1')).body).toContain('Сохранено');
   });
 
   it('settings: texts and stores reach the pass', async () => {
@@ -81,9 +81,9 @@ describe(`cabinet owner screens (${TEST_DATABASE_KIND} database)`, () => {
       (await owner.post('/app/settings/texts', { _csrf: csrf, text_promo_ru: 'Скидка 20 % по средам', text_promo_en: '20 % off on Wednesdays', text_contacts_ru: '+7 495 000-00-00', text_contacts_en: '+7 495 000-00-00' }))
         .statusCode,
     ).toBe(303);
-    const badLoc = await owner.post('/app/settings/locations', { _csrf: csrf, loc0_lat: '95', loc0_lon: '37.6' });
+    const badLoc = await owner.post('/app/settings/locations', { _csrf: csrf, loc0_addr: 'Москва, Тверская ул., 7', loc0_coords: '95, 37.6' });
     expect(badLoc.statusCode).toBe(422);
-    expect((await owner.post('/app/settings/locations', { _csrf: csrf, loc0_lat: '55,7558', loc0_lon: '37.6173', loc0_ru: 'Мы рядом', loc0_en: 'We are near' })).statusCode).toBe(303);
+    expect((await owner.post('/app/settings/locations', { _csrf: csrf, loc0_addr: 'Москва, Тверская ул., 7', loc0_coords: '55,7558 37,6173', loc0_ru: 'Мы рядом', loc0_en: 'We are near' })).statusCode).toBe(303);
     const json = passJsonOf(await pass());
     expect(json.locations).toEqual([{ latitude: 55.7558, longitude: 37.6173, relevantText: expect.any(String) }]);
     expect(JSON.stringify(json.storeCard.backFields)).toContain('backPromo');

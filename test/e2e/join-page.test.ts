@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import QRCode from 'qrcode';
 import { adminHeaders, createProgramWithKeys, startTestApp, TEST_PUBLIC_URL, type TestApp } from '../support/app.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
+import { CARD_SCRIPT } from '../../src/enrollment/pages.js';
 import {
   ANDROID_UA,
   cardTokenOf,
@@ -77,7 +78,9 @@ describe(`join page, card page, staff and QR codes (${TEST_DATABASE_KIND} databa
     const token = cardTokenOf(res);
     const card = await getPage(t.app, visitor, `/c/${token}`);
     expect(card.statusCode).toBe(200);
-    expect(card.body).not.toContain('<script');
+    // The one script is the page's own (Copy/Share), allowed by its hash; nothing typed becomes one.
+    expect(card.body.match(/<script/g)).toHaveLength(1);
+    expect(card.body).toContain(`<script>${CARD_SCRIPT}</script>`);
     expect(card.body).toContain('&lt;script&gt;document.cookie&lt;/script&gt;');
 
     // A 422 re-render keeps the entered values, escaped.
@@ -175,7 +178,9 @@ describe(`join page, card page, staff and QR codes (${TEST_DATABASE_KIND} databa
     const android = await getPage(t.app, newVisitor({ userAgent: ANDROID_UA }), path);
     expect(android.body).not.toContain('data-wallet="google"');
     expect(android.body).not.toContain('data-wallet="apple"');
-    expect(android.body).toContain('data-wallet="pkpass"');
+    // No Google Wallet: the page is the card (barcode first, add to home screen), not a .pkpass button.
+    expect(android.body).toContain('data-web-card');
+    expect(android.body.indexOf('data-barcode')).toBeLessThan(android.body.indexOf('data-web-card'));
 
     const desktop = await getPage(t.app, newVisitor({ userAgent: DESKTOP_UA }), path);
     expect(desktop.body).toContain('data-wallet="apple"');

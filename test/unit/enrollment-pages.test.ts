@@ -3,7 +3,7 @@ import { escapeHtml, html, raw } from '../../src/http/html.js';
 import { chooseLang, langFromAcceptLanguage, points } from '../../src/enrollment/i18n.js';
 import { checkFormToken, deriveKey, DEFAULT_JOIN_FORM_SETTINGS, issueFormToken } from '../../src/enrollment/guard.js';
 import { joinUrl, normalizeSource } from '../../src/enrollment/links.js';
-import { brandColours, contrastRatio, detectPlatform, renderCardPage } from '../../src/enrollment/pages.js';
+import { brandColours, CARD_SCRIPT, contrastRatio, detectPlatform, renderCardPage } from '../../src/enrollment/pages.js';
 import { statsPeriod } from '../../src/enrollment/stats.js';
 import { localDay, visitorHash } from '../../src/enrollment/funnel.js';
 
@@ -112,7 +112,7 @@ describe('links, colours, devices, periods', () => {
     expect(detectPlatform(undefined)).toBe('desktop');
   });
 
-  it('renders the card page without any script and with the holder name escaped', () => {
+  it('renders the card page with only its own script and with the holder name escaped', () => {
     const page = renderCardPage({
       lang: 'en',
       programName: '<b>Shop</b>',
@@ -130,7 +130,8 @@ describe('links, colours, devices, periods', () => {
       barcodeSvg: '<svg class="qr"></svg>',
       referral: { url: 'https://c.example/join/shop?ref=ABC&x="', inviterBonus: 0, inviteeBonus: 0, shareText: 'Join "us"' },
     });
-    expect(page).not.toMatch(/<script/i);
+    expect(page.match(/<script/gi)).toHaveLength(1);
+    expect(page).toContain(`<script>${CARD_SCRIPT}</script>`);
     expect(page).toContain('Hello, &lt;script&gt;x&lt;/script&gt;!');
     expect(page).toContain('value="https://c.example/join/shop?ref=ABC&amp;x=&quot;"');
     expect(page).toContain('<title>Your &lt;b&gt;Shop&lt;/b&gt; card</title>');

@@ -308,7 +308,7 @@ ${
 
       const expiryRule = rules.expiry
         ? html`<p>${t.expiryRule(rules.expiry.inactivityDays, rules.expiry.reminderDaysBefore)}</p>`
-        : html`<p class="notice warn" data-no-expiry-rule>${t.noExpiryRule} ${session.role === 'owner' ? html`<a href="/app/settings#rules">${t.setRule}</a>` : t.askOwner}</p>`;
+        : html`<p class="notice warn" data-no-expiry-rule>${t.noExpiryRule} ${session.role === 'owner' ? html`<a href="/app/settings/rules">${t.setRule}</a>` : t.askOwner}</p>`;
 
       const section = (kind: AutomationKind, extra: SafeHtml | '' = '') => html`<section class="panel" aria-labelledby="auto-${kind}" data-automation="${kind}">
 <h2 id="auto-${kind}">${t.kinds[kind][0]}</h2>

@@ -8,6 +8,7 @@ import { UpdateProgramSchema, type Texts, type UpdateProgram } from '../../progr
 import { getProgramOr404, updateProgram } from '../../programs/service.js';
 import { moneyInputValue, parseDecimal, parseMoney, parseWhole, texts, type Lang } from '../i18n.js';
 import { formBody, type Screen } from '../kit.js';
+import { formatCoordinates, mapLink, mapSearchLink, parseCoordinates } from '../geo.js';
 import { checkbox, csrfInput, errorSummary, field, formText, notice, select, textarea, type FieldErrors } from '../layout.js';
 
 /**
@@ -66,8 +67,12 @@ const T = texts({
     en: 'по-английски',
     locations: 'Точки продаж',
     locationsHint: 'До 10 точек: карта появится на экране блокировки рядом с ними. Пустые строки не сохраняются.',
-    latitude: 'Широта',
-    longitude: 'Долгота',
+    address: 'Адрес',
+    addressHint: 'Как его пишут покупателям, например «Москва, Тверская ул., 7».',
+    coordinates: 'Точка на карте',
+    coordinatesHint: 'Откройте адрес на карте, нажмите на вход в точку и вставьте сюда координаты («55.7558, 37.6173») или ссылку на место в OpenStreetMap, Яндекс Картах или Google Картах.',
+    findOnMap: (address: string) => `Найти «${address}» на карте`,
+    showOnMap: 'Проверить точку на карте',
     relevantRu: 'Текст на экране блокировки (рус.)',
     relevantEn: 'Текст на экране блокировки (англ.)',
     location: (n: number) => `Точка ${n}`,
@@ -79,7 +84,8 @@ const T = texts({
       currency: 'Три заглавные латинские буквы, например RUB.',
       timeZone: 'Неизвестный часовой пояс.',
       tierCode: 'Латиница в нижнем регистре, цифры и _, начиная с буквы (например gold).',
-      coordinate: 'Введите координату, например 55.7558.',
+      address: 'Укажите адрес точки.',
+      coordinates: 'Не удалось прочитать координаты. Вставьте, например, «55.7558, 37.6173» или ссылку на место на карте.',
       rules: 'Правила не сохранены:',
       invalid: 'Проверьте значения:',
     },
@@ -128,8 +134,12 @@ const T = texts({
     en: 'in English',
     locations: 'Stores',
     locationsHint: 'Up to 10 stores: the card shows on the lock screen near them. Empty rows are not saved.',
-    latitude: 'Latitude',
-    longitude: 'Longitude',
+    address: 'Address',
+    addressHint: 'As customers know it, e.g. “7 Tverskaya St, Moscow”.',
+    coordinates: 'Point on the map',
+    coordinatesHint: 'Open the address on a map, tap the entrance and paste the coordinates here (“55.7558, 37.6173”) or the link to the place on OpenStreetMap, Yandex Maps or Google Maps.',
+    findOnMap: (address) => `Find “${address}” on the map`,
+    showOnMap: 'Check the point on the map',
     relevantRu: 'Lock-screen text (Russian)',
     relevantEn: 'Lock-screen text (English)',
     location: (n) => `Store ${n}`,
@@ -141,7 +151,8 @@ const T = texts({
       currency: 'Three capital letters, e.g. RUB.',
       timeZone: 'Unknown time zone.',
       tierCode: 'Lower-case Latin letters, digits and _, starting with a letter (e.g. gold).',
-      coordinate: 'Enter a coordinate, e.g. 55.7558.',
+      address: 'Enter the store’s address.',
+      coordinates: 'These coordinates could not be read. Paste e.g. “55.7558, 37.6173” or the link to the place on a map.',
       rules: 'The rules were not saved:',
       invalid: 'Check the values:',
     },
@@ -207,10 +218,10 @@ function valuesOf(program: ProgramRow, lang: Lang): Values {
     v[`text_${key}_ru`] = textsNow[key]?.ru ?? '';
     v[`text_${key}_en`] = textsNow[key]?.en ?? '';
   }
-  const locations = program.locations as { latitude: number; longitude: number; relevantText?: { ru: string; en: string } }[];
+  const locations = program.locations as { latitude: number; longitude: number; address?: string; relevantText?: { ru: string; en: string } }[];
   locations.forEach((loc, i) => {
-    v[`loc${i}_lat`] = String(loc.latitude);
-    v[`loc${i}_lon`] = String(loc.longitude);
+    v[`loc${i}_addr`] = loc.address ?? '';
+    v[`loc${i}_coords`] = formatCoordinates(loc);
     v[`loc${i}_ru`] = loc.relevantText?.ru ?? '';
     v[`loc${i}_en`] = loc.relevantText?.en ?? '';
   });
@@ -229,7 +240,7 @@ function submitted(body: Record<string, unknown>, section: Section, tierCount: n
     for (let i = 0; i < count; i++) ['code', 'ru', 'en', 'percent', 'threshold', 'remove'].forEach((f) => take(`tier${i}_${f}`, 64));
   }
   if (section === 'texts') for (const key of TEXT_KEYS) for (const l of ['ru', 'en']) take(`text_${key}_${l}`, 2000);
-  if (section === 'locations') for (let i = 0; i < MAX_LOCATIONS; i++) ['lat', 'lon', 'ru', 'en'].forEach((f) => take(`loc${i}_${f}`, 200));
+  if (section === 'locations') for (let i = 0; i < MAX_LOCATIONS; i++) ['addr', 'coords', 'ru', 'en'].forEach((f) => take(`loc${i}_${f}`, f === 'coords' ? 2000 : 200));
   return v;
 }
 
@@ -303,14 +314,16 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg, current:
   const locations: NonNullable<UpdateProgram['locations']> = [];
   for (let i = 0; i < MAX_LOCATIONS; i++) {
     const p = `loc${i}_`;
-    if (!v[`${p}lat`] && !v[`${p}lon`] && !v[`${p}ru`] && !v[`${p}en`]) continue;
-    const latitude = parseDecimal(v[`${p}lat`] ?? '');
-    const longitude = parseDecimal(v[`${p}lon`] ?? '');
-    if (latitude === undefined || latitude < -90 || latitude > 90) errors[`${p}lat`] = t.errors.coordinate;
-    if (longitude === undefined || longitude < -180 || longitude > 180) errors[`${p}lon`] = t.errors.coordinate;
+    if (!v[`${p}addr`] && !v[`${p}coords`] && !v[`${p}ru`] && !v[`${p}en`]) continue;
+    // A store is an address and its point: neither alone (bare coordinates meant nothing to owners).
+    const address = v[`${p}addr`] ?? '';
+    if (!address) errors[`${p}addr`] = t.errors.address;
+    const point = parseCoordinates(v[`${p}coords`] ?? '');
+    if (!point) errors[`${p}coords`] = t.errors.coordinates;
+    else v[`${p}coords`] = formatCoordinates(point);
     const ru = v[`${p}ru`] ?? '';
     const en = v[`${p}en`] ?? '';
-    locations.push({ latitude: latitude ?? 0, longitude: longitude ?? 0, ...(ru || en ? { relevantText: { ru, en } } : {}) });
+    locations.push({ latitude: point?.latitude ?? 0, longitude: point?.longitude ?? 0, address, ...(ru || en ? { relevantText: { ru, en } } : {}) });
   }
   return { errors, patch: { locations } };
 }
@@ -324,9 +337,10 @@ export const settingsScreen: Screen = {
       status?: number;
       values: Values;
       errors?: FieldErrors;
-      section?: Section;
+      /** The section shown: one per page, so a Save never stands next to another section's edits. */
+      section: Section;
       formError?: string;
-      saved?: Section;
+      saved?: boolean;
     }
 
     function render(request: FastifyRequest, reply: FastifyReply, program: ProgramRow, state: State) {
@@ -336,7 +350,7 @@ export const settingsScreen: Screen = {
       const v = state.values;
       const errorsFor = (section: Section) => (state.section === section ? (state.errors ?? {}) : {});
       const header = (section: Section, title: string) => html`<h2 id="${section}-title">${title}</h2>
-${state.saved === section ? notice(t.saved) : ''}
+${state.saved ? notice(t.saved) : ''}
 ${state.section === section ? errorSummary(l, state.errors ?? {}, state.formError) : ''}`;
       const form = (section: Section, title: string, inner: SafeHtml) => html`<section class="panel" aria-labelledby="${section}-title" id="${section}">
 ${header(section, title)}
@@ -428,32 +442,48 @@ ${textarea({ name: `text_${key}_en`, label: `${t.text[key]} — ${t.en}`, value:
       const locationRows: SafeHtml[] = [];
       for (let i = 0; i < rows; i++) {
         const p = `loc${i}_`;
-        locationRows.push(html`<fieldset><legend>${t.location(i + 1)}</legend><div class="row">
-${field({ name: `${p}lat`, label: t.latitude, value: v[`${p}lat`], errors: le, attrs: html` inputmode="decimal" maxlength="20"` })}
-${field({ name: `${p}lon`, label: t.longitude, value: v[`${p}lon`], errors: le, attrs: html` inputmode="decimal" maxlength="20"` })}
+        const address = v[`${p}addr`] ?? '';
+        const point = parseCoordinates(v[`${p}coords`] ?? '');
+        const links = [
+          address ? html`<a href="${mapSearchLink(address)}" target="_blank" rel="noopener noreferrer" data-map-search>${t.findOnMap(address)}</a>` : '',
+          point ? html`<a href="${mapLink(point)}" target="_blank" rel="noopener noreferrer" data-map-link>${t.showOnMap}</a>` : '',
+        ].filter(Boolean);
+        locationRows.push(html`<fieldset data-location="${i}"><legend>${address ? `${t.location(i + 1)}: ${address}` : t.location(i + 1)}</legend><div class="row">
+${field({ name: `${p}addr`, label: t.address, value: address, hint: i === 0 ? t.addressHint : undefined, errors: le, attrs: html` maxlength="200" autocomplete="street-address"` })}
+${field({ name: `${p}coords`, label: t.coordinates, value: v[`${p}coords`], hint: i === 0 ? t.coordinatesHint : undefined, errors: le, attrs: html` maxlength="2000" inputmode="url" autocapitalize="off" spellcheck="false"` })}
+</div>
+${links.length > 0 ? html`<p class="map-links">${links.map((l, k) => html`${k > 0 ? ' · ' : ''}${l}`)}</p>` : ''}
+<div class="row">
 ${field({ name: `${p}ru`, label: t.relevantRu, value: v[`${p}ru`], errors: le, attrs: html` maxlength="200" lang="ru"` })}
 ${field({ name: `${p}en`, label: t.relevantEn, value: v[`${p}en`], errors: le, attrs: html` maxlength="200" lang="en"` })}
 </div></fieldset>`);
       }
       const locations = form('locations', t.locations, html`<p class="hint">${t.locationsHint}</p>${locationRows}`);
 
+      const titles: Record<Section, string> = { general: t.general, rules: t.rules, texts: t.textsTitle, locations: t.locations };
       return kit.page(request, reply, {
         status: state.status,
-        title: t.title,
+        title: `${titles[state.section]} · ${t.title}`,
         path: '/app/settings',
         body: html`<h1>${t.title}</h1>
-<nav aria-label="${t.title}" class="panel no-print"><ul class="legend">${SECTIONS.map(
-          (s) => html`<li><a href="#${s}">${{ general: t.general, rules: t.rules, texts: t.textsTitle, locations: t.locations }[s]}</a></li>`,
+<nav aria-label="${t.title}" class="tabs no-print"><ul>${SECTIONS.map(
+          (s) => html`<li><a href="/app/settings/${s}"${s === state.section ? html` aria-current="page"` : ''}>${titles[s]}</a></li>`,
         )}</ul></nav>
-${general}${rules}${textsForm}${locations}`,
+${{ general, rules, texts: textsForm, locations }[state.section]}`,
       });
     }
 
-    app.get('/app/settings', { config: { access: 'owner' } }, async (request, reply) => {
+    async function show(request: FastifyRequest, reply: FastifyReply, section: Section) {
       const session = kit.session(request);
       const program = await getProgramOr404(ctx.db, session.programId);
-      const saved = (request.query as Record<string, string>).saved;
-      return render(request, reply, program, { values: valuesOf(program, kit.lang(request)), saved: SECTIONS.includes(saved as Section) ? (saved as Section) : undefined });
+      const saved = (request.query as Record<string, string>).saved === '1';
+      return render(request, reply, program, { values: valuesOf(program, kit.lang(request)), section, saved });
+    }
+    app.get('/app/settings', { config: { access: 'owner' } }, async (request, reply) => show(request, reply, 'general'));
+    app.get<{ Params: { section: string } }>('/app/settings/:section', { config: { access: 'owner' } }, async (request, reply) => {
+      const section = request.params.section as Section;
+      if (!SECTIONS.includes(section)) throw new AppError(404, 'not_found', 'No such section');
+      return show(request, reply, section);
     });
 
     app.post<{ Params: { section: string } }>('/app/settings/:section', { config: { access: 'owner' } }, async (request, reply) => {
@@ -480,7 +510,7 @@ ${general}${rules}${textsForm}${locations}`,
         }
         throw error;
       }
-      return kit.redirect(reply, `/app/settings?saved=${section}#${section}`);
+      return kit.redirect(reply, `/app/settings/${section}?saved=1`);
     });
   },
 };
