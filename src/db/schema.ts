@@ -161,6 +161,10 @@ export interface CardTable {
   notes: ColumnType<string | null, string | null | undefined, string | null>;
   /** When the holder's personal data was erased (status 'erased'). */
   erased_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** Stamps mechanic: the sum of the card's stamp entries (never negative). */
+  stamps: Generated<number>;
+  /** When the card last got a stamp (stamps expiry). */
+  last_stamp_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** Audit of erasures: who erased which card and when (no personal data). */
@@ -215,6 +219,36 @@ export interface PurchaseTable {
   refunded_at: Date | null;
   /** Points the refund could not take back because they were already spent (null until refunded). */
   refund_shortfall: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Money off the check (mechanic "discount"), minor units. */
+  discount: Generated<number>;
+  /** The check's lines as the till sent them (null: a whole-check purchase). */
+  items: ColumnType<unknown | null, string | null | undefined, string | null>;
+  stamps_added: Generated<number>;
+  rewards_earned: Generated<number>;
+}
+
+export type StampEntryKind = 'stamp' | 'reward' | 'expiry' | 'reversal';
+
+export interface StampEntryTable {
+  id: Generated<number>;
+  program_id: string;
+  card_id: string;
+  purchase_id: string | null;
+  kind: StampEntryKind;
+  stamps: number;
+  actor: string;
+  created_at: Timestamp;
+}
+
+/** A completed stamp card, for the coupons module to turn into a coupon ('revoked' by a refund). */
+export interface StampRewardTable {
+  id: Generated<string>;
+  program_id: string;
+  card_id: string;
+  purchase_id: string;
+  status: Generated<'earned' | 'revoked'>;
+  created_at: Timestamp;
+  revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export type ReferralStatus = 'pending' | 'paid' | 'capped' | 'reversed';
@@ -742,6 +776,8 @@ export interface Database {
   invitation: InvitationTable;
   purchase: PurchaseTable;
   ledger_entry: LedgerEntryTable;
+  stamp_entry: StampEntryTable;
+  stamp_rewards: StampRewardTable;
   idempotency_record: IdempotencyRecordTable;
   apple_registration: AppleRegistrationTable;
   consent_text: ConsentTextTable;

@@ -5,8 +5,21 @@ import { lockCardInProgram, lockCardWithProgramVersion } from '../cards/reposito
 import { cachedProgramOr404 } from '../programs/cache.js';
 import { getProgramOr404 } from '../programs/service.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
-import { postToLedger, type LedgerPosting } from './ledger.js';
-import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type LoyaltyRules } from './rules.js';
+import type { CardRow } from '../db/schema.js';
+import type { Executor } from '../db/database.js';
+import { findCardInProgram } from '../cards/repository.js';
+import { postToLedger, type LedgerPosting, type StampPosting } from './ledger.js';
+import {
+  quoteCheck,
+  quoteRefund,
+  quoteStampRefund,
+  referralBonuses,
+  RuleViolation,
+  type CheckQuote,
+  type LineItem,
+  type LoyaltyRules,
+} from './rules.js';
+import { onStampRewardsEarned, revokeStampRewards } from './stamps.js';
 import { lockReferral, payInviter, verifyCard } from './bonuses.js';
 import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
@@ -19,11 +32,19 @@ function asProblem(error: unknown): never {
   throw error;
 }
 
-export interface PurchaseCommand {
+/** The check as the till sends it to a quote or a purchase. */
+export interface CheckCommand {
+  /** Minor units; may be omitted when items are given (then it is their sum). */
+  amount?: number;
+  items?: LineItem[];
+  redeemPoints: number;
+  /** The moment of the check (stamps expiry); the app clock. */
+  now: Date;
+}
+
+export interface PurchaseCommand extends CheckCommand {
   programId: string;
   cardId: string;
-  amount: number;
-  redeemPoints: number;
   storeId?: string;
   receiptId?: string;
   actor: string;
@@ -50,19 +71,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   if (card.status === 'erased') throw cardErased();
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
 
-  let quote;
-  try {
-    quote = quotePurchase({
-      amount: command.amount,
-      redeemPoints: command.redeemPoints,
-      balance: card.balance,
-      lifetimeSpend: card.lifetime_spend,
-      tierCode: card.tier,
-      rules,
-    });
-  } catch (error) {
-    asProblem(error);
-  }
+  const quote = priceCheck(card, rules, command);
 
   if (command.receiptId) {
     const seen = await trx
@@ -89,6 +98,10 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
         redeemed: quote.redeemed,
         accrued: quote.accrued,
         payable: quote.payable,
+        discount: quote.discount,
+        items: command.items && command.items.length > 0 ? JSON.stringify(command.items) : null,
+        stamps_added: quote.stampsAdded,
+        rewards_earned: quote.rewardsEarned,
         store_id: command.storeId ?? null,
         receipt_id: command.receiptId ?? null,
       })
@@ -120,7 +133,12 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   let after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.payable,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
+    stamps: stampPostings(base, quote, rules),
+    stampedAt: command.now,
   });
+  if (quote.rewardsEarned > 0) {
+    await onStampRewardsEarned(trx, { programId: command.programId, cardId: card.id, count: quote.rewardsEarned, purchaseId: purchase.id });
+  }
   // An unverified self-service card becomes real with its first completed purchase: its pending
   // bonuses are released now, after this purchase was priced, so they are spendable from the next
   // purchase on (a made-up card cannot pay with its own welcome bonus).
@@ -151,6 +169,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
       redeemed: quote.redeemed,
       accrued: quote.accrued,
       payable: quote.payable,
+      discount: quote.discount,
+      stampsAdded: quote.stampsAdded,
+      rewardsEarned: quote.rewardsEarned,
       storeId: command.storeId ?? null,
       receiptId: command.receiptId ?? null,
       balance: after.balance,
@@ -167,6 +188,94 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    mechanic: quote.mechanic,
+    eligibleAmount: quote.eligibleAmount,
+    discountPercent: quote.discountPercent,
+    discount: quote.discount,
+    stampsAdded: quote.stampsAdded,
+    rewardsEarned: quote.rewardsEarned,
+    stamps: after.stamps,
+  };
+}
+
+/** The card's state and the check, through the one pure function (purchase and quote alike). */
+function priceCheck(
+  card: Pick<CardRow, 'balance' | 'lifetime_spend' | 'tier' | 'stamps' | 'last_stamp_at'>,
+  rules: LoyaltyRules,
+  check: CheckCommand,
+): CheckQuote {
+  try {
+    return quoteCheck({
+      amount: check.amount,
+      items: check.items,
+      redeemPoints: check.redeemPoints,
+      balance: card.balance,
+      lifetimeSpend: card.lifetime_spend,
+      tierCode: card.tier,
+      stamps: card.stamps,
+      lastStampAt: card.last_stamp_at,
+      now: check.now,
+      rules,
+    });
+  } catch (error) {
+    asProblem(error);
+  }
+}
+
+function stampPostings(
+  base: { programId: string; cardId: string; actor: string; purchaseId: string },
+  quote: CheckQuote,
+  rules: LoyaltyRules,
+): StampPosting[] {
+  const perReward = rules.stamps?.perReward ?? 0;
+  const common = { programId: base.programId, cardId: base.cardId, actor: base.actor, purchaseId: base.purchaseId };
+  return [
+    { ...common, kind: 'expiry' as const, stamps: -quote.stampsExpired },
+    { ...common, kind: 'stamp' as const, stamps: quote.stampsAdded },
+    { ...common, kind: 'reward' as const, stamps: -quote.rewardsEarned * perReward },
+  ].filter((posting) => posting.stamps !== 0);
+}
+
+/**
+ * What a purchase with this check would do to the card now, writing nothing (the till asks before
+ * it closes the check). The same function prices the purchase, so a purchase with the same input on
+ * an unchanged card answers the same numbers. `coupons` is filled by the coupons module.
+ */
+export async function quoteForCard(executor: Executor, command: CheckCommand & { programId: string; cardId: string }) {
+  const card = await findCardInProgram(executor, command.programId, command.cardId);
+  if (!card) {
+    await getProgramOr404(executor, command.programId);
+    throw notFound('card');
+  }
+  if (card.status === 'erased') throw cardErased();
+  if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
+  const program = await cachedProgramOr404(executor, command.programId);
+  const rules = program.rules as LoyaltyRules;
+  const quote = priceCheck(card, rules, command);
+  return {
+    cardId: card.id,
+    mechanic: quote.mechanic,
+    amount: quote.amount,
+    eligibleAmount: quote.eligibleAmount,
+    discountPercent: quote.discountPercent,
+    discount: quote.discount,
+    balance: card.balance,
+    maxRedeemablePoints: quote.maxRedeemablePoints,
+    redeemed: quote.redeemed,
+    redeemedValue: quote.redeemedValue,
+    payable: quote.payable,
+    accrued: quote.accrued,
+    accrualPercent: quote.accrualPercent,
+    tier: card.tier,
+    tierAfter: quote.tierAfter,
+    tierChanged: quote.tierChanged,
+    stamps: card.stamps,
+    stampsExpired: quote.stampsExpired,
+    stampsAdded: quote.stampsAdded,
+    rewardsEarned: quote.rewardsEarned,
+    stampsAfter: quote.stampsAfter,
+    perReward: rules.stamps?.perReward ?? null,
+    coupons: [] as never[],
   };
 }
 
@@ -241,10 +350,33 @@ export async function refundPurchase(
     postings.push({ ...base, points: -taken, reason: `refund: ${bonus.kind} bonus taken back` });
   }
 
+  // Stamps: the purchase's own 'stamp' and 'reward' entries are undone (not an expiry it applied:
+  // those stamps had run out anyway), and the rewards it completed are revoked.
+  let stampsReversal: { delta: number; shortfall: number; rewardsRevoked: number } = { delta: 0, shortfall: 0, rewardsRevoked: 0 };
+  const stampPostingsOfRefund: StampPosting[] = [];
+  if (purchase.stamps_added > 0 || purchase.rewards_earned > 0) {
+    const entries = await trx
+      .selectFrom('stamp_entry')
+      .select(['kind', 'stamps'])
+      .where('program_id', '=', command.programId)
+      .where('purchase_id', '=', purchase.id)
+      .where('kind', 'in', ['stamp', 'reward'])
+      .execute();
+    const added = entries.filter((e) => e.kind === 'stamp').reduce((sum, e) => sum + e.stamps, 0);
+    const usedByRewards = -entries.filter((e) => e.kind === 'reward').reduce((sum, e) => sum + e.stamps, 0);
+    const undo = quoteStampRefund({ added, usedByRewards, stamps: card.stamps });
+    const rewardsRevoked = await revokeStampRewards(trx, { programId: command.programId, purchaseId: purchase.id });
+    stampsReversal = { delta: undo.delta, shortfall: undo.shortfall, rewardsRevoked };
+    if (undo.delta !== 0) {
+      stampPostingsOfRefund.push({ programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, kind: 'reversal', stamps: undo.delta });
+    }
+  }
+
   await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
   const after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
+    stamps: stampPostingsOfRefund,
   });
 
   // The inviter's side of a referral that this purchase paid.
@@ -289,6 +421,8 @@ export async function refundPurchase(
       balance: after.balance,
       tier: after.tier,
       tierChanged: quote.tierChanged,
+      stampsDelta: stampsReversal.delta,
+      rewardsRevoked: stampsReversal.rewardsRevoked,
     },
   });
   return {
@@ -302,5 +436,9 @@ export async function refundPurchase(
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    stampsDelta: stampsReversal.delta,
+    stampsShortfall: stampsReversal.shortfall,
+    rewardsRevoked: stampsReversal.rewardsRevoked,
+    stamps: after.stamps,
   };
 }

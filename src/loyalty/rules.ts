@@ -718,12 +718,12 @@ function quoteStamps(
  * (they would have expired anyway). The count never goes below zero; what could not be taken back
  * (the holder already completed a reward with these stamps) is `shortfall`.
  */
-export function quoteStampRefund(input: { stampsAdded: number; rewardsEarned: number; perReward: number; stamps: number }): {
+export function quoteStampRefund(input: { added: number; usedByRewards: number; stamps: number }): {
   delta: number;
   stampsAfter: number;
   shortfall: number;
 } {
-  const wanted = input.rewardsEarned * input.perReward - input.stampsAdded;
+  const wanted = input.usedByRewards - input.added;
   const stampsAfter = Math.max(0, input.stamps + wanted);
   return { delta: stampsAfter - input.stamps, stampsAfter, shortfall: stampsAfter - (input.stamps + wanted) };
 }

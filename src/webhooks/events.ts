@@ -78,6 +78,11 @@ export interface WebhookEventData {
     redeemed: number;
     accrued: number;
     payable: number;
+    /** Money off the check (mechanic "discount"), minor units; 0 otherwise. */
+    discount: number;
+    /** Stamps the purchase added and stamp cards it completed (mechanic "stamps"); 0 otherwise. */
+    stampsAdded: number;
+    rewardsEarned: number;
     storeId: string | null;
     receiptId: string | null;
     balance: number;
@@ -97,6 +102,9 @@ export interface WebhookEventData {
     balance: number;
     tier: string;
     tierChanged: boolean;
+    /** How the card's stamps moved (stamps mechanic; 0 otherwise) and the stamp rewards revoked. */
+    stampsDelta: number;
+    rewardsRevoked: number;
   };
   /** Defined by the campaigns module. */
   'campaign.finished': Record<string, unknown>;

@@ -581,6 +581,7 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
                 redeemPoints,
                 actor: `staff:${session.staffId}`,
                 idempotencyKey: idemKey(formKey),
+                now: ctx.clock(),
               }),
             };
           },
