@@ -10,6 +10,7 @@ import type { Executor } from '../db/database.js';
 import { findCardInProgram } from '../cards/repository.js';
 import { postToLedger, type LedgerPosting, type StampPosting } from './ledger.js';
 import {
+  mechanicOf,
   quoteCheck,
   quoteRefund,
   quoteStampRefund,
@@ -188,13 +189,19 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
-    mechanic: quote.mechanic,
-    eligibleAmount: quote.eligibleAmount,
-    discountPercent: quote.discountPercent,
-    discount: quote.discount,
-    stampsAdded: quote.stampsAdded,
-    rewardsEarned: quote.rewardsEarned,
-    stamps: after.stamps,
+    // A whole-check purchase in a points program answers exactly what it always did; any other
+    // check also says what its mechanic did (the numbers its quote gave).
+    ...(quote.mechanic === 'points' && !(command.items && command.items.length > 0)
+      ? {}
+      : {
+          mechanic: quote.mechanic,
+          eligibleAmount: quote.eligibleAmount,
+          discountPercent: quote.discountPercent,
+          discount: quote.discount,
+          stampsAdded: quote.stampsAdded,
+          rewardsEarned: quote.rewardsEarned,
+          stamps: after.stamps,
+        }),
   };
 }
 
@@ -308,6 +315,7 @@ export async function refundPurchase(
   // Re-read under the card lock: a concurrent refund of the same purchase has finished by now.
   const current = await trx.selectFrom('purchase').select('status').where('id', '=', purchase.id).executeTakeFirstOrThrow();
   if (current.status === 'refunded') throw conflict('purchase_already_refunded', 'This purchase was already refunded');
+  const rules = program.rules as LoyaltyRules;
 
   let quote;
   try {
@@ -316,7 +324,7 @@ export async function refundPurchase(
       balance: card.balance,
       lifetimeSpend: card.lifetime_spend,
       tierCode: card.tier,
-      rules: program.rules as LoyaltyRules,
+      rules,
     });
   } catch (error) {
     asProblem(error);
@@ -436,9 +444,9 @@ export async function refundPurchase(
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
-    stampsDelta: stampsReversal.delta,
-    stampsShortfall: stampsReversal.shortfall,
-    rewardsRevoked: stampsReversal.rewardsRevoked,
-    stamps: after.stamps,
+    // The stamps side only where there are stamps: a points refund answers what it always did.
+    ...(mechanicOf(rules) === 'stamps' || purchase.stamps_added > 0 || purchase.rewards_earned > 0
+      ? { stampsDelta: stampsReversal.delta, stampsShortfall: stampsReversal.shortfall, rewardsRevoked: stampsReversal.rewardsRevoked, stamps: after.stamps }
+      : {}),
   };
 }

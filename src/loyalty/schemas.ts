@@ -38,6 +38,8 @@ export const PurchaseRequestSchema = Type.Object(
 
 const MechanicField = Type.Union([Type.Literal('points'), Type.Literal('discount'), Type.Literal('stamps')]);
 
+// The mechanic fields are present unless the program is a points program and the check had no
+// items: those purchases answer exactly what they always did.
 export const PurchaseResultSchema = Type.Object({
   purchaseId: Type.String(),
   amount: Type.Integer(),
@@ -47,13 +49,13 @@ export const PurchaseResultSchema = Type.Object({
   balance: Type.Integer(),
   tier: Type.String(),
   tierChanged: Type.Boolean(),
-  mechanic: MechanicField,
-  eligibleAmount: Type.Integer({ description: 'The part of the check the rules apply to (amount minus excluded items)' }),
-  discountPercent: Type.Number({ description: 'Mechanic "discount": the percent given (the tier the card had); else 0' }),
-  discount: Type.Integer({ description: 'Money off, minor units' }),
-  stampsAdded: Type.Integer(),
-  rewardsEarned: Type.Integer({ description: 'Stamp cards completed by this purchase (each is a reward)' }),
-  stamps: Type.Integer({ description: 'Stamps on the card after the purchase' }),
+  mechanic: Type.Optional(MechanicField),
+  eligibleAmount: Type.Optional(Type.Integer({ description: 'The part of the check the rules apply to (amount minus excluded items)' })),
+  discountPercent: Type.Optional(Type.Number({ description: 'Mechanic "discount": the percent given (the tier the card had); else 0' })),
+  discount: Type.Optional(Type.Integer({ description: 'Money off, minor units' })),
+  stampsAdded: Type.Optional(Type.Integer()),
+  rewardsEarned: Type.Optional(Type.Integer({ description: 'Stamp cards completed by this purchase (each is a reward)' })),
+  stamps: Type.Optional(Type.Integer({ description: 'Stamps on the card after the purchase' })),
 });
 
 export const QuoteResultSchema = Type.Object({
@@ -103,10 +105,12 @@ export const RefundResultSchema = Type.Object({
   balance: Type.Integer(),
   tier: Type.String(),
   tierChanged: Type.Boolean(),
-  stampsDelta: Type.Integer({ description: 'How the card\'s stamps moved: the stamps the purchase added come off, those its rewards used come back' }),
-  stampsShortfall: Type.Integer({ description: 'Stamps that could not be taken back (already used for a later reward)' }),
-  rewardsRevoked: Type.Integer({ description: 'Stamp rewards the purchase had earned, revoked' }),
-  stamps: Type.Integer(),
+  stampsDelta: Type.Optional(
+    Type.Integer({ description: 'Stamps programs: how the card\'s stamps moved (the stamps the purchase added come off, those its rewards used come back)' }),
+  ),
+  stampsShortfall: Type.Optional(Type.Integer({ description: 'Stamps that could not be taken back (already used for a later reward)' })),
+  rewardsRevoked: Type.Optional(Type.Integer({ description: 'Stamp rewards the purchase had earned, revoked' })),
+  stamps: Type.Optional(Type.Integer()),
 });
 
 const PurchaseView = Type.Object({
