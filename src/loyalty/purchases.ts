@@ -160,6 +160,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     const now = await trx.selectFrom('card').select(['balance', 'tier', 'lifetime_spend', 'pending_points']).where('id', '=', card.id).executeTakeFirstOrThrow();
     after = { ...after, balance: now.balance, tier: now.tier, lifetimeSpend: now.lifetime_spend, pendingPoints: now.pending_points };
   }
+  // A whole-check purchase in a points program answers (and tells webhooks) exactly what it always
+  // did; any other check also says what its mechanic did (the numbers its quote gave).
+  const plainPoints = quote.mechanic === 'points' && !(command.items && command.items.length > 0);
   await emitEvent(trx, {
     programId: command.programId,
     type: 'purchase.created',
@@ -170,9 +173,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
       redeemed: quote.redeemed,
       accrued: quote.accrued,
       payable: quote.payable,
-      discount: quote.discount,
-      stampsAdded: quote.stampsAdded,
-      rewardsEarned: quote.rewardsEarned,
+      ...(plainPoints ? {} : { discount: quote.discount, stampsAdded: quote.stampsAdded, rewardsEarned: quote.rewardsEarned }),
       storeId: command.storeId ?? null,
       receiptId: command.receiptId ?? null,
       balance: after.balance,
@@ -189,9 +190,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
-    // A whole-check purchase in a points program answers exactly what it always did; any other
-    // check also says what its mechanic did (the numbers its quote gave).
-    ...(quote.mechanic === 'points' && !(command.items && command.items.length > 0)
+    ...(plainPoints
       ? {}
       : {
           mechanic: quote.mechanic,
@@ -415,6 +414,7 @@ export async function refundPurchase(
     .execute();
 
   const pointsReversed = quote.pointsReversed + bonusesReversed;
+  const hasStamps = mechanicOf(rules) === 'stamps' || purchase.stamps_added > 0 || purchase.rewards_earned > 0;
   await emitEvent(trx, {
     programId: command.programId,
     type: 'purchase.refunded',
@@ -429,8 +429,7 @@ export async function refundPurchase(
       balance: after.balance,
       tier: after.tier,
       tierChanged: quote.tierChanged,
-      stampsDelta: stampsReversal.delta,
-      rewardsRevoked: stampsReversal.rewardsRevoked,
+      ...(hasStamps ? { stampsDelta: stampsReversal.delta, rewardsRevoked: stampsReversal.rewardsRevoked } : {}),
     },
   });
   return {
@@ -445,7 +444,7 @@ export async function refundPurchase(
     tier: after.tier,
     tierChanged: quote.tierChanged,
     // The stamps side only where there are stamps: a points refund answers what it always did.
-    ...(mechanicOf(rules) === 'stamps' || purchase.stamps_added > 0 || purchase.rewards_earned > 0
+    ...(hasStamps
       ? { stampsDelta: stampsReversal.delta, stampsShortfall: stampsReversal.shortfall, rewardsRevoked: stampsReversal.rewardsRevoked, stamps: after.stamps }
       : {}),
   };
