@@ -10,6 +10,7 @@ import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type Loyalt
 import { lockReferral, payInviter, verifyCard } from './bonuses.js';
 import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
+import { couponForPurchase, redeemCouponInPurchase, reverseCouponRedemption } from '../coupons/service.js';
 
 type Trx = Transaction<Database>;
 
@@ -28,6 +29,8 @@ export interface PurchaseCommand {
   receiptId?: string;
   actor: string;
   idempotencyKey?: string;
+  /** A coupon of this card to redeem (src/coupons): it lowers the check before points are priced. */
+  couponCode?: string;
 }
 
 /**
@@ -50,10 +53,17 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   if (card.status === 'erased') throw cardErased();
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
 
+  // ---- coupons (src/coupons, docs/coupons.md): the coupon lowers the check; points are priced on the rest.
+  const now = new Date();
+  const coupon = command.couponCode
+    ? await couponForPurchase(trx, { programId: command.programId, cardId: card.id, code: command.couponCode, check: { amount: command.amount }, now })
+    : null;
+  // ---- end coupons
+
   let quote;
   try {
     quote = quotePurchase({
-      amount: command.amount,
+      amount: command.amount - (coupon?.discount ?? 0),
       redeemPoints: command.redeemPoints,
       balance: card.balance,
       lifetimeSpend: card.lifetime_spend,
@@ -102,6 +112,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     }
     throw error;
   }
+  // ---- coupons: single use, enforced by one conditional UPDATE (409 coupon_already_used)
+  if (coupon) await redeemCouponInPurchase(trx, { programId: command.programId, cardId: card.id, coupon, purchaseId: purchase.id, now });
+  // ---- end coupons
 
   const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, idempotencyKey: command.idempotencyKey };
   const postings: LedgerPosting[] = [
@@ -167,6 +180,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    ...(coupon ? { coupon: { code: coupon.code, discount: coupon.discount, checkAmount: coupon.checkAmount } } : {}),
   };
 }
 
@@ -242,6 +256,9 @@ export async function refundPurchase(
   }
 
   await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  // ---- coupons: the purchase's coupon is usable again while still valid (docs/coupons.md)
+  const coupon = await reverseCouponRedemption(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+  // ---- end coupons
   const after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
@@ -302,5 +319,6 @@ export async function refundPurchase(
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    ...(coupon ? { coupon } : {}),
   };
 }

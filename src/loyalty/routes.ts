@@ -22,7 +22,9 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         summary: 'Record a purchase: accrue points, optionally pay part of the check with points',
         description:
           'Redemption above the balance (insufficient_points) or above the cap (redemption_cap_exceeded) answers 422 and changes nothing. ' +
-          'Send an Idempotency-Key: a retry with the same key and body replays the first response.',
+          'Send an Idempotency-Key: a retry with the same key and body replays the first response. ' +
+          'With couponCode, the coupon lowers the check first (`amount` in the answer is the check after it, `coupon.checkAmount` the check as sent); ' +
+          'a used coupon answers 409 coupon_already_used, an expired one or one whose terms the check does not meet 422 (docs/coupons.md).',
         params: Type.Object({ cardId: Uuid }),
         headers: IdempotencyHeaders,
         body: PurchaseRequestSchema,
@@ -42,6 +44,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
           redeemPoints: request.body.redeemPoints ?? 0,
           storeId: request.body.storeId,
           receiptId: request.body.receiptId,
+          couponCode: request.body.couponCode,
           actor,
           idempotencyKey: key,
         }),

@@ -1,3 +1,4 @@
+import { CouponCodeInput, PurchaseCouponSchema, RefundCouponSchema } from '../coupons/schemas.js';
 import { Type } from '@sinclair/typebox';
 
 export const PurchaseRequestSchema = Type.Object(
@@ -6,6 +7,7 @@ export const PurchaseRequestSchema = Type.Object(
     redeemPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Points to pay with' })),
     storeId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     receiptId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Unique per program: a receipt counts once' })),
+    couponCode: Type.Optional(CouponCodeInput),
   },
   { additionalProperties: false },
 );
@@ -19,6 +21,7 @@ export const PurchaseResultSchema = Type.Object({
   balance: Type.Integer(),
   tier: Type.String(),
   tierChanged: Type.Boolean(),
+  coupon: Type.Optional(PurchaseCouponSchema),
 });
 
 export const RefundResultSchema = Type.Object({
@@ -42,6 +45,7 @@ export const RefundResultSchema = Type.Object({
   balance: Type.Integer(),
   tier: Type.String(),
   tierChanged: Type.Boolean(),
+  coupon: Type.Optional(RefundCouponSchema),
 });
 
 const PurchaseView = Type.Object({
