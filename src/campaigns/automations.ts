@@ -57,7 +57,12 @@ const ControlShare = Type.Integer({
   description: 'Percent of the cards whose occasion came that are held back (never messaged) to measure the effect; default 10',
 });
 const CouponDefinitionId = Type.Optional(
-  Type.String({ format: 'uuid', description: 'Each card also gets a coupon of this definition (src/coupons, docs/coupons.md)' }),
+  // A pattern, not format 'uuid': settingsOf checks stored settings with TypeBox's Value, which knows no formats.
+  Type.String({
+    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    maxLength: 36,
+    description: 'Each card also gets a coupon of this definition (src/coupons, docs/coupons.md)',
+  }),
 );
 const Msg = (ru: string, en: string) => Type.Object(MessageSchema.properties, { additionalProperties: false, default: { ru, en } });
 
