@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redeemCouponInPurchase } from '../../src/coupons/service.js';
 import { createProgramWithKeys, startTestApp, waitFor, type TestApp } from '../support/app.js';
 import { passUrl, pushesTo, pushToken, waitForCardJobsIdle, type RoleHeaders } from '../support/apple-device.js';
 import { installOnDevice, issueConsentingCard, saveToGoogle, waitForCampaignDelivered, type TestCard } from '../support/campaigns.js';
@@ -337,5 +339,49 @@ describe(`coupons (${TEST_DATABASE_KIND} database)`, () => {
     expect(purchases).toHaveLength(1);
     const row = await db.selectFrom('card_coupons').selectAll().where('code', '=', coupon.code).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ status: 'redeemed', redeemed_purchase_id: purchases[0]!.id });
+  });
+
+  it.skipIf(postgres.skip)(`the conditional UPDATE alone keeps a coupon single use (no card lock taken) ${postgres.reason}`, async () => {
+    // The purchase locks the card first, so the race above is decided before the UPDATE; here two
+    // transactions redeem directly: the second waits for the first's row lock, then finds it used.
+    const { program, as } = await createProgramWithKeys(t.app, 'coupon-race-direct');
+    const definition = await define(as, { ...tenPercent, minCheck: 0 });
+    const card = await issueConsentingCard(t, as);
+    const coupon = await issue(as, card.id, definition.id);
+    const db = t.database.handle.db;
+    const priced = { id: coupon.id, code: coupon.code, discount: 100, checkAmount: 1_000 };
+    const newPurchase = (trx: typeof db) =>
+      trx.insertInto('purchase').values({ program_id: program.id, card_id: card.id, amount: 900, redeemed: 0, accrued: 0, payable: 900 }).returning('id').executeTakeFirstOrThrow();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let updated!: () => void;
+    const firstUpdated = new Promise<void>((resolve) => (updated = resolve));
+    const first = db.transaction().execute(async (trx) => {
+      const p = await newPurchase(trx as unknown as typeof db);
+      await redeemCouponInPurchase(trx, { programId: program.id, cardId: card.id, coupon: priced, purchaseId: p.id, now: new Date() });
+      updated();
+      await gate;
+    });
+    await firstUpdated;
+    const second = db.transaction().execute(async (trx) => {
+      const p = await newPurchase(trx as unknown as typeof db);
+      await redeemCouponInPurchase(trx, { programId: program.id, cardId: card.id, coupon: priced, purchaseId: p.id, now: new Date() });
+    });
+    const secondOutcome = second.then(
+      () => 'redeemed',
+      (error: { code?: string }) => error.code,
+    );
+    // The second really waits on the first's row lock before the first commits.
+    await waitFor(async () => {
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'update "card_coupons"%'`.execute(db);
+      return Number(rows[0]!.n) === 1;
+    }, { what: 'the second redemption to wait for the row lock' });
+    release();
+    await first;
+    expect(await secondOutcome).toBe('coupon_already_used');
+    const rows = await db.selectFrom('card_coupons').select(['status', 'redeemed_purchase_id']).where('id', '=', coupon.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.status).toBe('redeemed');
+    expect(await db.selectFrom('purchase').select('id').where('card_id', '=', card.id).execute()).toHaveLength(1); // the loser rolled back
   });
 });
