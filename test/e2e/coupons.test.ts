@@ -193,6 +193,21 @@ describe(`coupons (${TEST_DATABASE_KIND} database)`, () => {
     const second = await purchase(as, card.id, { amount: 60_000, couponCode: coupon.code });
     expect(second.statusCode).toBe(201);
     expect(second.json().coupon.discount).toBe(6_000);
+    // A till's retry with the same Idempotency-Key replays the redemption's answer, not a 409.
+    const coupon2 = await issue(as, card.id, definition.id);
+    const keyed = () =>
+      t.app.inject({
+        method: 'POST',
+        url: `/api/v1/cards/${card.id}/purchases`,
+        headers: { ...as('pos'), 'idempotency-key': `coupon-${coupon2.code}` },
+        payload: { amount: 50_000, couponCode: coupon2.code },
+      });
+    const firstTry = await keyed();
+    const retry = await keyed();
+    expect(firstTry.statusCode).toBe(201);
+    expect(retry.statusCode).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(firstTry.json());
     // A refund of a purchase without a coupon says nothing of coupons.
     const plainRefund = await t.app.inject({ method: 'POST', url: `/api/v1/purchases/${plain.json().purchaseId}/refund`, headers: as('pos') });
     expect(plainRefund.json().coupon).toBeUndefined();
