@@ -132,6 +132,10 @@ describe(`coupons (${TEST_DATABASE_KIND} database)`, () => {
     expect(back.get('backLatestCoupon')).toMatchObject({ changeMessage: { ru: 'Новый купон: %@', en: 'New coupon: %@' } });
     expect(back.get('backLatestCoupon')?.en).toContain(coupon.code);
     expect(JSON.stringify(t.google!.fake.objects.get(card.objectId!)!.textModulesData)).toContain(coupon.code);
+    // The holder's data (right of access) lists it.
+    const data = await t.app.inject({ method: 'GET', url: `/api/v1/cards/${card.id}/personal-data`, headers: as('admin') });
+    expect(data.statusCode).toBe(200);
+    expect(data.json().coupons).toMatchObject([{ code: coupon.code, status: 'issued', source: 'admin' }]);
 
     // A definition switched off issues nothing more.
     await t.app.inject({ method: 'PATCH', url: `/api/v1/coupons/definitions/${definition.id}`, headers: as('admin'), payload: { active: false } });
