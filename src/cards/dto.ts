@@ -1,5 +1,5 @@
 import type { CardRow, ProgramRow } from '../db/schema.js';
-import type { LoyaltyRules } from '../loyalty/rules.js';
+import { mechanicOf, type LoyaltyRules } from '../loyalty/rules.js';
 import type { CardDto } from './schemas.js';
 
 export interface CardLinks {
@@ -52,6 +52,7 @@ export function cardDto(
     pendingPoints: card.pending_points,
     verification: { channel: card.channel, verifiedAt: card.verified_at?.toISOString() ?? null, via: card.verified_via },
     lifetimeSpend: card.lifetime_spend,
+    ...mechanicView(card, rules),
     referralCode: card.referral_code,
     referralUrl: referralUrl(links.publicUrl, program, card),
     referredBy: card.referred_by,
@@ -68,6 +69,22 @@ export function cardDto(
     createdAt: card.created_at.toISOString(),
     updatedAt: card.updated_at.toISOString(),
   };
+}
+
+/** What a wallet needs to show the program's mechanic on the card. */
+export function mechanicView(card: Pick<CardRow, 'tier' | 'lifetime_spend' | 'stamps'>, rules: LoyaltyRules) {
+  const mechanic = mechanicOf(rules);
+  let discountPercent: number | null = null;
+  let nextDiscount: { percent: number; spendToGo: number } | null = null;
+  if (mechanic === 'discount') {
+    const index = rules.tiers.findIndex((t) => t.code === card.tier);
+    discountPercent = index === -1 ? 0 : (rules.tiers[index].discountPercent ?? 0);
+    // The next level is the first tier above the card's with a higher threshold than spend so far.
+    const next = rules.tiers.slice(index + 1).find((t) => t.threshold > card.lifetime_spend);
+    if (next) nextDiscount = { percent: next.discountPercent ?? 0, spendToGo: next.threshold - card.lifetime_spend };
+  }
+  const stamps = mechanic === 'stamps' && rules.stamps ? { count: card.stamps, perReward: rules.stamps.perReward } : null;
+  return { mechanic, discountPercent, nextDiscount, stamps };
 }
 
 function toIsoDate(value: Date | string): string {

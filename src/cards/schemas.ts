@@ -27,6 +27,14 @@ export const CardSchema = Type.Object({
     via: Nullable(Type.String({ description: 'staff, otp (one-time code to the phone), purchase (first purchase at the till) or legacy' })),
   }),
   lifetimeSpend: Type.Integer({ description: 'Minor units' }),
+  mechanic: Type.Union([Type.Literal('points'), Type.Literal('discount'), Type.Literal('stamps')], { description: 'The program\'s mechanic' }),
+  discountPercent: Type.Union([Type.Number(), Type.Null()], { description: 'Mechanic "discount": the card\'s current percent; else null' }),
+  nextDiscount: Type.Union([Type.Object({ percent: Type.Number(), spendToGo: Type.Integer({ description: 'Minor units' }) }), Type.Null()], {
+    description: 'Mechanic "discount": the next level and the spend still needed to reach it; null at the top or for other mechanics',
+  }),
+  stamps: Type.Union([Type.Object({ count: Type.Integer(), perReward: Type.Integer() }), Type.Null()], {
+    description: 'Mechanic "stamps": stamps collected towards the next reward; else null',
+  }),
   referralCode: Type.String(),
   referralUrl: Type.String(),
   referredBy: Nullable(Type.String()),

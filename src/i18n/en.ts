@@ -1,4 +1,4 @@
-import { count, points } from './format.js';
+import { count, formatCalendarDate, points } from './format.js';
 import type { RuCatalogue } from './ru.js';
 
 /** The English message catalogue: the same keys as `ru.ts`. */
@@ -9,6 +9,11 @@ export const en: RuCatalogue = {
     expiryReminder: 'Spend them by {date}: {points}. After that they expire.',
     expired: 'Expired: {points}',
     tierUpgrade: 'Congratulations! Your new tier: {tier}',
+  },
+  coupons: {
+    line: (title, code, until) => `${title}: code ${code}, valid until ${formatCalendarDate('en', String(until))}`,
+    latest: (title, code) => `${title} (code ${code})`,
+    googleHeader: 'Your coupons',
   },
   materials: {
     headline: 'Your loyalty card, on your phone',

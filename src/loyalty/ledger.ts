@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
-import type { LedgerKind } from '../db/schema.js';
+import type { LedgerKind, StampEntryKind } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import { cardChangedColumns, type CardChangeRecorder } from '../updates/card-changes.js';
 import { emitEvent } from '../webhooks/events.js';
@@ -22,6 +22,19 @@ export interface CardBalanceChange {
   tier?: string;
   /** Moves the card's pending points too (pending bonuses released into the ledger). */
   pendingPointsDelta?: number;
+  /** Stamp entries (stamps mechanic), appended like ledger entries; the card's stamps move by their sum. */
+  stamps?: StampPosting[];
+  /** When a 'stamp' entry was given (the app clock; the database's now() if absent). */
+  stampedAt?: Date;
+}
+
+export interface StampPosting {
+  programId: string;
+  cardId: string;
+  kind: StampEntryKind;
+  stamps: number;
+  actor: string;
+  purchaseId?: string | null;
 }
 
 /**
@@ -30,19 +43,48 @@ export interface CardBalanceChange {
  * negative: the database's CHECK constraint refuses it even if a caller's own check was wrong.
  * Callers that read the balance first must hold the card row lock (`lockCard`).
  * Emits the `balance.changed` and `tier.changed` webhook events in the same transaction.
+ * Stamp entries (stamps mechanic) go the same way: appended to stamp_entry, summed into the card's
+ * `stamps` (CHECK stamps >= 0), in the same statement and with the same wallet update.
  */
 export async function postToLedger(
   trx: Executor,
   cardChanges: CardChangeRecorder,
   postings: LedgerPosting[],
   cardChange: CardBalanceChange = {},
-): Promise<{ balance: number; tier: string; lifetimeSpend: number; pendingPoints: number; entryIds: number[] }> {
+): Promise<{ balance: number; tier: string; lifetimeSpend: number; pendingPoints: number; stamps: number; entryIds: number[] }> {
   const nonZero = postings.filter((p) => p.points !== 0);
-  if (nonZero.length === 0 && cardChange.lifetimeSpendDelta === undefined && cardChange.tier === undefined && !cardChange.pendingPointsDelta) {
+  const stampPostings = (cardChange.stamps ?? []).filter((p) => p.stamps !== 0);
+  if (
+    nonZero.length === 0 &&
+    stampPostings.length === 0 &&
+    cardChange.lifetimeSpendDelta === undefined &&
+    cardChange.tier === undefined &&
+    !cardChange.pendingPointsDelta
+  ) {
     throw new Error('postToLedger needs at least one change');
   }
-  const cardId = postings[0].cardId;
-  if (postings.some((p) => p.cardId !== cardId)) throw new Error('postToLedger posts to one card at a time');
+  const cardId = (postings[0] ?? cardChange.stamps?.[0])?.cardId;
+  if (cardId === undefined) throw new Error('postToLedger needs a card');
+  if (postings.some((p) => p.cardId !== cardId) || stampPostings.some((p) => p.cardId !== cardId)) {
+    throw new Error('postToLedger posts to one card at a time');
+  }
+  if (stampPostings.length > 0) {
+    await trx
+      .insertInto('stamp_entry')
+      .values(
+        stampPostings.map((p) => ({
+          program_id: p.programId,
+          card_id: p.cardId,
+          purchase_id: p.purchaseId ?? null,
+          kind: p.kind,
+          stamps: p.stamps,
+          actor: p.actor,
+        })),
+      )
+      .execute();
+  }
+  const stampsDelta = stampPostings.reduce((sum, p) => sum + p.stamps, 0);
+  const stamped = stampPostings.some((p) => p.kind === 'stamp');
   let entryIds: number[] = [];
   if (nonZero.length > 0) {
     const inserted = await trx
@@ -77,10 +119,12 @@ export async function postToLedger(
         lifetime_spend: sql<number>`lifetime_spend + ${cardChange.lifetimeSpendDelta ?? 0}`,
         ...(cardChange.pendingPointsDelta ? { pending_points: sql<number>`pending_points + ${cardChange.pendingPointsDelta}` } : {}),
         ...(cardChange.tier !== undefined ? { tier: cardChange.tier } : {}),
+        ...(stampPostings.length > 0 ? { stamps: sql<number>`stamps + ${stampsDelta}` } : {}),
+        ...(stamped ? { last_stamp_at: cardChange.stampedAt ?? sql<Date>`now()` } : {}),
         ...cardChangedColumns(),
       })
       .where('id', '=', cardId)
-      .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id', 'pending_points'])
+      .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id', 'pending_points', 'stamps'])
       .executeTakeFirstOrThrow();
   } catch (error) {
     if ((error as { constraint?: string }).constraint === 'card_balance_not_negative' || /card_balance_not_negative/.test(String(error))) {
@@ -109,5 +153,12 @@ export async function postToLedger(
   if (tierBefore !== undefined && tierBefore !== updated.tier) {
     await emitEvent(trx, { programId, type: 'tier.changed', data: { cardId, number: updated.number, oldTier: tierBefore, newTier: updated.tier } });
   }
-  return { balance: updated.balance, tier: updated.tier, lifetimeSpend: updated.lifetime_spend, pendingPoints: updated.pending_points, entryIds };
+  return {
+    balance: updated.balance,
+    tier: updated.tier,
+    lifetimeSpend: updated.lifetime_spend,
+    pendingPoints: updated.pending_points,
+    stamps: updated.stamps,
+    entryIds,
+  };
 }

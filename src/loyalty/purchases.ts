@@ -5,12 +5,29 @@ import { lockCardInProgram, lockCardWithProgramVersion } from '../cards/reposito
 import { cachedProgramOr404 } from '../programs/cache.js';
 import { getProgramOr404 } from '../programs/service.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
-import { postToLedger, type LedgerPosting } from './ledger.js';
-import { quotePurchase, quoteRefund, referralBonuses, RuleViolation, type LoyaltyRules } from './rules.js';
+import type { CardRow } from '../db/schema.js';
+import type { Executor } from '../db/database.js';
+import { findCardInProgram } from '../cards/repository.js';
+import { postToLedger, type LedgerPosting, type StampPosting } from './ledger.js';
+import {
+  mechanicOf,
+  quoteCheck,
+  eligibleCheck,
+  quoteRefund,
+  quoteStampRefund,
+  referralBonuses,
+  RuleViolation,
+  type CheckQuote,
+  type LineItem,
+  type LoyaltyRules,
+} from './rules.js';
+import { onStampRewardsEarned, revokeStampRewards } from './stamps.js';
 import { lockReferral, payInviter, verifyCard } from './bonuses.js';
 import { confirmClaimByPurchase } from '../enrollment/claim.js';
 import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
+import { couponForPurchase, couponsForQuote, issueStampRewardCoupons, redeemCouponInPurchase, reverseCouponRedemption, voidStampRewardCoupons } from '../coupons/service.js';
+import { applicableCoupons } from '../coupons/logic.js';
 
 type Trx = Transaction<Database>;
 
@@ -20,11 +37,21 @@ function asProblem(error: unknown): never {
   throw error;
 }
 
-export interface PurchaseCommand {
+/** The check as the till sends it to a quote or a purchase. */
+export interface CheckCommand {
+  /** A coupon of this card to apply (src/coupons): priced on the eligible part, before the mechanic. */
+  couponCode?: string;
+  /** Minor units; may be omitted when items are given (then it is their sum). */
+  amount?: number;
+  items?: LineItem[];
+  redeemPoints: number;
+  /** The moment of the check (stamps expiry); the app clock. */
+  now: Date;
+}
+
+export interface PurchaseCommand extends CheckCommand {
   programId: string;
   cardId: string;
-  amount: number;
-  redeemPoints: number;
   storeId?: string;
   receiptId?: string;
   actor: string;
@@ -51,19 +78,13 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   if (card.status === 'erased') throw cardErased();
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
 
-  let quote;
-  try {
-    quote = quotePurchase({
-      amount: command.amount,
-      redeemPoints: command.redeemPoints,
-      balance: card.balance,
-      lifetimeSpend: card.lifetime_spend,
-      tierCode: card.tier,
-      rules,
-    });
-  } catch (error) {
-    asProblem(error);
-  }
+  // ---- coupons (src/coupons, docs/coupons.md): priced on the eligible part of the check, it comes
+  // off before the mechanic's discount and points (quoteCheck's couponDiscount).
+  const coupon = command.couponCode
+    ? await couponForPurchase(trx, { programId: command.programId, cardId: card.id, code: command.couponCode, check: eligibleCheckOrProblem(rules, command), now: command.now })
+    : null;
+  // ---- end coupons
+  const quote = priceCheck(card, rules, command, coupon?.discount ?? 0);
 
   if (command.receiptId) {
     const seen = await trx
@@ -90,6 +111,10 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
         redeemed: quote.redeemed,
         accrued: quote.accrued,
         payable: quote.payable,
+        discount: quote.discount,
+        items: command.items && command.items.length > 0 ? JSON.stringify(command.items) : null,
+        stamps_added: quote.stampsAdded,
+        rewards_earned: quote.rewardsEarned,
         store_id: command.storeId ?? null,
         receipt_id: command.receiptId ?? null,
       })
@@ -103,6 +128,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     }
     throw error;
   }
+  // ---- coupons: single use, enforced by one conditional UPDATE (409 coupon_already_used)
+  if (coupon) await redeemCouponInPurchase(trx, { programId: command.programId, cardId: card.id, coupon, purchaseId: purchase.id, now: command.now });
+  // ---- end coupons
 
   const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, idempotencyKey: command.idempotencyKey };
   const postings: LedgerPosting[] = [
@@ -121,7 +149,16 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   let after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.payable,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
+    stamps: stampPostings(base, quote, rules),
+    stampedAt: command.now,
   });
+  if (quote.rewardsEarned > 0) {
+    const rewardIds = await onStampRewardsEarned(trx, { programId: command.programId, cardId: card.id, count: quote.rewardsEarned, purchaseId: purchase.id });
+    const rewardCoupon = rules.stamps?.reward.coupon;
+    if (rewardCoupon) {
+      await issueStampRewardCoupons(trx, cardChanges, { programId: command.programId, cardId: card.id, definitionId: rewardCoupon, rewardIds, actor: command.actor, now: command.now });
+    }
+  }
   // An unverified self-service card becomes real with its first completed purchase: its pending
   // bonuses are released now, after this purchase was priced, so they are spendable from the next
   // purchase on (a made-up card cannot pay with its own welcome bonus).
@@ -146,6 +183,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     const now = await trx.selectFrom('card').select(['balance', 'tier', 'lifetime_spend', 'pending_points']).where('id', '=', card.id).executeTakeFirstOrThrow();
     after = { ...after, balance: now.balance, tier: now.tier, lifetimeSpend: now.lifetime_spend, pendingPoints: now.pending_points };
   }
+  // A whole-check purchase in a points program answers (and tells webhooks) exactly what it always
+  // did; any other check also says what its mechanic did (the numbers its quote gave).
+  const plainPoints = quote.mechanic === 'points' && !(command.items && command.items.length > 0);
   await emitEvent(trx, {
     programId: command.programId,
     type: 'purchase.created',
@@ -156,6 +196,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
       redeemed: quote.redeemed,
       accrued: quote.accrued,
       payable: quote.payable,
+      ...(plainPoints ? {} : { discount: quote.discount, stampsAdded: quote.stampsAdded, rewardsEarned: quote.rewardsEarned }),
       storeId: command.storeId ?? null,
       receiptId: command.receiptId ?? null,
       balance: after.balance,
@@ -172,6 +213,124 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    ...(plainPoints
+      ? {}
+      : {
+          mechanic: quote.mechanic,
+          eligibleAmount: quote.eligibleAmount,
+          discountPercent: quote.discountPercent,
+          discount: quote.discount,
+          stampsAdded: quote.stampsAdded,
+          rewardsEarned: quote.rewardsEarned,
+          stamps: after.stamps,
+        }),
+    ...(coupon ? { coupon: { code: coupon.code, discount: coupon.discount, checkAmount: quote.amount } } : {}),
+  };
+}
+
+/** The card's state and the check, through the one pure function (purchase and quote alike). */
+function priceCheck(
+  card: Pick<CardRow, 'balance' | 'lifetime_spend' | 'tier' | 'stamps' | 'last_stamp_at'>,
+  rules: LoyaltyRules,
+  check: CheckCommand,
+  couponDiscount = 0,
+): CheckQuote {
+  try {
+    return quoteCheck({
+      amount: check.amount,
+      items: check.items,
+      couponDiscount,
+      redeemPoints: check.redeemPoints,
+      balance: card.balance,
+      lifetimeSpend: card.lifetime_spend,
+      tierCode: card.tier,
+      stamps: card.stamps,
+      lastStampAt: card.last_stamp_at,
+      now: check.now,
+      rules,
+    });
+  } catch (error) {
+    asProblem(error);
+  }
+}
+
+/** The eligible part of the check a coupon is priced on (422 for a check the rules refuse). */
+function eligibleCheckOrProblem(rules: LoyaltyRules, check: CheckCommand) {
+  try {
+    return eligibleCheck(check.amount, check.items, rules);
+  } catch (error) {
+    asProblem(error);
+  }
+}
+
+function stampPostings(
+  base: { programId: string; cardId: string; actor: string; purchaseId: string },
+  quote: CheckQuote,
+  rules: LoyaltyRules,
+): StampPosting[] {
+  const perReward = rules.stamps?.perReward ?? 0;
+  const common = { programId: base.programId, cardId: base.cardId, actor: base.actor, purchaseId: base.purchaseId };
+  return [
+    { ...common, kind: 'expiry' as const, stamps: -quote.stampsExpired },
+    { ...common, kind: 'stamp' as const, stamps: quote.stampsAdded },
+    { ...common, kind: 'reward' as const, stamps: -quote.rewardsEarned * perReward },
+  ].filter((posting) => posting.stamps !== 0);
+}
+
+/**
+ * What a purchase with this check would do to the card now, writing nothing (the till asks before
+ * it closes the check). The same function prices the purchase, so a purchase with the same input on
+ * an unchanged card answers the same numbers. `coupons` is filled by the coupons module.
+ */
+export async function quoteForCard(executor: Executor, command: CheckCommand & { programId: string; cardId: string }) {
+  const card = await findCardInProgram(executor, command.programId, command.cardId);
+  if (!card) {
+    await getProgramOr404(executor, command.programId);
+    throw notFound('card');
+  }
+  if (card.status === 'erased') throw cardErased();
+  if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
+  const program = await cachedProgramOr404(executor, command.programId);
+  const rules = program.rules as LoyaltyRules;
+  // Coupons: the one the till chose (priced as the purchase will price it), and every usable
+  // coupon of the card this check could use, each with what the till would then charge.
+  const eligible = eligibleCheckOrProblem(rules, command);
+  const cardCoupons = await couponsForQuote(executor, command.programId, card.id, command.now);
+  const chosen = command.couponCode
+    ? await couponForPurchase(executor, { programId: command.programId, cardId: card.id, code: command.couponCode, check: eligible, now: command.now })
+    : null;
+  const quote = priceCheck(card, rules, command, chosen?.discount ?? 0);
+  const coupons = applicableCoupons(eligible, cardCoupons, command.now).map((coupon) => ({
+    code: coupon.code,
+    title: coupon.title,
+    discount: coupon.discount,
+    payableAfter: priceCheck(card, rules, { ...command, redeemPoints: 0 }, coupon.discount).payable,
+  }));
+  return {
+    cardId: card.id,
+    mechanic: quote.mechanic,
+    amount: quote.amount,
+    eligibleAmount: quote.eligibleAmount,
+    discountPercent: quote.discountPercent,
+    discount: quote.discount,
+    balance: card.balance,
+    maxRedeemablePoints: quote.maxRedeemablePoints,
+    redeemed: quote.redeemed,
+    redeemedValue: quote.redeemedValue,
+    payable: quote.payable,
+    accrued: quote.accrued,
+    accrualPercent: quote.accrualPercent,
+    tier: card.tier,
+    tierAfter: quote.tierAfter,
+    tierChanged: quote.tierChanged,
+    stamps: card.stamps,
+    stampsExpired: quote.stampsExpired,
+    stampsAdded: quote.stampsAdded,
+    rewardsEarned: quote.rewardsEarned,
+    stampsAfter: quote.stampsAfter,
+    perReward: rules.stamps?.perReward ?? null,
+    couponDiscount: quote.couponDiscount,
+    coupons,
   };
 }
 
@@ -204,6 +363,7 @@ export async function refundPurchase(
   // Re-read under the card lock: a concurrent refund of the same purchase has finished by now.
   const current = await trx.selectFrom('purchase').select('status').where('id', '=', purchase.id).executeTakeFirstOrThrow();
   if (current.status === 'refunded') throw conflict('purchase_already_refunded', 'This purchase was already refunded');
+  const rules = program.rules as LoyaltyRules;
 
   let quote;
   try {
@@ -212,7 +372,7 @@ export async function refundPurchase(
       balance: card.balance,
       lifetimeSpend: card.lifetime_spend,
       tierCode: card.tier,
-      rules: program.rules as LoyaltyRules,
+      rules,
     });
   } catch (error) {
     asProblem(error);
@@ -246,10 +406,38 @@ export async function refundPurchase(
     postings.push({ ...base, points: -taken, reason: `refund: ${bonus.kind} bonus taken back` });
   }
 
+  // Stamps: the purchase's own 'stamp' and 'reward' entries are undone (not an expiry it applied:
+  // those stamps had run out anyway), and the rewards it completed are revoked.
+  let stampsReversal: { delta: number; shortfall: number; rewardsRevoked: number } = { delta: 0, shortfall: 0, rewardsRevoked: 0 };
+  const stampPostingsOfRefund: StampPosting[] = [];
+  if (purchase.stamps_added > 0 || purchase.rewards_earned > 0) {
+    const entries = await trx
+      .selectFrom('stamp_entry')
+      .select(['kind', 'stamps'])
+      .where('program_id', '=', command.programId)
+      .where('purchase_id', '=', purchase.id)
+      .where('kind', 'in', ['stamp', 'reward'])
+      .execute();
+    const added = entries.filter((e) => e.kind === 'stamp').reduce((sum, e) => sum + e.stamps, 0);
+    const usedByRewards = -entries.filter((e) => e.kind === 'reward').reduce((sum, e) => sum + e.stamps, 0);
+    const undo = quoteStampRefund({ added, usedByRewards, stamps: card.stamps });
+    const rewardsRevoked = await revokeStampRewards(trx, { programId: command.programId, purchaseId: purchase.id });
+    // Their coupons go too, unless already used (that purchase happened).
+    await voidStampRewardCoupons(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+    stampsReversal = { delta: undo.delta, shortfall: undo.shortfall, rewardsRevoked };
+    if (undo.delta !== 0) {
+      stampPostingsOfRefund.push({ programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, kind: 'reversal', stamps: undo.delta });
+    }
+  }
+
   await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  // ---- coupons: the purchase's coupon is usable again while still valid (docs/coupons.md)
+  const coupon = await reverseCouponRedemption(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+  // ---- end coupons
   const after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
+    stamps: stampPostingsOfRefund,
   });
 
   // The inviter's side of a referral that this purchase paid.
@@ -280,6 +468,7 @@ export async function refundPurchase(
     .execute();
 
   const pointsReversed = quote.pointsReversed + bonusesReversed;
+  const hasStamps = mechanicOf(rules) === 'stamps' || purchase.stamps_added > 0 || purchase.rewards_earned > 0;
   await emitEvent(trx, {
     programId: command.programId,
     type: 'purchase.refunded',
@@ -294,6 +483,7 @@ export async function refundPurchase(
       balance: after.balance,
       tier: after.tier,
       tierChanged: quote.tierChanged,
+      ...(hasStamps ? { stampsDelta: stampsReversal.delta, rewardsRevoked: stampsReversal.rewardsRevoked } : {}),
     },
   });
   return {
@@ -307,5 +497,10 @@ export async function refundPurchase(
     balance: after.balance,
     tier: after.tier,
     tierChanged: quote.tierChanged,
+    // The stamps side only where there are stamps: a points refund answers what it always did.
+    ...(hasStamps
+      ? { stampsDelta: stampsReversal.delta, stampsShortfall: stampsReversal.shortfall, rewardsRevoked: stampsReversal.rewardsRevoked, stamps: after.stamps }
+      : {}),
+    ...(coupon ? { coupon } : {}),
   };
 }

@@ -3,16 +3,53 @@ import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { AppContext } from '../app-context.js';
 import { requireProgramRole } from '../http/auth.js';
-import { cardErased, notFound } from '../http/errors.js';
+import { AppError, cardErased, notFound } from '../http/errors.js';
 import { parseIdempotencyKey, runIdempotent } from '../http/idempotency.js';
 import { IdempotencyHeaders, problemResponses, Uuid } from '../http/schemas.js';
 import { findCardInProgram } from '../cards/repository.js';
-import { recordPurchase, refundPurchase } from './purchases.js';
+import { quoteForCard, recordPurchase, refundPurchase } from './purchases.js';
 import { segmentOfCard } from '../campaigns/segments.js';
-import { HistorySchema, PurchaseRequestSchema, PurchaseResultSchema, RefundResultSchema } from './schemas.js';
+import { HistorySchema, PurchaseRequestSchema, PurchaseResultSchema, QuoteResultSchema, RefundResultSchema } from './schemas.js';
+
+/** A check needs an amount or items (the schema cannot say "one of", so it is checked here, as a 400 like the schema's). */
+function requireAmountOrItems(body: { amount?: number; items?: unknown[] }) {
+  if (body.amount === undefined && (body.items === undefined || body.items.length === 0)) {
+    throw new AppError(400, 'validation_failed', 'body must have amount or items');
+  }
+}
 
 export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = async (app, { ctx }) => {
   const { db } = ctx;
+
+  app.post(
+    '/cards/:cardId/quote',
+    {
+      schema: {
+        tags: ['pos'],
+        summary: 'Quote a check before closing it: discount, points redeemable, payable, points/stamps it would earn; writes nothing',
+        description:
+          'Takes the purchase body (amount or items, redeemPoints, couponCode). A purchase with the same body on the unchanged card answers the same numbers. ' +
+          'Lists the card\'s coupons this check can use (coupons), each with what the till would then charge. ' +
+          'A redemption the rules refuse answers the same 422 as the purchase would.',
+        params: Type.Object({ cardId: Uuid }),
+        body: PurchaseRequestSchema,
+        response: { 200: QuoteResultSchema, ...problemResponses(410, 422) },
+      },
+    },
+    async (request) => {
+      const { programId } = requireProgramRole(request, ['admin', 'pos']);
+      requireAmountOrItems(request.body);
+      return quoteForCard(db, {
+        programId,
+        cardId: request.params.cardId,
+        amount: request.body.amount,
+        items: request.body.items,
+        redeemPoints: request.body.redeemPoints ?? 0,
+        couponCode: request.body.couponCode,
+        now: ctx.clock(),
+      });
+    },
+  );
 
   app.post(
     '/cards/:cardId/purchases',
@@ -22,7 +59,9 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         summary: 'Record a purchase: accrue points, optionally pay part of the check with points',
         description:
           'Redemption above the balance (insufficient_points) or above the cap (redemption_cap_exceeded) answers 422 and changes nothing. ' +
-          'Send an Idempotency-Key: a retry with the same key and body replays the first response.',
+          'Send an Idempotency-Key: a retry with the same key and body replays the first response. ' +
+          'With couponCode, the coupon comes off the eligible part of the check first, then the mechanic\'s discount and points (`payable` is what is left to pay); ' +
+          'a used coupon answers 409 coupon_already_used, an expired one or one whose terms the check does not meet 422 (docs/coupons.md).',
         params: Type.Object({ cardId: Uuid }),
         headers: IdempotencyHeaders,
         body: PurchaseRequestSchema,
@@ -33,15 +72,19 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const { programId, actor } = requireProgramRole(request, ['admin', 'pos']);
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
       const { cardId } = request.params;
+      requireAmountOrItems(request.body);
       const result = await runIdempotent(db, { scope: programId, key, operation: `purchase:${cardId}`, body: request.body }, async (trx) => ({
         status: 201,
         body: await recordPurchase(trx, ctx.cardChanges, {
           programId,
           cardId,
           amount: request.body.amount,
+          items: request.body.items,
           redeemPoints: request.body.redeemPoints ?? 0,
+          now: ctx.clock(),
           storeId: request.body.storeId,
           receiptId: request.body.receiptId,
+          couponCode: request.body.couponCode,
           actor,
           idempotencyKey: key,
         }),
@@ -125,6 +168,10 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
           redeemed: p.redeemed,
           accrued: p.accrued,
           payable: p.payable,
+          discount: p.discount,
+          stampsAdded: p.stamps_added,
+          rewardsEarned: p.rewards_earned,
+          items: (p.items as Record<string, unknown>[] | null) ?? null,
           storeId: p.store_id,
           receiptId: p.receipt_id,
           status: p.status,

@@ -42,6 +42,9 @@ export const TierRuleSchema = Type.Object(
       maximum: MAX_SAFE,
       description: 'Lifetime spend (minor units) from which the tier applies. First tier: 0.',
     }),
+    discountPercent: Type.Optional(
+      PercentSchema('Discount off the eligible part of every check at this tier (mechanic "discount"; required on every tier there).'),
+    ),
   },
   { additionalProperties: false },
 );
@@ -113,8 +116,77 @@ const TierPolicySchema = Type.Object(
   { additionalProperties: false, default: { downgradeOnRefund: false } },
 );
 
+// The new rule fields (issue #17) are optional without defaults: rules stored before them, and
+// rules a client sends without them, mean exactly what they meant before (a points program with
+// no category rules), and validation hands them back unchanged.
+export const MechanicSchema = Type.Union([Type.Literal('points'), Type.Literal('discount'), Type.Literal('stamps')], {
+  description: 'What a purchase gives the holder: points (with tiers), a discount growing by tier, or stamps. Absent = points.',
+});
+export type Mechanic = Static<typeof MechanicSchema>;
+
+const CategoryCodeSchema = Type.String({ minLength: 1, maxLength: 64, pattern: '^[^\\s].*$', description: 'Matched case-insensitively.' });
+
+export const CategoryRuleSchema = Type.Object(
+  {
+    category: CategoryCodeSchema,
+    multiplier: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 10,
+        description: 'Points mechanic: accrual on items of this category is multiplied by this (2 = double points). At most 2 decimals. Default 1.',
+      }),
+    ),
+    exclude: Type.Optional(
+      Type.Boolean({
+        description: 'Items of this category earn nothing, get no discount, cannot be paid with points and earn no stamps (e.g. tobacco).',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CategoryRule = Static<typeof CategoryRuleSchema>;
+
+export const StampsRuleSchema = Type.Object(
+  {
+    perReward: Type.Integer({ minimum: 1, maximum: 100, description: 'Stamps that earn one reward (6 = every 6th coffee).' }),
+    minCheck: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: MAX_SAFE, description: 'A purchase stamps only if its eligible amount reaches this (minor units).' }),
+    ),
+    categories: Type.Optional(
+      Type.Array(CategoryCodeSchema, {
+        minItems: 1,
+        maxItems: 50,
+        description: 'When set and the purchase carries items: one stamp per item quantity of these categories. Without items a purchase is one stamp.',
+      }),
+    ),
+    expireDays: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 36_500, description: 'Stamps are lost after this many days without a new stamp (applied at the next purchase).' }),
+    ),
+    reward: Type.Object(
+      {
+        name: LocalizedTextSchema,
+        coupon: Type.Optional(
+          Type.String({
+            pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+            maxLength: 36,
+            description: 'The id of the coupon definition each reward issues (POST /api/v1/coupons/definitions); without it the reward is recorded only.',
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type StampsRule = Static<typeof StampsRuleSchema>;
+
 export const LoyaltyRulesSchema = Type.Object(
   {
+    mechanic: Type.Optional(MechanicSchema),
+    categories: Type.Optional(
+      Type.Array(CategoryRuleSchema, { maxItems: 100, description: 'Rules by item category; they apply to purchases that carry items.' }),
+    ),
+    stamps: Type.Optional(StampsRuleSchema),
     tiers: Type.Array(TierRuleSchema, {
       minItems: 1,
       maxItems: 20,
@@ -158,6 +230,8 @@ export function defaultRules(): LoyaltyRules {
 
 export type RuleViolationCode =
   | 'insufficient_points'
+  | 'items_amount_mismatch'
+  | 'invalid_items'
   | 'redemption_cap_exceeded'
   | 'invalid_amount'
   | 'invalid_points'
@@ -233,7 +307,68 @@ export function validateRules(input: unknown): RulesValidation {
     );
   }
 
+  errors.push(...mechanicErrors(rules));
+
   return errors.length > 0 ? { ok: false, errors } : { ok: true, rules };
+}
+
+/** The mechanic, categories and stamps rules checked together (they only make sense as a whole). */
+function mechanicErrors(rules: LoyaltyRules): string[] {
+  const errors: string[] = [];
+  const mechanic = mechanicOf(rules);
+  rules.tiers.forEach((tier, index) => {
+    if (tier.discountPercent === undefined) {
+      if (mechanic === 'discount') errors.push(`/tiers/${index}/discountPercent: required when mechanic is "discount"`);
+      return;
+    }
+    if (mechanic !== 'discount') errors.push(`/tiers/${index}/discountPercent: only allowed when mechanic is "discount"`);
+    else if (!hasAtMostTwoDecimals(tier.discountPercent)) {
+      errors.push(`/tiers/${index}/discountPercent: must have at most 2 decimals (got ${tier.discountPercent})`);
+    }
+  });
+  if (mechanic === 'discount') {
+    // A discount that shrinks as the holder spends more would be a penalty, not a programme.
+    for (let index = 1; index < rules.tiers.length; index++) {
+      const previous = rules.tiers[index - 1].discountPercent ?? 0;
+      const current = rules.tiers[index].discountPercent ?? 0;
+      if (current < previous) errors.push(`/tiers/${index}/discountPercent: must not be lower than /tiers/${index - 1}/discountPercent (${previous}), got ${current}`);
+    }
+  }
+  if (mechanic === 'stamps' && rules.stamps === undefined) errors.push('/stamps: required when mechanic is "stamps"');
+  if (mechanic !== 'stamps' && rules.stamps !== undefined) errors.push('/stamps: only allowed when mechanic is "stamps"');
+
+  const seen = new Map<string, number>();
+  (rules.categories ?? []).forEach((rule, index) => {
+    const key = categoryKey(rule.category);
+    const first = seen.get(key);
+    if (first !== undefined) errors.push(`/categories/${index}/category: duplicate category "${rule.category}" (also /categories/${first})`);
+    else seen.set(key, index);
+    if (rule.multiplier !== undefined) {
+      if (rule.exclude === true) errors.push(`/categories/${index}/multiplier: an excluded category earns nothing, a multiplier makes no sense`);
+      else if (mechanic !== 'points') errors.push(`/categories/${index}/multiplier: only the points mechanic earns points to multiply`);
+      else if (!hasAtMostTwoDecimals(rule.multiplier)) errors.push(`/categories/${index}/multiplier: must have at most 2 decimals (got ${rule.multiplier})`);
+    }
+  });
+  const stampCategories = rules.stamps?.categories ?? [];
+  const stampSeen = new Set<string>();
+  stampCategories.forEach((category, index) => {
+    const key = categoryKey(category);
+    if (stampSeen.has(key)) errors.push(`/stamps/categories/${index}: duplicate category "${category}"`);
+    stampSeen.add(key);
+    const rule = (rules.categories ?? []).find((r) => categoryKey(r.category) === key);
+    if (rule?.exclude === true) errors.push(`/stamps/categories/${index}: "${category}" is excluded in /categories and can never stamp`);
+  });
+  return errors;
+}
+
+/** The program's mechanic; rules stored before mechanics existed are points programs. */
+export function mechanicOf(rules: Pick<LoyaltyRules, 'mechanic'>): Mechanic {
+  return rules.mechanic ?? 'points';
+}
+
+/** Categories are compared trimmed and case-insensitively: "Tobacco" at the till is tobacco. */
+export function categoryKey(category: string): string {
+  return category.trim().toLocaleLowerCase('en-US');
 }
 
 function describeSchemaErrors(schema: TSchema, value: unknown, pathPrefix: string): string[] {
@@ -324,7 +459,7 @@ export interface PurchaseQuote {
   redeemed: number;
   /** What the redeemed points are worth, minor units. */
   redeemedValue: number;
-  /** What the holder pays in money, minor units: amount − redeemedValue. */
+  /** What the holder pays in money, minor units: amount − discount − redeemedValue. */
   payable: number;
   /** Points earned, computed on `payable` at the tier the card had before the purchase. */
   accrued: number;
@@ -348,18 +483,158 @@ export function maxRedeemable(amount: number, balance: number, rules: LoyaltyRul
 }
 
 /**
- * What a purchase does to the card, without doing it. Throws RuleViolation when the
- * redemption is not allowed; the caller then changes nothing.
+ * What a purchase does to the card, without doing it (the points view of `quoteCheck`, kept for
+ * its callers). Throws RuleViolation when the redemption is not allowed; the caller then changes
+ * nothing.
  */
 export function quotePurchase(input: PurchaseInput): PurchaseQuote {
-  const { amount, redeemPoints, balance, lifetimeSpend, tierCode, rules } = input;
-  assertAmount(amount, 'amount', { positive: true });
+  const quote = quoteCheck(input);
+  return {
+    amount: quote.amount,
+    redeemed: quote.redeemed,
+    redeemedValue: quote.redeemedValue,
+    payable: quote.payable,
+    accrued: quote.accrued,
+    accrualPercent: quote.accrualPercent,
+    lifetimeSpendAfter: quote.lifetimeSpendAfter,
+    tierBefore: quote.tierBefore,
+    tierAfter: quote.tierAfter,
+    tierChanged: quote.tierChanged,
+  };
+}
+
+// ------------------------------------------------------------------------------------------
+// Checks: mechanics, line items, categories (issue #17)
+// ------------------------------------------------------------------------------------------
+
+/** One line of a check. `price` is the unit price (minor units); the line costs price × quantity. */
+export interface LineItem {
+  sku: string;
+  name?: string;
+  category?: string;
+  /** Whole units; weighed goods are sent as quantity 1 with the line's price. */
+  quantity: number;
+  price: number;
+}
+
+/** Largest check, minor units (the API's bound on `amount`; a sum of items may not exceed it either). */
+export const MAX_CHECK_AMOUNT = 100_000_000_000;
+
+export interface CheckInput extends Omit<PurchaseInput, 'amount'> {
+  /** Check amount, minor units; may be omitted when items are given (then it is their sum). */
+  amount?: number;
+  items?: LineItem[];
+  /** Stamps on the card before the purchase (stamps mechanic). */
+  stamps?: number;
+  /** When the card last got a stamp (stamps expiry); null = never. */
+  lastStampAt?: Date | null;
+  /** The moment of the purchase (stamps expiry only). */
+  now?: Date;
+  /**
+   * Money a coupon takes off the eligible part of the check (src/coupons prices it on
+   * eligibleCheck's lines), before the mechanic's discount and points. 0 without a coupon.
+   */
+  couponDiscount?: number;
+}
+
+export interface CheckQuote extends PurchaseQuote {
+  mechanic: Mechanic;
+  /** The part of the check the program's rules apply to: amount minus excluded items. */
+  eligibleAmount: number;
+  /** The tier's discount percent (mechanic "discount"), else 0. */
+  discountPercent: number;
+  /** Money off the eligible part after the coupon, minor units: ⌊(eligible − coupon) × percent / 100⌋. */
+  discount: number;
+  /** The coupon's money off (input.couponDiscount), 0 without one. */
+  couponDiscount: number;
+  /** The most points this check may be paid with: min(balance, cap on eligible − discount). */
+  maxRedeemablePoints: number;
+  /** Stamps lost to expiry before this purchase (stamps mechanic). */
+  stampsExpired: number;
+  /** Stamps this purchase adds. */
+  stampsAdded: number;
+  /** Rewards completed: ⌊(stamps before + added) / perReward⌋. */
+  rewardsEarned: number;
+  /** Stamps on the card after the purchase (what is left after the rewards). */
+  stampsAfter: number;
+}
+
+interface PricedLine {
+  total: number;
+  category: string | null;
+  quantity: number;
+  excluded: boolean;
+  /** Accrual multiplier in hundredths (100 = ×1). */
+  multiplier: bigint;
+}
+
+/** Prices the check's lines and checks them against `amount`; without items the check is one line. */
+function priceLines(amount: number | undefined, items: LineItem[] | undefined, rules: LoyaltyRules): { amount: number; lines: PricedLine[] } {
+  if (items === undefined || items.length === 0) {
+    if (amount === undefined) throw new RuleViolation('invalid_amount', 'A check needs an amount or items', { field: 'amount' });
+    assertAmount(amount, 'amount', { positive: true });
+    return { amount, lines: [{ total: amount, category: null, quantity: 1, excluded: false, multiplier: 100n }] };
+  }
+  const byCategory = new Map((rules.categories ?? []).map((rule) => [categoryKey(rule.category), rule]));
+  let sum = 0;
+  const lines = items.map((item, index) => {
+    if (!Number.isSafeInteger(item.quantity) || item.quantity < 1) {
+      throw new RuleViolation('invalid_items', `items[${index}].quantity must be a positive integer, got ${item.quantity}`, { index });
+    }
+    if (!Number.isSafeInteger(item.price) || item.price < 0) {
+      throw new RuleViolation('invalid_items', `items[${index}].price must be a non-negative integer (minor units), got ${item.price}`, { index });
+    }
+    const total = item.price * item.quantity;
+    sum += total;
+    if (!Number.isSafeInteger(total) || sum > MAX_CHECK_AMOUNT) {
+      throw new RuleViolation('invalid_items', `The items add up to more than ${MAX_CHECK_AMOUNT} minor units`, { index });
+    }
+    const category = item.category === undefined ? null : categoryKey(item.category);
+    const rule = category === null ? undefined : byCategory.get(category);
+    return { total, category, quantity: item.quantity, excluded: rule?.exclude === true, multiplier: toBasisPoints(rule?.multiplier ?? 1) };
+  });
+  if (sum <= 0) throw new RuleViolation('invalid_amount', 'The items add up to 0: a check must cost something', { field: 'items' });
+  if (amount !== undefined && amount !== sum) {
+    throw new RuleViolation('items_amount_mismatch', `amount ${amount} differs from the sum of the items ${sum}`, { amount, itemsTotal: sum });
+  }
+  return { amount: sum, lines };
+}
+
+/**
+ * The one pure function behind both the quote and the purchase: what a check does to the card.
+ * Order: the excluded items are set aside; the discount (mechanic "discount", the tier the card
+ * walked in with) comes off the eligible part; points may pay up to `redemption.maxPercent` of
+ * what is left of it; points accrue (mechanic "points") on the eligible money paid, weighted by
+ * each line's category multiplier; stamps (mechanic "stamps") count the qualifying purchase or
+ * item quantities. Without items the check is one eligible line, so the numbers are exactly the
+ * whole-check rules of before. Throws RuleViolation on a request the rules do not allow.
+ */
+export function quoteCheck(input: CheckInput): CheckQuote {
+  const { redeemPoints, balance, lifetimeSpend, tierCode, rules } = input;
+  const { amount, lines } = priceLines(input.amount, input.items, rules);
   assertPoints(redeemPoints, 'redeemPoints');
   assertPoints(balance, 'balance');
   assertAmount(lifetimeSpend, 'lifetimeSpend', { positive: false });
   const tierBeforeIndex = tierIndexOf(rules, tierCode);
+  const tierBefore = rules.tiers[tierBeforeIndex];
+  const mechanic = mechanicOf(rules);
+  const pointValue = rules.redemption.pointValue;
 
-  const cap = redemptionCap(amount, rules);
+  const eligible = lines.filter((line) => !line.excluded);
+  const eligibleAmount = eligible.reduce((sum, line) => sum + line.total, 0);
+  // A coupon comes off first, and only off the eligible part (excluded goods, e.g. tobacco, are
+  // never discounted); what is left is what the mechanic's discount and points apply to.
+  const couponDiscount = input.couponDiscount ?? 0;
+  if (!Number.isSafeInteger(couponDiscount) || couponDiscount < 0 || (couponDiscount > 0 && couponDiscount >= eligibleAmount)) {
+    throw new RuleViolation('invalid_amount', `A coupon cannot take ${couponDiscount} off an eligible amount of ${eligibleAmount}`, { field: 'couponDiscount' });
+  }
+  const base = eligibleAmount - couponDiscount;
+
+  const discountPercent = mechanic === 'discount' ? (tierBefore.discountPercent ?? 0) : 0;
+  // Discounts round down to the kopeck, once per check (not per line), so the till's total matches.
+  const discount = Number((BigInt(base) * toBasisPoints(discountPercent)) / BASIS_POINTS_PER_WHOLE);
+
+  const cap = pointsForPercentOf(base - discount, rules.redemption.maxPercent, pointValue);
   const allowed = Math.min(balance, cap);
   if (redeemPoints > balance) {
     throw new RuleViolation('insufficient_points', `Cannot redeem ${redeemPoints} points: the balance is ${balance}`, {
@@ -375,26 +650,35 @@ export function quotePurchase(input: PurchaseInput): PurchaseQuote {
       { requested: redeemPoints, maxRedeemable: allowed, cap, maxPercent: rules.redemption.maxPercent },
     );
   }
-
-  // redeemPoints ≤ cap ≤ amount / pointValue, so the value fits in the check and stays a safe integer.
-  const redeemedValue = redeemPoints * rules.redemption.pointValue;
-  const payable = amount - redeemedValue;
+  // redeemPoints ≤ cap ≤ (eligible − discount) / pointValue: the value fits in the eligible part.
+  const redeemedValue = redeemPoints * pointValue;
+  const payable = amount - couponDiscount - discount - redeemedValue;
+  const eligiblePaid = base - discount - redeemedValue;
 
   // Accrual uses the tier the card had when it walked in: the purchase that crosses a threshold
-  // earns at the old rate and the new rate starts with the next purchase.
-  const tierBefore = rules.tiers[tierBeforeIndex];
-  const accrued = pointsForPercentOf(payable, tierBefore.accrualPercent, rules.redemption.pointValue);
+  // earns at the old rate and the new rate starts with the next purchase. Each eligible line earns
+  // on its share of the eligible money paid, times its multiplier, in one exact rational:
+  //   ⌊ Σ(line × mult) × eligiblePaid × percent / (eligible × 100 × 100 × pointValue) ⌋
+  // With no items this is ⌊payable × percent / 100 / pointValue⌋, the rule of before, exactly.
+  const accrualPercent = mechanic === 'points' ? tierBefore.accrualPercent : 0;
+  let accrued = 0;
+  if (accrualPercent > 0 && eligibleAmount > 0 && eligiblePaid > 0) {
+    const weighted = eligible.reduce((sum, line) => sum + BigInt(line.total) * line.multiplier, 0n);
+    accrued = Number(
+      (weighted * BigInt(eligiblePaid) * toBasisPoints(accrualPercent)) /
+        (BigInt(eligibleAmount) * 100n * BASIS_POINTS_PER_WHOLE * BigInt(pointValue)),
+    );
+  }
 
-  // Lifetime spend counts money actually paid: points are a discount the program funded, so
-  // spending them must not push the holder towards a higher tier.
+  // Lifetime spend counts money actually paid (excluded items too: it is what the holder spent
+  // with the business): points are a discount the program funded, so spending them must not push
+  // the holder towards a higher tier.
   const lifetimeSpendAfter = lifetimeSpend + payable;
   assertAmount(lifetimeSpendAfter, 'lifetimeSpend after the purchase', { positive: false });
-
-  // The upgrade happens in the purchase that crosses the threshold. Tiers never go down in a
-  // purchase: a tier an admin set above what spend gives is kept.
   const earnedIndex = rules.tiers.indexOf(tierFor(rules, lifetimeSpendAfter));
   const tierAfterIndex = Math.max(tierBeforeIndex, earnedIndex);
-  const tierAfter = rules.tiers[tierAfterIndex];
+
+  const stamps = quoteStamps(input, lines, eligibleAmount, mechanic);
 
   return {
     amount,
@@ -402,12 +686,79 @@ export function quotePurchase(input: PurchaseInput): PurchaseQuote {
     redeemedValue,
     payable,
     accrued,
-    accrualPercent: tierBefore.accrualPercent,
+    accrualPercent,
     lifetimeSpendAfter,
     tierBefore: tierBefore.code,
-    tierAfter: tierAfter.code,
+    tierAfter: rules.tiers[tierAfterIndex].code,
     tierChanged: tierAfterIndex !== tierBeforeIndex,
+    mechanic,
+    eligibleAmount,
+    discountPercent,
+    discount,
+    couponDiscount,
+    maxRedeemablePoints: allowed,
+    ...stamps,
   };
+}
+
+/**
+ * The part of a check the program's rules apply to — the amount without excluded items, and the
+ * eligible lines — which is what a coupon is priced on (src/coupons couponDiscount).
+ */
+export function eligibleCheck(amount: number | undefined, items: LineItem[] | undefined, rules: LoyaltyRules): { amount: number; items?: LineItem[] } {
+  if (items === undefined || items.length === 0) {
+    const priced = priceLines(amount, items, rules);
+    return { amount: priced.amount };
+  }
+  const { lines } = priceLines(amount, items, rules);
+  const kept = items.filter((_, index) => !lines[index]!.excluded);
+  return { amount: lines.filter((line) => !line.excluded).reduce((sum, line) => sum + line.total, 0), items: kept };
+}
+
+function quoteStamps(
+  input: CheckInput,
+  lines: PricedLine[],
+  eligibleAmount: number,
+  mechanic: Mechanic,
+): Pick<CheckQuote, 'stampsExpired' | 'stampsAdded' | 'rewardsEarned' | 'stampsAfter'> {
+  const held = input.stamps ?? 0;
+  assertPoints(held, 'stamps');
+  const rule = input.rules.stamps;
+  if (mechanic !== 'stamps' || rule === undefined) return { stampsExpired: 0, stampsAdded: 0, rewardsEarned: 0, stampsAfter: held };
+
+  let stampsExpired = 0;
+  if (rule.expireDays !== undefined && held > 0 && input.lastStampAt && input.now) {
+    if (input.now.getTime() - input.lastStampAt.getTime() > rule.expireDays * DAY_MS) stampsExpired = held;
+  }
+  let stampsAdded = 0;
+  if (eligibleAmount > 0 && eligibleAmount >= (rule.minCheck ?? 0)) {
+    const hasItems = input.items !== undefined && input.items.length > 0;
+    if (hasItems && rule.categories !== undefined) {
+      const qualifying = new Set(rule.categories.map(categoryKey));
+      stampsAdded = lines.filter((line) => !line.excluded && line.category !== null && qualifying.has(line.category)).reduce((sum, line) => sum + line.quantity, 0);
+    } else {
+      stampsAdded = 1;
+    }
+  }
+  const total = held - stampsExpired + stampsAdded;
+  const rewardsEarned = Math.floor(total / rule.perReward);
+  return { stampsExpired, stampsAdded, rewardsEarned, stampsAfter: total - rewardsEarned * rule.perReward };
+}
+
+/**
+ * Undoing a purchase's stamps: the stamps it added come off and the stamps its rewards used come
+ * back (the rewards are revoked by the caller). Stamps that expired at that purchase stay expired
+ * (they would have expired anyway). The count never goes below zero; what could not be taken back
+ * (the holder already completed a reward with these stamps) is `shortfall`.
+ */
+export function quoteStampRefund(input: { added: number; usedByRewards: number; stamps: number }): {
+  delta: number;
+  stampsAfter: number;
+  shortfall: number;
+} {
+  const wanted = input.usedByRewards - input.added;
+  const stampsAfter = Math.max(0, input.stamps + wanted);
+  return { delta: stampsAfter - input.stamps, stampsAfter, shortfall: stampsAfter - (input.stamps + wanted) };
 }
 
 // ------------------------------------------------------------------------------------------

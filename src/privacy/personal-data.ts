@@ -9,6 +9,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { CardRow, ProgramRow } from '../db/schema.js';
+import { listCardCoupons } from '../coupons/repository.js';
+import { cardCouponDto } from '../coupons/service.js';
 
 const iso = (value: Date | string | null | undefined) => (value === null || value === undefined ? null : new Date(value).toISOString());
 const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
@@ -23,7 +25,7 @@ export interface PersonalDataDeps {
 export async function personalData(db: Db, program: ProgramRow, card: CardRow, deps: PersonalDataDeps) {
   const cardId = card.id;
   const programId = program.id;
-  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView, claim] =
+  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView, claim, coupons] =
     await Promise.all([
       sql<{ day: string | null }>`SELECT to_char(birthday, 'YYYY-MM-DD') AS day FROM card WHERE id = ${cardId}`.execute(db),
       card.consent_version
@@ -75,6 +77,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       db.selectFrom('invitation').select(['batch_id', 'channel', 'status', 'created_at']).where('program_id', '=', programId).where('card_id', '=', cardId).orderBy('created_at').execute(),
       db.selectFrom('card_page_view').select('first_at').where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
       db.selectFrom('card_claim').select(['claimed_at', 'verified_at', 'verified_via']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
+      listCardCoupons(db, programId, cardId, 10_000),
     ]);
 
   return {
@@ -95,6 +98,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       balance: Number(card.balance),
       pendingPoints: Number(card.pending_points),
       lifetimeSpend: Number(card.lifetime_spend),
+      stamps: card.stamps,
       referralCode: card.referral_code,
       referredBy: card.referred_by,
       enrolledByStaffId: card.staff_id,
@@ -119,6 +123,11 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       redeemed: Number(p.redeemed),
       accrued: Number(p.accrued),
       payable: Number(p.payable),
+      // Issue #17: the discount given, the stamps and rewards, and what was bought (the till's lines).
+      discount: Number(p.discount),
+      stampsAdded: p.stamps_added,
+      rewardsEarned: p.rewards_earned,
+      items: p.items ?? null,
       storeId: p.store_id,
       receiptId: p.receipt_id,
       status: p.status,
@@ -143,6 +152,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
     phoneVerifications: verifications.map((v) => ({ purpose: v.purpose, attempts: Number(v.attempts), createdAt: iso(v.created_at), sentAt: iso(v.sent_at), consumedAt: iso(v.consumed_at) })),
     webhookEvents: webhookEvents.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: iso(e.created_at) })),
     invitations: invitations.map((i) => ({ batchId: i.batch_id, channel: i.channel, status: i.status, at: iso(i.created_at) })),
+    coupons: coupons.map((c) => cardCouponDto(c, new Date())),
     erasure: erasure ? { actor: erasure.actor, erasedAt: iso(erasure.erased_at) } : null,
   };
 }

@@ -20,7 +20,7 @@ const PersonalDataSchema = Type.Object({
   program: Section('id, slug, name'),
   card: Section('the card: holder (name, phone, e-mail, birthday), consent with the text agreed to, tier, balance, referral code, channel, verification, card page URL'),
   ledger: Section('every ledger entry of the card'),
-  purchases: Section('every purchase'),
+  purchases: Section('every purchase, with its line items when the till sent them'),
   pendingBonuses: Section('bonuses shown but not yet spendable'),
   referrals: Section('who invited the holder, whom the holder invited'),
   wallets: Section('Apple devices (identifiers, no push tokens), pass downloads, the Google object, install/removal events'),
@@ -31,6 +31,7 @@ const PersonalDataSchema = Type.Object({
   phoneVerifications: Section('one-time codes sent to the phone in this program (never the codes)'),
   webhookEvents: Section('events about the card sent to the program\'s webhooks'),
   invitations: Section('invitations to the wallet sent to the holder (channel, status, time)'),
+  coupons: Section('coupons issued to the card (code, status, source, dates, discount)'),
   erasure: Section('who erased the data and when, or null'),
 });
 

@@ -1,7 +1,7 @@
 import type { Db, Executor } from '../db/database.js';
 import type { ProgramRow } from '../db/schema.js';
 import { AppError, conflict, notFound } from '../http/errors.js';
-import { defaultRules, validateRules, type LoyaltyRules } from '../loyalty/rules.js';
+import { defaultRules, mechanicOf, validateRules, type LoyaltyRules } from '../loyalty/rules.js';
 import type { CardChangeRecorder } from '../updates/card-changes.js';
 import { findProgram } from './repository.js';
 import { forgetProgram } from './cache.js';
@@ -95,6 +95,7 @@ export async function updateProgram(
     if (patch.texts !== undefined) set.texts = JSON.stringify(patch.texts);
     if (patch.locations !== undefined) set.locations = JSON.stringify(patch.locations);
     const rules = patch.rules !== undefined ? checkedRules(patch.rules) : undefined;
+    if (rules) await refuseMechanicSwitchWithCards(trx, programId, current.rules as LoyaltyRules, rules);
     if (rules) set.rules = JSON.stringify(rules);
     const updated = await trx.updateTable('program').set(set).where('id', '=', programId).returningAll().executeTakeFirstOrThrow();
     if (rules) await reassignRemovedTiers(trx, programId, rules);
@@ -114,6 +115,22 @@ export async function touchAllCards(trx: Executor, cardChanges: CardChangeRecord
   // Chunked so a program with many cards does not build one giant statement.
   for (let i = 0; i < cards.length; i += 1000) {
     await cardChanges.record(trx, cards.slice(i, i + 1000).map((c) => c.id));
+  }
+}
+
+/**
+ * A program's mechanic is what its cards hold (points, a discount level, stamps): switching it under
+ * live cards would silently strand balances or stamps, so it is refused once the program has a card.
+ * The caller holds the program row FOR UPDATE; a card insert takes a key-share lock on it (the
+ * foreign key), so no card can be issued between this check and the commit.
+ */
+async function refuseMechanicSwitchWithCards(trx: Executor, programId: string, before: LoyaltyRules, after: LoyaltyRules) {
+  const from = mechanicOf(before);
+  const to = mechanicOf(after);
+  if (from === to) return;
+  const anyCard = await trx.selectFrom('card').select('id').where('program_id', '=', programId).limit(1).executeTakeFirst();
+  if (anyCard) {
+    throw new AppError(409, 'mechanic_change_refused', `The program has cards: its mechanic cannot change from "${from}" to "${to}"`, { from, to });
   }
 }
 

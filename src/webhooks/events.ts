@@ -78,6 +78,11 @@ export interface WebhookEventData {
     redeemed: number;
     accrued: number;
     payable: number;
+    /** Absent for a whole-check purchase in a points program (as before); else: money off (mechanic "discount"), minor units. */
+    discount?: number;
+    /** Stamps the purchase added and stamp cards it completed (mechanic "stamps"); absent like `discount`. */
+    stampsAdded?: number;
+    rewardsEarned?: number;
     storeId: string | null;
     receiptId: string | null;
     balance: number;
@@ -97,6 +102,9 @@ export interface WebhookEventData {
     balance: number;
     tier: string;
     tierChanged: boolean;
+    /** Stamps programs only: how the card's stamps moved and the stamp rewards revoked. */
+    stampsDelta?: number;
+    rewardsRevoked?: number;
   };
   /** Defined by the campaigns module. */
   'campaign.finished': Record<string, unknown>;

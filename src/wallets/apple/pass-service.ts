@@ -1,3 +1,4 @@
+import { shownCouponTexts } from '../../coupons/display.js';
 import type { Db } from '../../db/database.js';
 import type { CardRow, ProgramRow } from '../../db/schema.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
@@ -189,6 +190,7 @@ export class PassService {
     const rules = program.rules as LoyaltyRules;
     const tier = rules.tiers.find((t) => t.code === card.tier);
     const apple = program.apple as { organizationName?: string };
+    const coupons = shownCouponTexts(card.coupons, new Date());
     return {
       passTypeIdentifier: this.material.passTypeIdentifier,
       teamIdentifier: this.material.teamIdentifier,
@@ -213,6 +215,8 @@ export class PassService {
         contacts: texts.contacts,
         terms: texts.terms,
         promo: texts.promo,
+        coupons: coupons.list,
+        latestCoupon: coupons.latest,
         referral: {
           text: texts.referral ?? {
             ru: 'Пригласите друга по ссылке — бонусы получите вы оба',

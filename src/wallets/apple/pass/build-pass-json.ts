@@ -100,6 +100,8 @@ export const FIELD_LABELS = {
   terms: { en: 'Programme terms', ru: 'Условия программы' },
   backPromo: { en: 'Current offer', ru: 'Текущая акция' },
   referral: { en: 'Invite a friend', ru: 'Пригласите друга' },
+  coupons: { en: 'Your coupons', ru: 'Ваши купоны' },
+  latestCoupon: { en: 'Latest coupon', ru: 'Последний купон' },
 } as const satisfies Record<string, LocalizedText>;
 
 /**
@@ -112,6 +114,8 @@ export const CHANGE_MESSAGES = {
   tier: { en: 'Your tier: %@', ru: 'Ваш уровень: %@' },
   // A campaign message is the notification itself.
   promo: { en: '%@', ru: '%@' },
+  // Set only by an issue (the field holds the coupon issued last), so redeeming one stays silent.
+  coupon: { en: 'New coupon: %@', ru: 'Новый купон: %@' },
 } as const satisfies Record<string, LocalizedText>;
 
 /** Stable field keys (unique across the pass; the web service and tests rely on them). */
@@ -126,6 +130,8 @@ export const FIELD_KEYS = {
   terms: 'backTerms',
   backPromo: 'backPromo',
   referral: 'backReferral',
+  coupons: 'backCoupons',
+  latestCoupon: 'backLatestCoupon',
 } as const;
 
 const ZERO_WIDTH_SPACE = '\u200b';
@@ -347,6 +353,17 @@ export function buildStoreCardPassJson(input: StoreCardPassInput): BuiltPassJson
   const back = input.back ?? {};
   if (hasText(back.promo)) {
     backFields.push({ key: FIELD_KEYS.backPromo, label: localize(FIELD_LABELS.backPromo), value: localize(back.promo) });
+  }
+  if (hasText(back.latestCoupon)) {
+    backFields.push({
+      key: FIELD_KEYS.latestCoupon,
+      label: localize(FIELD_LABELS.latestCoupon),
+      value: localize(back.latestCoupon),
+      changeMessage: localize(CHANGE_MESSAGES.coupon),
+    });
+  }
+  if (hasText(back.coupons)) {
+    backFields.push({ key: FIELD_KEYS.coupons, label: localize(FIELD_LABELS.coupons), value: localize(back.coupons) });
   }
   if (back.referral && hasText(back.referral.text)) {
     const { text, url } = back.referral;
