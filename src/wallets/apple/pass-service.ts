@@ -7,6 +7,8 @@ import type { Design, Texts } from '../../programs/schemas.js';
 import { findProgram, listProgramImages } from '../../programs/repository.js';
 import type { AppleSigningMaterial } from './certificates.js';
 import type { StoreCardPassInput } from './pass/types.js';
+import { mechanicDisplay } from '../mechanic-display.js';
+import { stampStrips } from '../stamp-strip.js';
 
 export interface PassPackager {
   build(input: StoreCardPassInput, signingTime?: Date): Promise<Buffer>;
@@ -189,6 +191,15 @@ export class PassService {
     const rules = program.rules as LoyaltyRules;
     const tier = rules.tiers.find((t) => t.code === card.tier);
     const apple = program.apple as { organizationName?: string };
+    const display = mechanicDisplay(card, program);
+    let mechanic: StoreCardPassInput['mechanic'];
+    if (display.kind === 'discount') mechanic = { kind: 'discount', percent: display.percentText, next: display.next };
+    if (display.kind === 'stamps') {
+      mechanic = { kind: 'stamps', value: display.value, reward: display.reward };
+      // The stamps are the strip: rendered per count (cached per program version and count), they
+      // replace the strip family, uploaded or default (mergeImages).
+      images = { ...images, ...stampStrips.passImages(display.style, display.count) };
+    }
     return {
       passTypeIdentifier: this.material.passTypeIdentifier,
       teamIdentifier: this.material.teamIdentifier,
@@ -207,6 +218,7 @@ export class PassService {
         pendingPoints: card.pending_points,
         tierName: tier?.name ?? { ru: card.tier, en: card.tier },
       },
+      mechanic,
       barcode: { message: card.number, format: 'PKBarcodeFormatQR' },
       frontPromo: card.promo ?? undefined,
       back: {
