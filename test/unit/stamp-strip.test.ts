@@ -1,25 +1,9 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import { filledStamps } from '../support/stamps.js';
 import { renderStampStrip, stampLayout, StampStripCache, stampStripUrl, stampStripVersion, type StampStripStyle } from '../../src/wallets/stamp-strip.js';
 
 const STYLE: StampStripStyle = { perReward: 6, background: '#1f2a44', filled: '#ffcc00', empty: '#c9d3ea' };
-
-/** How many circle centres are painted in the filled colour (the rest must show the background: an empty ring is hollow). */
-export function filledStamps(png: Buffer, style: StampStripStyle, scale: number): { filled: number; hollow: number } {
-  const image = PNG.sync.read(png);
-  const hex = (x: number, y: number) => {
-    const at = (Math.round(y) * image.width + Math.round(x)) * 4;
-    return '#' + [0, 1, 2].map((c) => image.data[at + c].toString(16).padStart(2, '0')).join('');
-  };
-  let filled = 0;
-  let hollow = 0;
-  for (const centre of stampLayout(style.perReward, scale).circles) {
-    const colour = hex(centre.x, centre.y);
-    if (colour === style.filled.toLowerCase()) filled++;
-    else if (colour === style.background.toLowerCase()) hollow++;
-  }
-  return { filled, hollow };
-}
 
 describe('stamp strip', () => {
   it('renders Apple strip sizes at 1x, 2x and 3x with exactly the collected stamps filled', () => {
