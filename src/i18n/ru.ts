@@ -31,7 +31,7 @@ export const ru = {
     discountLabel: 'Скидка',
     discountChange: 'Ваша скидка: %@',
     nextDiscountLabel: 'Следующий уровень',
-    nextDiscount: (percent: string, money: string) => `Скидка ${percent} — после покупок ещё на ${money}`,
+    nextDiscount: (percent: string, money: string) => `Скидка ${percent} — осталось купить на ${money}`,
     topDiscount: 'У вас максимальная скидка',
     stampsLabel: 'Штампы',
     stampsChange: 'Штампы: %@',

@@ -185,7 +185,7 @@ describe(`cards show the mechanic (${TEST_DATABASE_KIND} database)`, () => {
     const cardNow = (await t.app.inject({ method: 'GET', url: `/api/v1/cards/${card.id}`, headers: as('pos') })).json();
     expect(cardNow.nextDiscount).toEqual({ percent: 10, spendToGo: 50_000 * RUB - cardNow.lifetimeSpend });
     expect(strings.en[next.value as string]).toBe(`10% discount after ${formatMoney('en', 'RUB', 50_000 * RUB - cardNow.lifetimeSpend)} more in purchases`);
-    expect(strings.ru[next.value as string]).toMatch(/^Скидка 10\u00a0% — после покупок ещё на [\d\s\u00a0]+,00\u00a0₽$/);
+    expect(strings.ru[next.value as string]).toMatch(/^Скидка 10\u00a0% — осталось купить на [\d\s\u00a0]+,00\u00a0₽$/);
     // The program has no uploaded strip: the default strip stays (only stamp cards draw their own).
     expect(files['strip.png']).toBeDefined();
 

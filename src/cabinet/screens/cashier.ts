@@ -108,7 +108,7 @@ const T = texts({
     // Mechanics and the quote (issue #17).
     discount: 'Скидка',
     nextLevel: 'Следующий уровень',
-    nextLevelText: (percent: string, money: string) => `${percent} — после покупок ещё на ${money}`,
+    nextLevelText: (percent: string, money: string) => `${percent} — осталось купить на ${money}`,
     topLevel: 'Максимальная скидка',
     stamps: 'Штампы',
     reward: 'Награда',
