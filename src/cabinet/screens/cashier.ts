@@ -578,6 +578,7 @@ ${csrfInput(session.csrf)}
       const qr = await qrSvgInline(installUrl, t.installQr);
       const body = html`${searchForm(t, '', Boolean(state.focusSearch), true)}
 ${state.banner ?? ''}
+${quotePanel}
 <section class="panel" aria-labelledby="card-title" data-card="${card.id}">
 <h1 id="card-title">${card.holder_name}</h1>
 <dl class="figures">
@@ -600,7 +601,6 @@ ${card.pending_points > 0 ? html`<div><dt>${t.pending}</dt><dd data-pending titl
 </dl>
 <p class="muted">${t.number}: <span class="mono">${groupedCardNumber(card.number)}</span> · ${t.phone}: ${phoneOf(session, card)}</p>
 </section>
-${quotePanel}
 ${purchaseForm}
 <section class="panel" aria-labelledby="history-title">
 <h2 id="history-title">${t.lastPurchases}</h2>
