@@ -41,6 +41,7 @@ import { campaignRoutes, createCampaignModule } from './campaigns/index.js';
 import { createEconomicsModule, economicsRoutes } from './economics/index.js';
 import { createImportModule, importRoutes, type ImportSettings } from './imports/index.js';
 import { privacyRoutes } from './privacy/routes.js';
+import { couponRoutes } from './coupons/routes.js';
 import { createInvitations, type InvitationSettings } from './privacy/invitations.js';
 import { DEFAULT_JOIN_FORM_SETTINGS, deriveKey, type JoinFormSettings } from './enrollment/guard.js';
 import { createCardChangeRecorder, startWalletUpdateWorkers, type WalletAdapter } from './updates/card-changes.js';
@@ -369,6 +370,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         await api.register(economicsRoutes, { ctx });
         await api.register(importRoutes, { ctx, imports: importModule.imports });
         await api.register(privacyRoutes, { ctx, invitations });
+        await api.register(couponRoutes, { ctx });
       },
       { prefix: '/api/v1' },
     );

@@ -36,6 +36,7 @@ import type { LoyaltyRules } from '../loyalty/rules.js';
 import { DEFAULT_CONTROL_SHARE, MessageSchema } from './schemas.js';
 import { segmentedCards, thresholdsOf } from './segments.js';
 import { checkBonusGrant, type BonusGrant, type CampaignService } from './service.js';
+import { checkCouponDefinition } from '../coupons/service.js';
 
 export const AUTOMATIONS_TICK_QUEUE = 'automations-tick';
 
@@ -55,6 +56,14 @@ const ControlShare = Type.Integer({
   default: DEFAULT_CONTROL_SHARE,
   description: 'Percent of the cards whose occasion came that are held back (never messaged) to measure the effect; default 10',
 });
+const CouponDefinitionId = Type.Optional(
+  // A pattern, not format 'uuid': settingsOf checks stored settings with TypeBox's Value, which knows no formats.
+  Type.String({
+    pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    maxLength: 36,
+    description: 'Each card also gets a coupon of this definition (src/coupons, docs/coupons.md)',
+  }),
+);
 const Msg = (ru: string, en: string) => Type.Object(MessageSchema.properties, { additionalProperties: false, default: { ru, en } });
 
 export const AutomationSettingsSchema = Type.Object(
@@ -65,12 +74,13 @@ export const AutomationSettingsSchema = Type.Object(
         enabled: Enabled,
         controlShare: ControlShare,
         bonusPoints: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 500 }),
+        couponDefinitionId: CouponDefinitionId,
         message: Msg(ru.push.birthday, en.push.birthday),
       },
       { additionalProperties: false, default: {} },
     ),
     winback: Type.Object(
-      { enabled: Enabled, controlShare: ControlShare, message: Msg(ru.push.winback, en.push.winback) },
+      { enabled: Enabled, controlShare: ControlShare, couponDefinitionId: CouponDefinitionId, message: Msg(ru.push.winback, en.push.winback) },
       { additionalProperties: false, default: {} },
     ),
     expiry: Type.Object(
@@ -134,6 +144,11 @@ export async function saveAutomations(db: Db, programId: string, input: unknown,
     // The birthday bonus goes to every holder with a birthday: a marketer may keep the stored value
     // but set a new one only within the program's campaign bonus cap.
     if (stored.birthday.bonusPoints !== previous.birthday.bonusPoints) checkBonusGrant(program, stored.birthday.bonusPoints, grant);
+    // A coupon the automation hands out is a definition of this program that can issue now.
+    for (const kind of ['birthday', 'winback'] as const) {
+      const definitionId = stored[kind].couponDefinitionId;
+      if (definitionId && definitionId !== previous[kind].couponDefinitionId) await checkCouponDefinition(trx, programId, definitionId, now);
+    }
     await trx.updateTable('program').set({ automations: JSON.stringify(stored), updated_at: new Date() }).where('id', '=', programId).execute();
     return automationsDto(stored, rules);
   });
@@ -260,6 +275,7 @@ export class AutomationService {
           message: settings.birthday.message,
           automation: 'birthday',
           bonusPoints: settings.birthday.bonusPoints,
+          couponDefinitionId: settings.birthday.couponDefinitionId,
           ledgerKind: 'birthday',
           requiresConsent: true,
           controlShare: settings.birthday.controlShare,
@@ -305,6 +321,7 @@ export class AutomationService {
           name: `Win-back ${now.toISOString().slice(0, 10)}`,
           message: settings.winback.message,
           automation: 'winback',
+          couponDefinitionId: settings.winback.couponDefinitionId,
           requiresConsent: true,
           controlShare: settings.winback.controlShare,
         },

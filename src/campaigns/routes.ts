@@ -26,9 +26,16 @@ const AutomationsSchema = Type.Object({
     enabledSince: Type.Union([Type.String(), Type.Null()]),
     controlShare: Type.Integer(),
     bonusPoints: Type.Integer(),
+    couponDefinitionId: Type.Optional(Type.String()),
     message: MessageSchema,
   }),
-  winback: Type.Object({ enabled: Type.Boolean(), enabledSince: Type.Union([Type.String(), Type.Null()]), controlShare: Type.Integer(), message: MessageSchema }),
+  winback: Type.Object({
+    enabled: Type.Boolean(),
+    enabledSince: Type.Union([Type.String(), Type.Null()]),
+    controlShare: Type.Integer(),
+    couponDefinitionId: Type.Optional(Type.String()),
+    message: MessageSchema,
+  }),
   expiry: Type.Object({
     enabled: Type.Boolean(),
     enabledSince: Type.Union([Type.String(), Type.Null()]),

@@ -39,6 +39,9 @@ export const CreateCampaignSchema = Type.Object(
     audience: AudienceSchema,
     scheduledAt: Type.Optional(DateTimeInput({ description: 'Send automatically from this moment (scheduler tick, every minute)' })),
     bonusPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Points granted with the message (ledger kind campaign_bonus)' })),
+    couponDefinitionId: Type.Optional(
+      Type.String({ format: 'uuid', description: 'Every recipient also gets a coupon of this definition (src/coupons, docs/coupons.md)' }),
+    ),
     controlShare: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -136,6 +139,7 @@ export const CampaignSchema = Type.Object({
   audience: Type.Unknown(),
   automation: Nullable(Type.String()),
   bonusPoints: Type.Integer(),
+  couponDefinitionId: Type.Optional(Type.String({ description: 'Every recipient gets a coupon of this definition' })),
   status: CampaignStatusSchema,
   scheduledAt: Nullable(DateTime),
   startedAt: Nullable(DateTime),

@@ -33,6 +33,7 @@ import { expiryDue, type LoyaltyRules } from '../loyalty/rules.js';
 import { cardChangedColumns, dueCardUpdates, ensureWalletUpdateQueues, type CardChangeRecorder, type PublishOutcome } from '../updates/card-changes.js';
 import type { GoogleWalletService } from '../wallets/google/service.js';
 import { campaignEffect } from './effect.js';
+import { checkCouponDefinition, issueCouponsToCards } from '../coupons/service.js';
 import { hasPlaceholders, renderMessage } from './message.js';
 import { DEFAULT_CONTROL_SHARE, DEFAULT_EFFECT_WINDOW_DAYS, type Audience, type CampaignDto, type CampaignEffect, type CreateCampaign } from './schemas.js';
 import { segmentedCards, thresholdsOf, type SegmentCode } from './segments.js';
@@ -216,6 +217,7 @@ export class CampaignService {
   ): Promise<CampaignRow> {
     checkAudience(program, input.audience);
     checkBonusGrant(program, input.bonusPoints ?? 0, grant);
+    if (input.couponDefinitionId) await checkCouponDefinition(executor, program.id, input.couponDefinitionId, this.deps.clock());
     const scheduledAt = input.scheduledAt ? new Date(input.scheduledAt) : null;
     return executor
       .insertInto('campaign')
@@ -225,6 +227,7 @@ export class CampaignService {
         message: JSON.stringify(input.message),
         audience: JSON.stringify(input.audience),
         bonus_points: input.bonusPoints ?? 0,
+        coupon_definition_id: input.couponDefinitionId ?? null,
         control_share: input.controlShare ?? DEFAULT_CONTROL_SHARE,
         effect_window_days: input.effectWindowDays ?? DEFAULT_EFFECT_WINDOW_DAYS,
         status: scheduledAt ? 'scheduled' : 'draft',
@@ -311,6 +314,8 @@ export class CampaignService {
       requiresConsent: boolean;
       /** The automation's standing control share (percent); its cards go to campaign_control. */
       controlShare?: number;
+      /** Every recipient also gets a coupon of this definition (src/coupons). */
+      couponDefinitionId?: string;
     },
     insertRecipients: (campaignId: string) => Promise<number>,
   ): Promise<string | null> {
@@ -328,6 +333,7 @@ export class CampaignService {
         requires_consent: spec.requiresConsent,
         automation: spec.automation,
         control_share: spec.controlShare ?? 0,
+        coupon_definition_id: spec.couponDefinitionId ?? null,
         status: 'sending',
         started_at: now,
         created_at: now,
@@ -776,6 +782,18 @@ export class CampaignService {
     const message = campaign.message;
     const uniform = !hasPlaceholders(message);
     const postsLedger = campaign.effect === 'expire' || campaign.bonus_points > 0;
+    // Coupons first: the card change recorded below (promo update or ledger posting) carries them too.
+    if (campaign.coupon_definition_id) {
+      await issueCouponsToCards(trx, {
+        programId: program.id,
+        definitionId: campaign.coupon_definition_id,
+        cardIds: ids,
+        source: campaign.automation ? 'automation' : 'campaign',
+        campaignId: campaign.id,
+        actor: `campaign:${campaign.id}`,
+        now: this.deps.clock(),
+      });
+    }
     // With points, postToLedger bumps the update tag and enqueues; otherwise the promo update does.
     const changed = postsLedger ? sql`` : sql`, update_tag = ${cardChangedColumns().update_tag}, updated_at = ${cardChangedColumns().updated_at}`;
     if (uniform) {
@@ -889,6 +907,7 @@ export class CampaignService {
       audience: row.audience,
       automation: row.automation,
       bonusPoints: Number(row.bonus_points),
+      ...(row.coupon_definition_id ? { couponDefinitionId: row.coupon_definition_id } : {}),
       status: row.status,
       scheduledAt: row.scheduled_at?.toISOString() ?? null,
       startedAt: row.started_at?.toISOString() ?? null,

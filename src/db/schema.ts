@@ -165,6 +165,53 @@ export interface CardTable {
   stamps: Generated<number>;
   /** When the card last got a stamp (stamps expiry). */
   last_stamp_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The usable coupons the wallets show (src/coupons keeps it in the transaction that changes them). */
+  coupons: ColumnType<CardCouponsShown, string | undefined, string>;
+}
+
+/** card.coupons: what a pass and a Google object show of the card's coupons. */
+export interface CardCouponsShown {
+  active: Array<{ code: string; title: Localized; expiresAt: string }>;
+  /** The coupon issued last (set by an issue only): the pass's lock-screen message on issue. */
+  latest?: { code: string; title: Localized } | null;
+}
+
+export type CouponKind = 'percent' | 'amount' | 'free_item';
+export type CardCouponStatus = 'issued' | 'redeemed' | 'expired' | 'void';
+export type CardCouponSource = 'admin' | 'campaign' | 'automation' | 'stamps';
+
+export interface CouponDefinitionTable {
+  program_id: string;
+  id: Generated<string>;
+  title: Json<Localized>;
+  kind: CouponKind;
+  percent: number | null;
+  amount: ColumnType<number | null, number | null | undefined, number | null>;
+  sku: string | null;
+  min_check: ColumnType<number, number | undefined, number>;
+  categories: ColumnType<string[] | null, string | null, string | null>;
+  valid_days: number | null;
+  valid_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CardCouponTable {
+  program_id: string;
+  id: Generated<string>;
+  card_id: string;
+  definition_id: string;
+  code: string;
+  issued_at: Timestamp;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+  status: ColumnType<CardCouponStatus, CardCouponStatus | undefined, CardCouponStatus>;
+  redeemed_purchase_id: ColumnType<string | null, string | null | undefined, string | null>;
+  redeemed_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  discount: ColumnType<number | null, number | null | undefined, number | null>;
+  source: CardCouponSource;
+  campaign_id: ColumnType<string | null, string | null | undefined, string | null>;
+  actor: string;
 }
 
 /** Audit of erasures: who erased which card and when (no personal data). */
@@ -249,6 +296,8 @@ export interface StampRewardTable {
   status: Generated<'earned' | 'revoked'>;
   created_at: Timestamp;
   revoked_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The coupon the reward issued (rules.stamps.reward.coupon), if any. */
+  coupon_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type ReferralStatus = 'pending' | 'paid' | 'capped' | 'reversed';
@@ -498,6 +547,8 @@ export interface CampaignTable {
   bonus_points: Generated<number>;
   ledger_kind: ColumnType<'campaign_bonus' | 'birthday' | 'expiry', 'campaign_bonus' | 'birthday' | 'expiry' | undefined, never>;
   effect: ColumnType<'promo' | 'expire', 'promo' | 'expire' | undefined, never>;
+  /** Every recipient also gets a coupon of this definition (src/coupons). */
+  coupon_definition_id: ColumnType<string | null, string | null | undefined, never>;
   requires_consent: Generated<boolean>;
   automation: string | null;
   status: CampaignStatus;
@@ -825,6 +876,8 @@ export interface Database {
   segment_week: SegmentWeekTable;
   card_import: CardImportTable;
   card_import_row: CardImportRowTable;
+  coupon_definitions: CouponDefinitionTable;
+  card_coupons: CardCouponTable;
 }
 
 export type ProgramRow = Selectable<ProgramTable>;

@@ -1,4 +1,4 @@
-import { count, points } from './format.js';
+import { count, formatCalendarDate, points } from './format.js';
 import type { RuCatalogue } from './ru.js';
 
 /** The English message catalogue: the same keys as `ru.ts`. */
@@ -22,6 +22,11 @@ export const en: RuCatalogue = {
     rewardLabel: 'Reward',
     reward: (name, perReward) => `${name} when the card has ${count('en', perReward, 'stamps')}`,
     stampsImage: (stamps, perReward) => `Collected: ${stamps} of ${perReward}`,
+  },
+  coupons: {
+    line: (title, code, until) => `${title}: code ${code}, valid until ${formatCalendarDate('en', String(until))}`,
+    latest: (title, code) => `${title} (code ${code})`,
+    googleHeader: 'Your coupons',
   },
   materials: {
     headline: 'Your loyalty card, on your phone',

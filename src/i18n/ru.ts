@@ -1,4 +1,4 @@
-import { count, points, quote } from './format.js';
+import { count, formatCalendarDate, points, quote } from './format.js';
 import type { StaffRole } from '../cabinet/auth.js';
 
 /**
@@ -39,6 +39,12 @@ export const ru = {
     rewardLabel: 'Награда',
     reward: (name: string, perReward: number) => `${name} — когда на карте ${count('ru', perReward, 'stamps')}`,
     stampsImage: (stamps: number, perReward: number) => `Собрано: ${stamps} из ${perReward}`,
+  },
+  /** Coupons on the pass and the Google object (src/coupons/display.ts). `until` is an ISO date-time. */
+  coupons: {
+    line: (title: string, code: string, until: string) => `${title} — код ${code}, действует до ${formatCalendarDate('ru', String(until))}`,
+    latest: (title: string, code: string) => `${title} (код ${code})`,
+    googleHeader: 'Ваши купоны',
   },
   /** Print materials (src/materials): posters, table tents, stickers. */
   materials: {

@@ -12,6 +12,7 @@ import { postToLedger, type LedgerPosting, type StampPosting } from './ledger.js
 import {
   mechanicOf,
   quoteCheck,
+  eligibleCheck,
   quoteRefund,
   quoteStampRefund,
   referralBonuses,
@@ -24,6 +25,8 @@ import { onStampRewardsEarned, revokeStampRewards } from './stamps.js';
 import { lockReferral, payInviter, verifyCard } from './bonuses.js';
 import { violatesConstraint } from '../db/constraints.js';
 import { emitEvent } from '../webhooks/events.js';
+import { couponForPurchase, couponsForQuote, issueStampRewardCoupons, redeemCouponInPurchase, reverseCouponRedemption, voidStampRewardCoupons } from '../coupons/service.js';
+import { applicableCoupons } from '../coupons/logic.js';
 
 type Trx = Transaction<Database>;
 
@@ -35,6 +38,8 @@ function asProblem(error: unknown): never {
 
 /** The check as the till sends it to a quote or a purchase. */
 export interface CheckCommand {
+  /** A coupon of this card to apply (src/coupons): priced on the eligible part, before the mechanic. */
+  couponCode?: string;
   /** Minor units; may be omitted when items are given (then it is their sum). */
   amount?: number;
   items?: LineItem[];
@@ -72,7 +77,13 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
   if (card.status === 'erased') throw cardErased();
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
 
-  const quote = priceCheck(card, rules, command);
+  // ---- coupons (src/coupons, docs/coupons.md): priced on the eligible part of the check, it comes
+  // off before the mechanic's discount and points (quoteCheck's couponDiscount).
+  const coupon = command.couponCode
+    ? await couponForPurchase(trx, { programId: command.programId, cardId: card.id, code: command.couponCode, check: eligibleCheckOrProblem(rules, command), now: command.now })
+    : null;
+  // ---- end coupons
+  const quote = priceCheck(card, rules, command, coupon?.discount ?? 0);
 
   if (command.receiptId) {
     const seen = await trx
@@ -116,6 +127,9 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     }
     throw error;
   }
+  // ---- coupons: single use, enforced by one conditional UPDATE (409 coupon_already_used)
+  if (coupon) await redeemCouponInPurchase(trx, { programId: command.programId, cardId: card.id, coupon, purchaseId: purchase.id, now: command.now });
+  // ---- end coupons
 
   const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, idempotencyKey: command.idempotencyKey };
   const postings: LedgerPosting[] = [
@@ -138,7 +152,11 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     stampedAt: command.now,
   });
   if (quote.rewardsEarned > 0) {
-    await onStampRewardsEarned(trx, { programId: command.programId, cardId: card.id, count: quote.rewardsEarned, purchaseId: purchase.id });
+    const rewardIds = await onStampRewardsEarned(trx, { programId: command.programId, cardId: card.id, count: quote.rewardsEarned, purchaseId: purchase.id });
+    const rewardCoupon = rules.stamps?.reward.coupon;
+    if (rewardCoupon) {
+      await issueStampRewardCoupons(trx, cardChanges, { programId: command.programId, cardId: card.id, definitionId: rewardCoupon, rewardIds, actor: command.actor, now: command.now });
+    }
   }
   // An unverified self-service card becomes real with its first completed purchase: its pending
   // bonuses are released now, after this purchase was priced, so they are spendable from the next
@@ -201,6 +219,7 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
           rewardsEarned: quote.rewardsEarned,
           stamps: after.stamps,
         }),
+    ...(coupon ? { coupon: { code: coupon.code, discount: coupon.discount, checkAmount: quote.amount } } : {}),
   };
 }
 
@@ -209,11 +228,13 @@ function priceCheck(
   card: Pick<CardRow, 'balance' | 'lifetime_spend' | 'tier' | 'stamps' | 'last_stamp_at'>,
   rules: LoyaltyRules,
   check: CheckCommand,
+  couponDiscount = 0,
 ): CheckQuote {
   try {
     return quoteCheck({
       amount: check.amount,
       items: check.items,
+      couponDiscount,
       redeemPoints: check.redeemPoints,
       balance: card.balance,
       lifetimeSpend: card.lifetime_spend,
@@ -223,6 +244,15 @@ function priceCheck(
       now: check.now,
       rules,
     });
+  } catch (error) {
+    asProblem(error);
+  }
+}
+
+/** The eligible part of the check a coupon is priced on (422 for a check the rules refuse). */
+function eligibleCheckOrProblem(rules: LoyaltyRules, check: CheckCommand) {
+  try {
+    return eligibleCheck(check.amount, check.items, rules);
   } catch (error) {
     asProblem(error);
   }
@@ -257,7 +287,20 @@ export async function quoteForCard(executor: Executor, command: CheckCommand & {
   if (card.status !== 'active') throw new AppError(422, 'card_blocked', 'This card is blocked');
   const program = await cachedProgramOr404(executor, command.programId);
   const rules = program.rules as LoyaltyRules;
-  const quote = priceCheck(card, rules, command);
+  // Coupons: the one the till chose (priced as the purchase will price it), and every usable
+  // coupon of the card this check could use, each with what the till would then charge.
+  const eligible = eligibleCheckOrProblem(rules, command);
+  const cardCoupons = await couponsForQuote(executor, command.programId, card.id, command.now);
+  const chosen = command.couponCode
+    ? await couponForPurchase(executor, { programId: command.programId, cardId: card.id, code: command.couponCode, check: eligible, now: command.now })
+    : null;
+  const quote = priceCheck(card, rules, command, chosen?.discount ?? 0);
+  const coupons = applicableCoupons(eligible, cardCoupons, command.now).map((coupon) => ({
+    code: coupon.code,
+    title: coupon.title,
+    discount: coupon.discount,
+    payableAfter: priceCheck(card, rules, { ...command, redeemPoints: 0 }, coupon.discount).payable,
+  }));
   return {
     cardId: card.id,
     mechanic: quote.mechanic,
@@ -281,7 +324,8 @@ export async function quoteForCard(executor: Executor, command: CheckCommand & {
     rewardsEarned: quote.rewardsEarned,
     stampsAfter: quote.stampsAfter,
     perReward: rules.stamps?.perReward ?? null,
-    coupons: [] as never[],
+    couponDiscount: quote.couponDiscount,
+    coupons,
   };
 }
 
@@ -373,6 +417,8 @@ export async function refundPurchase(
     const usedByRewards = -entries.filter((e) => e.kind === 'reward').reduce((sum, e) => sum + e.stamps, 0);
     const undo = quoteStampRefund({ added, usedByRewards, stamps: card.stamps });
     const rewardsRevoked = await revokeStampRewards(trx, { programId: command.programId, purchaseId: purchase.id });
+    // Their coupons go too, unless already used (that purchase happened).
+    await voidStampRewardCoupons(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
     stampsReversal = { delta: undo.delta, shortfall: undo.shortfall, rewardsRevoked };
     if (undo.delta !== 0) {
       stampPostingsOfRefund.push({ programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, kind: 'reversal', stamps: undo.delta });
@@ -380,6 +426,9 @@ export async function refundPurchase(
   }
 
   await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  // ---- coupons: the purchase's coupon is usable again while still valid (docs/coupons.md)
+  const coupon = await reverseCouponRedemption(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+  // ---- end coupons
   const after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,
     tier: quote.tierChanged ? quote.tierAfter : undefined,
@@ -447,5 +496,6 @@ export async function refundPurchase(
     ...(hasStamps
       ? { stampsDelta: stampsReversal.delta, stampsShortfall: stampsReversal.shortfall, rewardsRevoked: stampsReversal.rewardsRevoked, stamps: after.stamps }
       : {}),
+    ...(coupon ? { coupon } : {}),
   };
 }

@@ -28,7 +28,8 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         tags: ['pos'],
         summary: 'Quote a check before closing it: discount, points redeemable, payable, points/stamps it would earn; writes nothing',
         description:
-          'Takes the purchase body (amount or items, redeemPoints). A purchase with the same body on the unchanged card answers the same numbers. ' +
+          'Takes the purchase body (amount or items, redeemPoints, couponCode). A purchase with the same body on the unchanged card answers the same numbers. ' +
+          'Lists the card\'s coupons this check can use (coupons), each with what the till would then charge. ' +
           'A redemption the rules refuse answers the same 422 as the purchase would.',
         params: Type.Object({ cardId: Uuid }),
         body: PurchaseRequestSchema,
@@ -44,6 +45,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         amount: request.body.amount,
         items: request.body.items,
         redeemPoints: request.body.redeemPoints ?? 0,
+        couponCode: request.body.couponCode,
         now: ctx.clock(),
       });
     },
@@ -57,7 +59,9 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
         summary: 'Record a purchase: accrue points, optionally pay part of the check with points',
         description:
           'Redemption above the balance (insufficient_points) or above the cap (redemption_cap_exceeded) answers 422 and changes nothing. ' +
-          'Send an Idempotency-Key: a retry with the same key and body replays the first response.',
+          'Send an Idempotency-Key: a retry with the same key and body replays the first response. ' +
+          'With couponCode, the coupon comes off the eligible part of the check first, then the mechanic\'s discount and points (`payable` is what is left to pay); ' +
+          'a used coupon answers 409 coupon_already_used, an expired one or one whose terms the check does not meet 422 (docs/coupons.md).',
         params: Type.Object({ cardId: Uuid }),
         headers: IdempotencyHeaders,
         body: PurchaseRequestSchema,
@@ -80,6 +84,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
           now: ctx.clock(),
           storeId: request.body.storeId,
           receiptId: request.body.receiptId,
+          couponCode: request.body.couponCode,
           actor,
           idempotencyKey: key,
         }),

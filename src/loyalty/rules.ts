@@ -526,6 +526,11 @@ export interface CheckInput extends Omit<PurchaseInput, 'amount'> {
   lastStampAt?: Date | null;
   /** The moment of the purchase (stamps expiry only). */
   now?: Date;
+  /**
+   * Money a coupon takes off the eligible part of the check (src/coupons prices it on
+   * eligibleCheck's lines), before the mechanic's discount and points. 0 without a coupon.
+   */
+  couponDiscount?: number;
 }
 
 export interface CheckQuote extends PurchaseQuote {
@@ -534,8 +539,10 @@ export interface CheckQuote extends PurchaseQuote {
   eligibleAmount: number;
   /** The tier's discount percent (mechanic "discount"), else 0. */
   discountPercent: number;
-  /** Money off the eligible part, minor units: ⌊eligible × percent / 100⌋. */
+  /** Money off the eligible part after the coupon, minor units: ⌊(eligible − coupon) × percent / 100⌋. */
   discount: number;
+  /** The coupon's money off (input.couponDiscount), 0 without one. */
+  couponDiscount: number;
   /** The most points this check may be paid with: min(balance, cap on eligible − discount). */
   maxRedeemablePoints: number;
   /** Stamps lost to expiry before this purchase (stamps mechanic). */
@@ -611,12 +618,19 @@ export function quoteCheck(input: CheckInput): CheckQuote {
 
   const eligible = lines.filter((line) => !line.excluded);
   const eligibleAmount = eligible.reduce((sum, line) => sum + line.total, 0);
+  // A coupon comes off first, and only off the eligible part (excluded goods, e.g. tobacco, are
+  // never discounted); what is left is what the mechanic's discount and points apply to.
+  const couponDiscount = input.couponDiscount ?? 0;
+  if (!Number.isSafeInteger(couponDiscount) || couponDiscount < 0 || (couponDiscount > 0 && couponDiscount >= eligibleAmount)) {
+    throw new RuleViolation('invalid_amount', `A coupon cannot take ${couponDiscount} off an eligible amount of ${eligibleAmount}`, { field: 'couponDiscount' });
+  }
+  const base = eligibleAmount - couponDiscount;
 
   const discountPercent = mechanic === 'discount' ? (tierBefore.discountPercent ?? 0) : 0;
   // Discounts round down to the kopeck, once per check (not per line), so the till's total matches.
-  const discount = Number((BigInt(eligibleAmount) * toBasisPoints(discountPercent)) / BASIS_POINTS_PER_WHOLE);
+  const discount = Number((BigInt(base) * toBasisPoints(discountPercent)) / BASIS_POINTS_PER_WHOLE);
 
-  const cap = pointsForPercentOf(eligibleAmount - discount, rules.redemption.maxPercent, pointValue);
+  const cap = pointsForPercentOf(base - discount, rules.redemption.maxPercent, pointValue);
   const allowed = Math.min(balance, cap);
   if (redeemPoints > balance) {
     throw new RuleViolation('insufficient_points', `Cannot redeem ${redeemPoints} points: the balance is ${balance}`, {
@@ -634,8 +648,8 @@ export function quoteCheck(input: CheckInput): CheckQuote {
   }
   // redeemPoints ≤ cap ≤ (eligible − discount) / pointValue: the value fits in the eligible part.
   const redeemedValue = redeemPoints * pointValue;
-  const payable = amount - discount - redeemedValue;
-  const eligiblePaid = eligibleAmount - discount - redeemedValue;
+  const payable = amount - couponDiscount - discount - redeemedValue;
+  const eligiblePaid = base - discount - redeemedValue;
 
   // Accrual uses the tier the card had when it walked in: the purchase that crosses a threshold
   // earns at the old rate and the new rate starts with the next purchase. Each eligible line earns
@@ -677,9 +691,24 @@ export function quoteCheck(input: CheckInput): CheckQuote {
     eligibleAmount,
     discountPercent,
     discount,
+    couponDiscount,
     maxRedeemablePoints: allowed,
     ...stamps,
   };
+}
+
+/**
+ * The part of a check the program's rules apply to — the amount without excluded items, and the
+ * eligible lines — which is what a coupon is priced on (src/coupons couponDiscount).
+ */
+export function eligibleCheck(amount: number | undefined, items: LineItem[] | undefined, rules: LoyaltyRules): { amount: number; items?: LineItem[] } {
+  if (items === undefined || items.length === 0) {
+    const priced = priceLines(amount, items, rules);
+    return { amount: priced.amount };
+  }
+  const { lines } = priceLines(amount, items, rules);
+  const kept = items.filter((_, index) => !lines[index]!.excluded);
+  return { amount: lines.filter((line) => !line.excluded).reduce((sum, line) => sum + line.total, 0), items: kept };
 }
 
 function quoteStamps(

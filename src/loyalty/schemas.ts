@@ -1,3 +1,4 @@
+import { CouponCodeInput, PurchaseCouponSchema, RefundCouponSchema } from '../coupons/schemas.js';
 import { Type } from '@sinclair/typebox';
 
 export const LineItemSchema = Type.Object(
@@ -32,6 +33,7 @@ export const PurchaseRequestSchema = Type.Object(
     redeemPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, description: 'Points to pay with' })),
     storeId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     receiptId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Unique per program: a receipt counts once' })),
+    couponCode: Type.Optional(CouponCodeInput),
   },
   { additionalProperties: false },
 );
@@ -56,6 +58,7 @@ export const PurchaseResultSchema = Type.Object({
   stampsAdded: Type.Optional(Type.Integer()),
   rewardsEarned: Type.Optional(Type.Integer({ description: 'Stamp cards completed by this purchase (each is a reward)' })),
   stamps: Type.Optional(Type.Integer({ description: 'Stamps on the card after the purchase' })),
+  coupon: Type.Optional(PurchaseCouponSchema),
 });
 
 export const QuoteResultSchema = Type.Object({
@@ -81,7 +84,16 @@ export const QuoteResultSchema = Type.Object({
   rewardsEarned: Type.Integer(),
   stampsAfter: Type.Integer(),
   perReward: Type.Union([Type.Integer(), Type.Null()], { description: 'Stamps per reward (stamps mechanic), else null' }),
-  coupons: Type.Array(Type.Object({}, { additionalProperties: true }), { description: 'Coupons applicable to the check (coupons module; empty for now)' }),
+  couponDiscount: Type.Integer({ description: 'With couponCode: what that coupon takes off the eligible part of the check (included in payable); else 0' }),
+  coupons: Type.Array(
+    Type.Object({
+      code: Type.String(),
+      title: Type.Object({ ru: Type.String(), en: Type.String() }),
+      discount: Type.Integer({ description: 'What this coupon would take off this check, minor units' }),
+      payableAfter: Type.Integer({ description: 'What the till would charge with this coupon (and the mechanic\'s discount), before points' }),
+    }),
+    { description: 'The card\'s usable coupons this check can use, the largest discount first' },
+  ),
 });
 
 export const RefundResultSchema = Type.Object({
@@ -111,6 +123,7 @@ export const RefundResultSchema = Type.Object({
   stampsShortfall: Type.Optional(Type.Integer({ description: 'Stamps that could not be taken back (already used for a later reward)' })),
   rewardsRevoked: Type.Optional(Type.Integer({ description: 'Stamp rewards the purchase had earned, revoked' })),
   stamps: Type.Optional(Type.Integer()),
+  coupon: Type.Optional(RefundCouponSchema),
 });
 
 const PurchaseView = Type.Object({

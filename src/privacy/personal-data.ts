@@ -9,6 +9,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { CardRow, ProgramRow } from '../db/schema.js';
+import { listCardCoupons } from '../coupons/repository.js';
+import { cardCouponDto } from '../coupons/service.js';
 
 const iso = (value: Date | string | null | undefined) => (value === null || value === undefined ? null : new Date(value).toISOString());
 const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
@@ -23,7 +25,7 @@ export interface PersonalDataDeps {
 export async function personalData(db: Db, program: ProgramRow, card: CardRow, deps: PersonalDataDeps) {
   const cardId = card.id;
   const programId = program.id;
-  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView] =
+  const [birthday, consentText, ledger, purchases, pendingBonuses, invitedBy, invited, devices, passFetches, google, walletEvents, campaigns, controls, automations, tierChanges, verifications, webhookEvents, erasure, invitations, pageView, coupons] =
     await Promise.all([
       sql<{ day: string | null }>`SELECT to_char(birthday, 'YYYY-MM-DD') AS day FROM card WHERE id = ${cardId}`.execute(db),
       card.consent_version
@@ -74,6 +76,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
       db.selectFrom('card_erasure').select(['actor', 'erased_at']).where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
       db.selectFrom('invitation').select(['batch_id', 'channel', 'status', 'created_at']).where('program_id', '=', programId).where('card_id', '=', cardId).orderBy('created_at').execute(),
       db.selectFrom('card_page_view').select('first_at').where('program_id', '=', programId).where('card_id', '=', cardId).executeTakeFirst(),
+      listCardCoupons(db, programId, cardId, 10_000),
     ]);
 
   return {
@@ -140,6 +143,7 @@ export async function personalData(db: Db, program: ProgramRow, card: CardRow, d
     phoneVerifications: verifications.map((v) => ({ purpose: v.purpose, attempts: Number(v.attempts), createdAt: iso(v.created_at), sentAt: iso(v.sent_at), consumedAt: iso(v.consumed_at) })),
     webhookEvents: webhookEvents.map((e) => ({ id: e.id, type: e.type, data: e.data, createdAt: iso(e.created_at) })),
     invitations: invitations.map((i) => ({ batchId: i.batch_id, channel: i.channel, status: i.status, at: iso(i.created_at) })),
+    coupons: coupons.map((c) => cardCouponDto(c, new Date())),
     erasure: erasure ? { actor: erasure.actor, erasedAt: iso(erasure.erased_at) } : null,
   };
 }

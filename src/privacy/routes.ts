@@ -31,6 +31,7 @@ const PersonalDataSchema = Type.Object({
   phoneVerifications: Section('one-time codes sent to the phone in this program (never the codes)'),
   webhookEvents: Section('events about the card sent to the program\'s webhooks'),
   invitations: Section('invitations to the wallet sent to the holder (channel, status, time)'),
+  coupons: Section('coupons issued to the card (code, status, source, dates, discount)'),
   erasure: Section('who erased the data and when, or null'),
 });
 

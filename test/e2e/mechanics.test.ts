@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LightMyRequestResponse } from 'fastify';
 import { createProgramWithKeys, startTestApp, type TestApp } from '../support/app.js';
 import { TEST_DATABASE_KIND } from '../support/database.js';
+import { passJsonOf } from '../support/pkpass.js';
 
 // Issue #17 items 1, 2, 4 through HTTP on a real database: the three mechanics (an outdoor retailer's
 // points with category multipliers, a clothing store's growing discount, a coffee shop's stamps),
@@ -73,6 +74,12 @@ describe(`program mechanics, line items and quotes (${TEST_DATABASE_KIND} databa
     const r = await res;
     expect(r.statusCode, r.body).toBe(status);
     return r.json();
+  }
+  /** The card's Apple pass still builds (the display of each mechanic on it comes with issue #17 item 5). */
+  async function expectPassBuilds(card: { applePassUrl: string }) {
+    const download = await t.app.inject({ method: 'GET', url: new URL(card.applePassUrl).pathname });
+    expect(download.statusCode).toBe(200);
+    expect(passJsonOf(download.rawPayload).storeCard).toBeDefined();
   }
   const getCard = (headers: Headers, cardId: string) => ok(t.app.inject({ method: 'GET', url: `/api/v1/cards/${cardId}`, headers }), 200);
 
@@ -173,6 +180,7 @@ describe(`program mechanics, line items and quotes (${TEST_DATABASE_KIND} databa
     // A refund takes the spend back (the tier stays, by the default refund policy).
     await ok(t.app.inject({ method: 'POST', url: `/api/v1/purchases/${crossing.purchaseId}/refund`, headers: p.as('pos') }), 200);
     expect(await getCard(p.as('admin'), card.id)).toMatchObject({ lifetimeSpend: 28_500 * RUB, tier: { code: 'gold' } });
+    await expectPassBuilds(card);
   });
 
   it('runs a coffee shop: every 6th coffee completes a stamp card, and a refund reverses stamps and reward exactly', async () => {
@@ -207,6 +215,7 @@ describe(`program mechanics, line items and quotes (${TEST_DATABASE_KIND} databa
     const second = await ok(t.app.inject({ method: 'POST', url: `/api/v1/purchases/${results[0].purchaseId}/refund`, headers: p.as('pos') }), 200);
     expect(second).toMatchObject({ stampsDelta: -1, rewardsRevoked: 0, stamps: 6 });
     await expectCachesMatch(card.id);
+    await expectPassBuilds(card);
   });
 
   it('refuses to switch the mechanic of a program that has cards, and allows it before the first card', async () => {
@@ -245,6 +254,9 @@ describe(`program mechanics, line items and quotes (${TEST_DATABASE_KIND} databa
       expectProblem(await send(p.as('marketer'), card.id, { items: [item] }), 403);
     }
     expectProblem(await quote(p.as('pos'), '00000000-0000-4000-8000-000000000000', { amount: 100 }), 404, 'card_not_found');
+    // The quote is documented (so the API fuzz covers it too).
+    const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(doc.paths)).toContain('/api/v1/cards/{cardId}/quote');
     const purchases = await db().selectFrom('purchase').select('id').where('card_id', '=', card.id).execute();
     expect(purchases).toEqual([]);
     expect((await getCard(p.as('pos'), card.id)).balance).toBe(1000);

@@ -268,7 +268,15 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg, current:
       if (percent === undefined) errors[`${p}percent`] = t.errors.decimal;
       const threshold = parseMoney(v[`${p}threshold`] ?? '', currency);
       if (threshold === undefined) errors[`${p}threshold`] = t.errors.money;
-      tiers.push({ code: v[`${p}code`], name: { ru: v[`${p}ru`], en: v[`${p}en`] }, accrualPercent: percent ?? 0, threshold: threshold ?? 0 });
+      // The form does not edit discount percents yet (issue #17): a tier keeps its stored one.
+      const discountPercent = current.tiers.find((tier) => tier.code === v[`${p}code`])?.discountPercent;
+      tiers.push({
+        code: v[`${p}code`],
+        name: { ru: v[`${p}ru`], en: v[`${p}en`] },
+        accrualPercent: percent ?? 0,
+        threshold: threshold ?? 0,
+        ...(discountPercent === undefined ? {} : { discountPercent }),
+      });
     }
     const maxPercent = parseDecimal(v.maxPercent ?? '');
     if (maxPercent === undefined) errors.maxPercent = t.errors.decimal;
@@ -288,6 +296,10 @@ function patchOf(section: Section, v: Values, currency: string, t: Msg, current:
       expiry: v.expiryDays ? { inactivityDays: whole('expiryDays'), reminderDaysBefore: whole('reminderDays') } : null,
       tierPolicy: { downgradeOnRefund: v.downgrade === 'yes' },
       campaignBonusCap: v.campaignBonusCap ? whole('campaignBonusCap') : current.campaignBonusCap,
+      // Mechanic, category and stamp rules are not on this form yet (issue #17): kept as stored.
+      ...(current.mechanic === undefined ? {} : { mechanic: current.mechanic }),
+      ...(current.categories === undefined ? {} : { categories: current.categories }),
+      ...(current.stamps === undefined ? {} : { stamps: current.stamps }),
     };
     return { errors, patch: { rules } };
   }

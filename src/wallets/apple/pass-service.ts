@@ -1,3 +1,4 @@
+import { shownCouponTexts } from '../../coupons/display.js';
 import type { Db } from '../../db/database.js';
 import type { CardRow, ProgramRow } from '../../db/schema.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
@@ -200,6 +201,7 @@ export class PassService {
       // replace the strip family, uploaded or default (mergeImages).
       images = { ...images, ...stampStrips.passImages(display.style, display.count) };
     }
+    const coupons = shownCouponTexts(card.coupons, new Date());
     return {
       passTypeIdentifier: this.material.passTypeIdentifier,
       teamIdentifier: this.material.teamIdentifier,
@@ -225,6 +227,8 @@ export class PassService {
         contacts: texts.contacts,
         terms: texts.terms,
         promo: texts.promo,
+        coupons: coupons.list,
+        latestCoupon: coupons.latest,
         referral: {
           text: texts.referral ?? {
             ru: 'Пригласите друга по ссылке — бонусы получите вы оба',

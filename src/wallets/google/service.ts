@@ -1,3 +1,4 @@
+import { googleCouponModule } from '../../coupons/display.js';
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
@@ -159,6 +160,9 @@ export class GoogleWalletService {
     const promos: TextModuleInput[] = [];
     const promo = card.promo ?? texts.promo;
     if (promo) promos.push({ id: 'promo', header: { ru: 'Акция', en: 'Promotion' }, body: promo });
+    // The card's usable coupons (src/coupons/display.ts).
+    const coupons = googleCouponModule(card.coupons, new Date());
+    if (coupons) promos.push(coupons);
     // Bonuses of a self-service card that are shown but not spendable yet (loyalty/bonuses.ts).
     if (card.pending_points > 0) {
       promos.push({

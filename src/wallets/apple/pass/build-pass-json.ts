@@ -107,6 +107,8 @@ export const FIELD_LABELS = {
   nextDiscount: { en: en.wallet.nextDiscountLabel, ru: ru.wallet.nextDiscountLabel },
   stamps: { en: en.wallet.stampsLabel, ru: ru.wallet.stampsLabel },
   reward: { en: en.wallet.rewardLabel, ru: ru.wallet.rewardLabel },
+  coupons: { en: 'Your coupons', ru: 'Ваши купоны' },
+  latestCoupon: { en: 'Latest coupon', ru: 'Последний купон' },
 } as const satisfies Record<string, LocalizedText>;
 
 /**
@@ -121,6 +123,8 @@ export const CHANGE_MESSAGES = {
   promo: { en: '%@', ru: '%@' },
   discount: { en: en.wallet.discountChange, ru: ru.wallet.discountChange },
   stamps: { en: en.wallet.stampsChange, ru: ru.wallet.stampsChange },
+  // Set only by an issue (the field holds the coupon issued last), so redeeming one stays silent.
+  coupon: { en: 'New coupon: %@', ru: 'Новый купон: %@' },
 } as const satisfies Record<string, LocalizedText>;
 
 /** Stable field keys (unique across the pass; the web service and tests rely on them). */
@@ -139,6 +143,8 @@ export const FIELD_KEYS = {
   nextDiscount: 'nextDiscount',
   stamps: 'stamps',
   reward: 'backReward',
+  coupons: 'backCoupons',
+  latestCoupon: 'backLatestCoupon',
 } as const;
 
 const ZERO_WIDTH_SPACE = '\u200b';
@@ -377,6 +383,17 @@ export function buildStoreCardPassJson(input: StoreCardPassInput): BuiltPassJson
   const back = input.back ?? {};
   if (hasText(back.promo)) {
     backFields.push({ key: FIELD_KEYS.backPromo, label: localize(FIELD_LABELS.backPromo), value: localize(back.promo) });
+  }
+  if (hasText(back.latestCoupon)) {
+    backFields.push({
+      key: FIELD_KEYS.latestCoupon,
+      label: localize(FIELD_LABELS.latestCoupon),
+      value: localize(back.latestCoupon),
+      changeMessage: localize(CHANGE_MESSAGES.coupon),
+    });
+  }
+  if (hasText(back.coupons)) {
+    backFields.push({ key: FIELD_KEYS.coupons, label: localize(FIELD_LABELS.coupons), value: localize(back.coupons) });
   }
   if (back.referral && hasText(back.referral.text)) {
     const { text, url } = back.referral;

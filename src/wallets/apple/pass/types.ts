@@ -94,6 +94,10 @@ export interface StoreCardPassInput {
     terms?: LocalizedText;
     promo?: LocalizedText;
     referral?: { text: LocalizedText; url: string };
+    /** The card's usable coupons, one line each (src/coupons); omitted or empty = no field. */
+    coupons?: LocalizedText;
+    /** The coupon issued last: its change shows on the lock screen ("New coupon: …"). */
+    latestCoupon?: LocalizedText;
   };
 
   /** At most 10 are used (Apple limit); extras are dropped. */
