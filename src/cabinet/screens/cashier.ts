@@ -18,6 +18,7 @@ import { currencyDigits, formatDateTime, formatMoney, formatNumber, groupedCardN
 import { count, formatMaskedPhone, formatPhone } from '../../i18n/format.js';
 import { mechanicDisplay, percentText as percentSign } from '../../wallets/mechanic-display.js';
 import { quoteForCard } from '../../loyalty/purchases.js';
+import { couponsForQuote } from '../../coupons/service.js';
 import type { LineItem } from '../../loyalty/rules.js';
 import { formBody, notFoundError, uuidParam, UUID_RE, type CabinetKit, type Screen } from '../kit.js';
 import { checkbox, csrfInput, errorSummary, field, formText, notice, textarea, type FieldErrors } from '../layout.js';
@@ -133,6 +134,18 @@ const T = texts({
     itemsLine: (line: number) => `Строка ${line}: нужно «артикул; категория; количество; цена» (категорию можно пропустить), количество — целое от 1, цена — сумма.`,
     itemsTooMany: 'Не больше 200 позиций.',
     items_amount_mismatch: 'Сумма чека не равна сумме позиций. Исправьте сумму или оставьте её пустой.',
+    coupons: 'Купоны',
+    couponField: 'Купон',
+    noCoupon: 'Без купона',
+    couponUntil: (title: string, code: string, until: string) => `${title} — код ${code}, до ${until}`,
+    couponDiscount: (code: string) => `Купон ${code}`,
+    couponsApplicable: 'Подходящие купоны',
+    couponPayableAfter: (title: string, code: string, discount: string, payable: string) => `${title} (${code}): −${discount}, к оплате ${payable}`,
+    couponRefused: 'Купон не подходит к этому чеку.',
+    couponGone: 'Такого купона на карте нет.',
+    coupon_already_used: 'Этот купон уже использован.',
+    coupon_expired: 'Срок действия купона истёк.',
+    coupon_void: 'Купон отменён.',
   },
   en: {
     title: 'Till',
@@ -230,6 +243,18 @@ const T = texts({
     itemsLine: (line) => `Line ${line}: write “SKU; category; quantity; price” (the category may be left out); quantity a whole number from 1, price an amount.`,
     itemsTooMany: 'At most 200 lines.',
     items_amount_mismatch: 'The check amount is not the sum of the lines. Correct it or leave it empty.',
+    coupons: 'Coupons',
+    couponField: 'Coupon',
+    noCoupon: 'No coupon',
+    couponUntil: (title, code, until) => `${title}: code ${code}, until ${until}`,
+    couponDiscount: (code) => `Coupon ${code}`,
+    couponsApplicable: 'Coupons this check can use',
+    couponPayableAfter: (title, code, discount, payable) => `${title} (${code}): −${discount}, to pay ${payable}`,
+    couponRefused: 'The coupon does not fit this check.',
+    couponGone: 'This card has no such coupon.',
+    coupon_already_used: 'This coupon was already used.',
+    coupon_expired: 'The coupon has expired.',
+    coupon_void: 'The coupon was cancelled.',
   },
 });
 
@@ -251,6 +276,7 @@ interface PurchaseResult {
   stampsAdded?: number;
   rewardsEarned?: number;
   stamps?: number;
+  coupon?: { code: string; discount: number };
 }
 interface RefundResult {
   purchaseId: string;
@@ -425,7 +451,7 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
     // ---- the card -----------------------------------------------------------------------------
     interface CardState {
       status?: number;
-      values?: { amount: string; points: string; items: string };
+      values?: { amount: string; points: string; items: string; coupon?: string };
       errors?: FieldErrors;
       /** A quote to confirm: what the till charges for the values above. */
       quote?: Quote;
@@ -458,7 +484,9 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
       const money = (minor: number) => formatMoney(l, program.currency, minor);
       const pointValue = money(rules.redemption.pointValue);
       const percent = percentText(l, rules.redemption.maxPercent);
-      const values = state.values ?? { amount: '', points: '', items: '' };
+      const values = state.values ?? { amount: '', points: '', items: '', coupon: '' };
+      // The card's usable coupons (src/coupons): listed on the card, chosen in the form.
+      const usableCoupons = await couponsForQuote(db, session.programId, card.id, ctx.clock());
       const display = mechanicDisplay(card, program);
       const isPoints = display.kind === 'points';
       const errors = state.errors ?? {};
@@ -510,6 +538,14 @@ ${
     : ''
 }
 ${itemsField}
+${
+  usableCoupons.length > 0
+    ? html`<div class="field"><label for="f-coupon">${t.couponField}</label><select id="f-coupon" name="coupon" data-coupon>
+<option value="">${t.noCoupon}</option>
+${usableCoupons.map((c) => html`<option value="${c.code}"${values.coupon === c.code ? html` selected` : ''}>${c.title[l]} (${c.code})</option>`)}
+</select></div>`
+    : ''
+}
 <div class="actions">
 ${
   isPoints
@@ -530,6 +566,7 @@ ${
 <dl class="figures">
 <div><dt>${t.check}</dt><dd data-q-amount>${money(q.amount)}</dd></div>
 ${q.eligibleAmount !== q.amount ? html`<div><dt>${t.eligible}</dt><dd data-q-eligible>${money(q.eligibleAmount)}</dd></div>` : ''}
+${q.couponDiscount > 0 ? html`<div><dt>${t.couponDiscount(values.coupon ?? '')}</dt><dd data-q-coupon>−${money(q.couponDiscount)}</dd></div>` : ''}
 ${q.mechanic === 'discount' ? html`<div><dt>${t.discountGiven} ${percentSign(l, q.discountPercent)}</dt><dd data-q-discount>${money(q.discount)}</dd></div>` : ''}
 ${q.mechanic === 'points' ? html`<div><dt>${t.maxPoints}</dt><dd data-q-max-points>${points(l, q.maxRedeemablePoints)}</dd></div>` : ''}
 ${q.redeemed > 0 ? html`<div><dt>${t.redeemed}</dt><dd data-q-redeemed>${points(l, q.redeemed)} = ${money(q.redeemedValue)}</dd></div>` : ''}
@@ -538,6 +575,11 @@ ${q.mechanic !== 'stamps' && q.accrued > 0 ? html`<div><dt>${t.earns}</dt><dd da
 ${q.mechanic === 'stamps' ? html`<div><dt>${t.stampsEarned}</dt><dd data-q-stamps-added>${formatNumber(l, q.stampsAdded)}</dd></div><div><dt>${t.stampsAfter}</dt><dd data-q-stamps-after>${q.stampsAfter} / ${q.perReward ?? 0}</dd></div>` : ''}
 </dl>
 ${q.stampsExpired > 0 ? html`<p>${t.stampsExpired(q.stampsExpired)}</p>` : ''}
+${
+  !values.coupon && q.coupons.length > 0
+    ? html`<p><strong>${t.couponsApplicable}</strong></p><ul data-q-coupons>${q.coupons.map((c) => html`<li>${t.couponPayableAfter(c.title[l], c.code, money(c.discount), money(c.payableAfter))}</li>`)}</ul>`
+    : ''
+}
 ${q.rewardsEarned > 0 ? html`<p data-q-reward><strong>${t.rewardsEarned(q.rewardsEarned, rules.stamps?.reward.name[l] ?? '')}</strong></p>` : ''}
 ${q.tierChanged ? html`<p><strong>${t.tierUp(tierName(rules, q.tierAfter, l))}</strong></p>` : ''}
 <form method="post" action="/app/cashier/cards/${card.id}/purchase" novalidate>
@@ -546,6 +588,7 @@ ${csrfInput(session.csrf)}
 <input type="hidden" name="amount" value="${values.amount}">
 <input type="hidden" name="items" value="${values.items}">
 <input type="hidden" name="points" value="${q.redeemed > 0 ? String(q.redeemed) : ''}">
+<input type="hidden" name="coupon" value="${values.coupon ?? ''}">
 <div class="actions">
 <button class="button accrue large" type="submit" name="mode" value="confirm" autofocus data-confirm-purchase>${t.confirm}</button>
 </div>
@@ -599,6 +642,11 @@ ${card.pending_points > 0 ? html`<div><dt>${t.pending}</dt><dd data-pending titl
 <div><dt>${t.averageCheck}</dt><dd data-average>${money(average)}</dd></div>
 <div><dt>${t.visits}</dt><dd>${formatNumber(l, visits)}</dd></div>
 </dl>
+${
+  usableCoupons.length > 0
+    ? html`<h2>${t.coupons}</h2><ul data-coupons>${usableCoupons.map((c) => html`<li data-coupon-code="${c.code}">${t.couponUntil(c.title[l], c.code, formatDateTime(l, program.time_zone, c.expiresAt))}</li>`)}</ul>`
+    : ''
+}
 <p class="muted">${t.number}: <span class="mono">${groupedCardNumber(card.number)}</span> · ${t.phone}: ${phoneOf(session, card)}</p>
 </section>
 ${purchaseForm}
@@ -662,6 +710,7 @@ ${
 ${done.mechanic === 'stamps' || done.mechanic === 'discount' ? '' : html`<div><dt>${t.newBalance}</dt><dd data-new-balance>${formatNumber(l, done.balance)}</dd></div>`}
 </dl>
 ${done.tierChanged ? html`<p><strong>${t.tierUp(tierName(rules, done.tier, l))}</strong></p>` : ''}
+${done.coupon ? html`<p data-coupon-used>${t.couponDiscount(done.coupon.code)}: −${money(done.coupon.discount)}</p>` : ''}
 ${(done.rewardsEarned ?? 0) > 0 ? html`<p data-reward-earned><strong>${t.rewardsEarned(done.rewardsEarned!, rules.stamps?.reward.name[l] ?? '')}</strong></p>` : ''}
 </section>`;
         }
@@ -691,6 +740,16 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
           return t.errors[error.code];
         case 'items_amount_mismatch':
           return t.items_amount_mismatch;
+        case 'coupon_already_used':
+        case 'coupon_expired':
+        case 'coupon_void':
+          return t[error.code];
+        case 'coupon_min_check_not_met':
+        case 'coupon_needs_items':
+        case 'coupon_category_not_in_check':
+        case 'coupon_item_not_in_check':
+        case 'coupon_no_discount':
+          return `${t.couponRefused} ${error.message}`;
         default:
           return `${t.errors.other} ${error.message}`;
       }
@@ -704,7 +763,8 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       const body = formBody(request);
       const modeText = formText(body, 'mode');
       const mode = modeText === 'redeem' || modeText === 'quote' || modeText === 'confirm' ? modeText : 'accrue';
-      const values = { amount: formText(body, 'amount', 40), points: formText(body, 'points', 20), items: formText(body, 'items', 20_000) };
+      const values = { amount: formText(body, 'amount', 40), points: formText(body, 'points', 20), items: formText(body, 'items', 20_000), coupon: formText(body, 'coupon', 32) };
+      const couponCode = /^[A-Za-z0-9]{4,32}$/.test(values.coupon) ? values.coupon : undefined;
       const formKey = formText(body, 'idem', 64);
       if (!UUID_RE.test(formKey)) throw new AppError(400, 'bad_form', 'The form has no idempotency key; reload the page');
 
@@ -739,9 +799,12 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       if (mode === 'quote') {
         // Writes nothing: the same pricing the purchase will use, on the card as it is now.
         try {
-          const quote = await quoteForCard(db, { programId: session.programId, cardId, amount, items, redeemPoints: requested ?? 0, now: ctx.clock() });
+          const quote = await quoteForCard(db, { programId: session.programId, cardId, amount, items, redeemPoints: requested ?? 0, couponCode, now: ctx.clock() });
           return cardPage(request, reply, cardId, { values, quote });
         } catch (error) {
+          if (couponCode && error instanceof AppError && error.code === 'coupon_not_found') {
+            return cardPage(request, reply, cardId, { status: 422, values, formError: t.couponGone });
+          }
           if (!(error instanceof AppError) || error.status >= 500 || error.status === 404) throw error;
           return cardPage(request, reply, cardId, { status: 422, values, formError: refusalText(t, l, error) });
         }
@@ -751,7 +814,7 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
         const result = await runIdempotent(
           db,
           // The fingerprint is what the cashier sent (not the resolved points), so a resent form replays.
-          { scope: session.programId, key: idemKey(formKey), operation: `purchase:${cardId}`, body: { amount: amount ?? null, items: items ?? null, mode, points: values.points } },
+          { scope: session.programId, key: idemKey(formKey), operation: `purchase:${cardId}`, body: { amount: amount ?? null, items: items ?? null, mode, points: values.points, coupon: couponCode ?? null } },
           async (trx) => {
             let redeemPoints = 0;
             if (mode === 'confirm') redeemPoints = requested ?? 0;
@@ -775,6 +838,7 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
                 amount,
                 items,
                 redeemPoints,
+                couponCode,
                 actor: `staff:${session.staffId}`,
                 idempotencyKey: idemKey(formKey),
                 now: ctx.clock(),
@@ -784,6 +848,9 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
         );
         return kit.redirect(reply, `/app/cashier/cards/${cardId}?done=${formKey}`);
       } catch (error) {
+        if (couponCode && error instanceof AppError && error.code === 'coupon_not_found') {
+          return cardPage(request, reply, cardId, { status: 422, values, formError: t.couponGone });
+        }
         if (!(error instanceof AppError) || error.status >= 500) throw error;
         if (error.status === 404) throw error;
         const formError = error.code === 'nothing_to_redeem' ? t.errors.nothingToRedeem : refusalText(t, l, error);
