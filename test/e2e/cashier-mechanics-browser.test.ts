@@ -25,6 +25,7 @@ describe.skipIf(chromiumCheck.skip)(`the till for stamp and discount cards in Ch
   let base: string;
   let coffee: Awaited<ReturnType<typeof createProgramWithKeys>>;
   let clothing: Awaited<ReturnType<typeof createProgramWithKeys>>;
+  let outdoor: Awaited<ReturnType<typeof createProgramWithKeys>>;
   let phone = 4_440_000;
 
   beforeAll(async () => {
@@ -48,6 +49,11 @@ describe.skipIf(chromiumCheck.skip)(`the till for stamp and discount cards in Ch
         categories: [{ category: 'tobacco', exclude: true }],
       },
     });
+    outdoor = await createProgramWithKeys(t.app, 'till-outdoor', {
+      name: 'Снаряжение «Тропа»',
+      rules: { categories: [{ category: 'premium', multiplier: 2 }, { category: 'tobacco', exclude: true }] },
+    });
+    await createStaff(t.app, outdoor.program.id, { name: 'Ян', role: 'cashier', email: 'yan@outdoor.example', password: PASSWORD });
     await createStaff(t.app, coffee.program.id, { name: 'Кира', role: 'cashier', email: 'kira@coffee.example', password: PASSWORD });
     await createStaff(t.app, clothing.program.id, { name: 'Лев', role: 'cashier', email: 'lev@clothing.example', password: PASSWORD });
     browser = await launchChromium();
@@ -163,4 +169,44 @@ describe.skipIf(chromiumCheck.skip)(`the till for stamp and discount cards in Ch
       await page.context().close();
     });
   }
+
+  it('applies a coupon at the till of a points program: listed on the card, offered by the quote, priced, redeemed once on confirm', async () => {
+    const definition = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/coupons/definitions',
+      headers: outdoor.as('admin'),
+      payload: { title: { ru: 'Минус 200 ₽', en: '200 RUB off' }, kind: 'amount', amount: 200 * RUB, validDays: 30 },
+    });
+    expect(definition.statusCode, definition.body).toBe(201);
+    const card = await issue(outdoor);
+    const issued = await t.app.inject({ method: 'POST', url: `/api/v1/cards/${card.id}/coupons`, headers: outdoor.as('admin'), payload: { definitionId: definition.json().id } });
+    expect(issued.statusCode, issued.body).toBe(201);
+    const code: string = issued.json().code;
+
+    const page = await signedIn('yan@outdoor.example', SIZES.desktop);
+    await scan(page, card.number);
+    expect(await text(page, `[data-coupon-code="${code}"]`)).toContain(code);
+    // Quoted without a coupon: the quote offers it with what the till would then charge.
+    await page.fill('#f-amount', '1000');
+    await page.click('[data-quote]');
+    await page.locator('[data-quote-result]').waitFor();
+    expect(await text(page, '[data-q-coupons]')).toContain(`(${code}): −200,00 ₽, к оплате 800,00 ₽`);
+    // With the coupon chosen: priced, then applied on confirm.
+    await page.selectOption('#f-coupon', code);
+    await page.click('[data-quote]');
+    await page.locator('[data-q-coupon]').waitFor();
+    expect(await text(page, '[data-q-coupon]')).toBe('−200,00 ₽');
+    expect(await text(page, '[data-q-payable]')).toBe('800,00 ₽');
+    await page.screenshot({ path: path.join(SHOTS, 'coupon-quote-desktop.png'), fullPage: true });
+    await page.click('[data-confirm-purchase]');
+    await page.locator('[data-result]').waitFor();
+    expect(await text(page, '[data-coupon-used]')).toBe(`Купон ${code}: −200,00 ₽`);
+    expect(await text(page, '[data-payable]')).toBe('800,00 ₽');
+    const coupons = (await t.app.inject({ method: 'GET', url: `/api/v1/cards/${card.id}/coupons`, headers: outdoor.as('pos') })).json();
+    expect(JSON.stringify(coupons)).toContain('redeemed');
+    // Used: no longer listed or offered.
+    expect(await page.locator(`[data-coupon-code="${code}"]`).count()).toBe(0);
+    expect(await page.locator('#f-coupon').count()).toBe(0);
+    await page.context().close();
+  });
 });
