@@ -166,7 +166,11 @@ export const StampsRuleSchema = Type.Object(
       {
         name: LocalizedTextSchema,
         coupon: Type.Optional(
-          Type.String({ minLength: 1, maxLength: 64, description: 'The coupon definition the reward issues (coupons module).' }),
+          Type.String({
+            pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+            maxLength: 36,
+            description: 'The id of the coupon definition each reward issues (POST /api/v1/coupons/definitions); without it the reward is recorded only.',
+          }),
         ),
       },
       { additionalProperties: false },

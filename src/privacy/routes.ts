@@ -20,7 +20,7 @@ const PersonalDataSchema = Type.Object({
   program: Section('id, slug, name'),
   card: Section('the card: holder (name, phone, e-mail, birthday), consent with the text agreed to, tier, balance, referral code, channel, verification, card page URL'),
   ledger: Section('every ledger entry of the card'),
-  purchases: Section('every purchase'),
+  purchases: Section('every purchase, with its line items when the till sent them'),
   pendingBonuses: Section('bonuses shown but not yet spendable'),
   referrals: Section('who invited the holder, whom the holder invited'),
   wallets: Section('Apple devices (identifiers, no push tokens), pass downloads, the Google object, install/removal events'),

@@ -11,7 +11,7 @@ import { html, raw, type SafeHtml } from '../../http/html.js';
 import { runIdempotent } from '../../http/idempotency.js';
 import { isValidCardNumber, normalizeScannedValue } from '../../loyalty/card-number.js';
 import { recordPurchase, refundPurchase } from '../../loyalty/purchases.js';
-import { maxRedeemable, type LoyaltyRules } from '../../loyalty/rules.js';
+import { quoteCheck, RuleViolation, type LoyaltyRules } from '../../loyalty/rules.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import type { CabinetSession } from '../auth.js';
 import { currencyDigits, formatDateTime, formatMoney, formatNumber, groupedCardNumber, parseMoney, parseWhole, points, texts, type Lang } from '../i18n.js';
@@ -491,7 +491,7 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
       const isPoints = display.kind === 'points';
       const errors = state.errors ?? {};
       const amountMinor = values.amount ? parseMoney(values.amount, program.currency) : undefined;
-      const maxNow = amountMinor && amountMinor > 0 ? maxRedeemable(amountMinor, card.balance, rules) : undefined;
+      const maxNow = amountMinor && amountMinor > 0 ? maxRedeemableFor(card, amountMinor, rules) : undefined;
       const capText = maxNow === undefined ? t.capBeforeAmount(percent, pointValue, points(l, card.balance)) : t.redeemHint(points(l, maxNow), percent, pointValue);
       const blocked = card.status !== 'active';
       const formKey = randomUUID();
@@ -824,9 +824,11 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
                 // "Redeem" with no number: the most the rules allow on this check, under the card lock.
                 const card = await lockCardInProgram(trx, session.programId, cardId);
                 if (!card) throw notFoundError();
-                redeemPoints = items
-                  ? (await quoteForCard(trx, { programId: session.programId, cardId, amount, items, redeemPoints: 0, now: ctx.clock() })).maxRedeemablePoints
-                  : maxRedeemable(amount!, card.balance, rules);
+                // With lines or a coupon the cap is on what they leave of the check: ask the quote.
+                redeemPoints =
+                  items || couponCode
+                    ? (await quoteForCard(trx, { programId: session.programId, cardId, amount, items, couponCode, redeemPoints: 0, now: ctx.clock() })).maxRedeemablePoints
+                    : maxRedeemableFor(card, amount!, rules);
               }
               if (redeemPoints <= 0) throw new AppError(422, 'nothing_to_redeem', 'Nothing to redeem');
             }
@@ -881,3 +883,18 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
     });
   },
 };
+
+/**
+ * The most points a whole-check purchase of `amount` may be paid with on this card: the quote's
+ * answer, so a discount program's cap (on the check after the discount) is the purchase's cap.
+ */
+function maxRedeemableFor(card: { balance: number; lifetime_spend: number; tier: string; stamps: number }, amount: number, rules: LoyaltyRules): number {
+  try {
+    return quoteCheck({ amount, redeemPoints: 0, balance: card.balance, lifetimeSpend: card.lifetime_spend, tierCode: card.tier, stamps: card.stamps, rules })
+      .maxRedeemablePoints;
+  } catch (error) {
+    // An amount the rules refuse: nothing is redeemable; the purchase itself answers the reason.
+    if (error instanceof RuleViolation) return 0;
+    throw error;
+  }
+}
