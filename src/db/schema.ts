@@ -466,6 +466,8 @@ export interface GoogleObjectTable {
   class_id: string;
   published_balance: number;
   published_tier: string;
+  /** Stamps on the card when the object was last sent (a change notifies like a balance change). */
+  published_stamps: Generated<number>;
   content_hash: string;
   saved: Generated<boolean>;
   saved_changed_at: Date | null;

@@ -52,6 +52,8 @@ export const UNITS = {
   purchases: { ru: { one: 'покупка', few: 'покупки', many: 'покупок', other: 'покупки' }, en: { one: 'purchase', other: 'purchases' } },
   recipients: { ru: { one: 'получатель', few: 'получателя', many: 'получателей', other: 'получателя' }, en: { one: 'recipient', other: 'recipients' } },
   attempts: { ru: { one: 'попытка', few: 'попытки', many: 'попыток', other: 'попытки' }, en: { one: 'attempt', other: 'attempts' } },
+  stamps: { ru: { one: 'штамп', few: 'штампа', many: 'штампов', other: 'штампа' }, en: { one: 'stamp', other: 'stamps' } },
+  rewards: { ru: { one: 'награда', few: 'награды', many: 'наград', other: 'награды' }, en: { one: 'reward', other: 'rewards' } },
   digits: { ru: { one: 'цифра', few: 'цифры', many: 'цифр', other: 'цифры' }, en: { one: 'digit', other: 'digits' } },
 } as const satisfies Record<string, Record<Lang, PluralForms>>;
 export type Unit = keyof typeof UNITS;

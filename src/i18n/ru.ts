@@ -22,6 +22,24 @@ export const ru = {
     expired: 'Сгорело: {points}',
     tierUpgrade: 'Поздравляем! Ваш новый уровень: {tier}',
   },
+  /**
+   * The mechanic on the wallet cards (src/wallets: Apple pass fields, Google object modules).
+   * Change messages carry `%@` (Apple shows no notification without it) with the value last, so
+   * no word agrees with a number.
+   */
+  wallet: {
+    discountLabel: 'Скидка',
+    discountChange: 'Ваша скидка: %@',
+    nextDiscountLabel: 'Следующий уровень',
+    nextDiscount: (percent: string, money: string) => `Скидка ${percent} — осталось купить на ${money}`,
+    topDiscount: 'У вас максимальная скидка',
+    stampsLabel: 'Штампы',
+    stampsChange: 'Штампы: %@',
+    stampsValue: (stamps: number, perReward: number) => `${stamps} / ${perReward}`,
+    rewardLabel: 'Награда',
+    reward: (name: string, perReward: number) => `${name} — когда на карте ${count('ru', perReward, 'stamps')}`,
+    stampsImage: (stamps: number, perReward: number) => `Собрано: ${stamps} из ${perReward}`,
+  },
   /** Coupons on the pass and the Google object (src/coupons/display.ts). `until` is an ISO date-time. */
   coupons: {
     line: (title: string, code: string, until: string) => `${title} — код ${code}, действует до ${formatCalendarDate('ru', String(until))}`,

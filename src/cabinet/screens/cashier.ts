@@ -15,9 +15,13 @@ import { quoteCheck, RuleViolation, type LoyaltyRules } from '../../loyalty/rule
 import { getProgramOr404 } from '../../programs/service.js';
 import type { CabinetSession } from '../auth.js';
 import { currencyDigits, formatDateTime, formatMoney, formatNumber, groupedCardNumber, parseMoney, parseWhole, points, texts, type Lang } from '../i18n.js';
-import { formatMaskedPhone, formatPhone } from '../../i18n/format.js';
+import { count, formatMaskedPhone, formatPhone } from '../../i18n/format.js';
+import { mechanicDisplay, percentText as percentSign } from '../../wallets/mechanic-display.js';
+import { quoteForCard } from '../../loyalty/purchases.js';
+import { couponsForQuote } from '../../coupons/service.js';
+import type { LineItem } from '../../loyalty/rules.js';
 import { formBody, notFoundError, uuidParam, UUID_RE, type CabinetKit, type Screen } from '../kit.js';
-import { checkbox, csrfInput, errorSummary, field, formText, notice, type FieldErrors } from '../layout.js';
+import { checkbox, csrfInput, errorSummary, field, formText, notice, textarea, type FieldErrors } from '../layout.js';
 
 /**
  * «Касса» — the cashier's one screen, built for a keyboard and a USB barcode scanner (which types
@@ -102,6 +106,46 @@ const T = texts({
     nameRequired: 'Укажите имя.',
     phoneInvalid: 'Номер не похож на телефонный, например +7 916 123-45-67.',
     backToSearch: 'К поиску',
+    // Mechanics and the quote (issue #17).
+    discount: 'Скидка',
+    nextLevel: 'Следующий уровень',
+    nextLevelText: (percent: string, money: string) => `${percent} — осталось купить на ${money}`,
+    topLevel: 'Максимальная скидка',
+    stamps: 'Штампы',
+    reward: 'Награда',
+    items: 'Позиции чека (необязательно)',
+    itemsHint: 'По строке на позицию: артикул; категория; количество; цена — например «латте; coffee; 2; 250». Без позиций считается весь чек; с ними сумму можно не вводить.',
+    quote: 'Рассчитать',
+    quoteTitle: 'Расчёт чека',
+    quoteLead: 'Ничего не проведено. Проверьте суммы и нажмите «Провести покупку».',
+    confirm: 'Провести покупку',
+    edit: 'Изменить',
+    check: 'Сумма чека',
+    eligible: 'Участвует в программе',
+    maxPoints: 'Можно списать',
+    pointsToRedeem: 'Списать баллов',
+    earns: 'Начислится',
+    stampsEarned: 'Штампов за покупку',
+    stampsAfter: 'Штампов станет',
+    rewardsEarned: (n: number, name: string) => `Карта заполнена: награда «${name}» (${count('ru', n, 'rewards')})`,
+    stampsExpired: (n: number) => `Сгорит за неактивность: ${count('ru', n, 'stamps')}`,
+    discountGiven: 'Скидка',
+    amountOrItems: 'Введите сумму чека или позиции.',
+    itemsLine: (line: number) => `Строка ${line}: нужно «артикул; категория; количество; цена» (категорию можно пропустить), количество — целое от 1, цена — сумма.`,
+    itemsTooMany: 'Не больше 200 позиций.',
+    items_amount_mismatch: 'Сумма чека не равна сумме позиций. Исправьте сумму или оставьте её пустой.',
+    coupons: 'Купоны',
+    couponField: 'Купон',
+    noCoupon: 'Без купона',
+    couponUntil: (title: string, code: string, until: string) => `${title} — код ${code}, до ${until}`,
+    couponDiscount: (code: string) => `Купон ${code}`,
+    couponsApplicable: 'Подходящие купоны',
+    couponPayableAfter: (title: string, code: string, discount: string, payable: string) => `${title} (${code}): −${discount}, к оплате ${payable}`,
+    couponRefused: 'Купон не подходит к этому чеку.',
+    couponGone: 'Такого купона на карте нет.',
+    coupon_already_used: 'Этот купон уже использован.',
+    coupon_expired: 'Срок действия купона истёк.',
+    coupon_void: 'Купон отменён.',
   },
   en: {
     title: 'Till',
@@ -172,6 +216,45 @@ const T = texts({
     nameRequired: 'Enter a name.',
     phoneInvalid: 'This does not look like a phone number, e.g. +7 916 123-45-67.',
     backToSearch: 'Back to search',
+    discount: 'Discount',
+    nextLevel: 'Next level',
+    nextLevelText: (percent, money) => `${percent} after ${money} more in purchases`,
+    topLevel: 'Top discount',
+    stamps: 'Stamps',
+    reward: 'Reward',
+    items: 'Check lines (optional)',
+    itemsHint: 'One line per item: SKU; category; quantity; price, e.g. “latte; coffee; 2; 250”. Without lines the whole check counts; with them the amount may stay empty.',
+    quote: 'Quote',
+    quoteTitle: 'Check quote',
+    quoteLead: 'Nothing is recorded yet. Check the figures and press “Confirm purchase”.',
+    confirm: 'Confirm purchase',
+    edit: 'Change',
+    check: 'Check amount',
+    eligible: 'Counts for the programme',
+    maxPoints: 'Redeemable',
+    pointsToRedeem: 'Points to redeem',
+    earns: 'Earns',
+    stampsEarned: 'Stamps for this purchase',
+    stampsAfter: 'Stamps after',
+    rewardsEarned: (n, name) => `The card is complete: reward “${name}” (${count('en', n, 'rewards')})`,
+    stampsExpired: (n) => `Lost to inactivity: ${count('en', n, 'stamps')}`,
+    discountGiven: 'Discount',
+    amountOrItems: 'Enter the check amount or its lines.',
+    itemsLine: (line) => `Line ${line}: write “SKU; category; quantity; price” (the category may be left out); quantity a whole number from 1, price an amount.`,
+    itemsTooMany: 'At most 200 lines.',
+    items_amount_mismatch: 'The check amount is not the sum of the lines. Correct it or leave it empty.',
+    coupons: 'Coupons',
+    couponField: 'Coupon',
+    noCoupon: 'No coupon',
+    couponUntil: (title, code, until) => `${title}: code ${code}, until ${until}`,
+    couponDiscount: (code) => `Coupon ${code}`,
+    couponsApplicable: 'Coupons this check can use',
+    couponPayableAfter: (title, code, discount, payable) => `${title} (${code}): −${discount}, to pay ${payable}`,
+    couponRefused: 'The coupon does not fit this check.',
+    couponGone: 'This card has no such coupon.',
+    coupon_already_used: 'This coupon was already used.',
+    coupon_expired: 'The coupon has expired.',
+    coupon_void: 'The coupon was cancelled.',
   },
 });
 
@@ -186,6 +269,14 @@ interface PurchaseResult {
   balance: number;
   tier: string;
   tierChanged: boolean;
+  // Present for discount and stamps programs and for purchases with items (loyalty/schemas.ts).
+  mechanic?: 'points' | 'discount' | 'stamps';
+  discount?: number;
+  discountPercent?: number;
+  stampsAdded?: number;
+  rewardsEarned?: number;
+  stamps?: number;
+  coupon?: { code: string; discount: number };
 }
 interface RefundResult {
   purchaseId: string;
@@ -194,6 +285,31 @@ interface RefundResult {
   shortfall: number;
   balance: number;
 }
+
+/**
+ * The check's lines as the cashier types them, one per line: `sku; category; quantity; price`
+ * (`sku; quantity; price` without a category). `;` separates because a price may carry a decimal
+ * comma ("250,50"). Returns the 1-based number of the first bad line instead of guessing.
+ */
+export function parseItemLines(text: string, currency: string): { items: LineItem[] } | { badLine: number } | { tooMany: true } {
+  const lines = text.split(/\r?\n/).map((line) => line.trim());
+  const items: LineItem[] = [];
+  for (let index = 0; index < lines.length; index++) {
+    if (lines[index] === '') continue;
+    const parts = lines[index].split(';').map((part) => part.trim());
+    if (parts.length !== 3 && parts.length !== 4) return { badLine: index + 1 };
+    const [sku, category] = parts.length === 4 ? [parts[0], parts[1]] : [parts[0], undefined];
+    const quantity = parseWhole(parts[parts.length - 2]);
+    const price = parseMoney(parts[parts.length - 1], currency);
+    if (!sku || sku.length > 64 || (category !== undefined && (category === '' || category.length > 64))) return { badLine: index + 1 };
+    if (quantity === undefined || quantity < 1 || quantity > 10_000 || price === undefined) return { badLine: index + 1 };
+    items.push({ sku, ...(category ? { category } : {}), quantity, price });
+    if (items.length > 200) return { tooMany: true };
+  }
+  return { items };
+}
+
+type Quote = Awaited<ReturnType<typeof quoteForCard>>;
 
 /** The cabinet's idempotency keys live in the program's scope, apart from the API's by prefix. */
 const idemKey = (formKey: string) => `cabinet:${formKey}`;
@@ -335,8 +451,10 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
     // ---- the card -----------------------------------------------------------------------------
     interface CardState {
       status?: number;
-      values?: { amount: string; points: string };
+      values?: { amount: string; points: string; items: string; coupon?: string };
       errors?: FieldErrors;
+      /** A quote to confirm: what the till charges for the values above. */
+      quote?: Quote;
       formError?: string;
       banner?: SafeHtml;
       /** After an operation the search field is focused (next customer); otherwise the amount. */
@@ -366,7 +484,11 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
       const money = (minor: number) => formatMoney(l, program.currency, minor);
       const pointValue = money(rules.redemption.pointValue);
       const percent = percentText(l, rules.redemption.maxPercent);
-      const values = state.values ?? { amount: '', points: '' };
+      const values = state.values ?? { amount: '', points: '', items: '', coupon: '' };
+      // The card's usable coupons (src/coupons): listed on the card, chosen in the form.
+      const usableCoupons = await couponsForQuote(db, session.programId, card.id, ctx.clock());
+      const display = mechanicDisplay(card, program);
+      const isPoints = display.kind === 'points';
       const errors = state.errors ?? {};
       const amountMinor = values.amount ? parseMoney(values.amount, program.currency) : undefined;
       const maxNow = amountMinor && amountMinor > 0 ? maxRedeemableFor(card, amountMinor, rules) : undefined;
@@ -374,37 +496,105 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
       const blocked = card.status !== 'active';
       const formKey = randomUUID();
 
+      const itemsField = textarea({
+        name: 'items',
+        label: t.items,
+        value: values.items,
+        hint: t.itemsHint,
+        errors,
+        rows: 3,
+        attrs: html` autocomplete="off" maxlength="20000" spellcheck="false" data-items`,
+      });
+      // A points card keeps its keyboard flow (amount + Enter accrues, points + Enter redeems) and
+      // gains «Рассчитать»; a discount or stamp card is quoted first (Enter quotes): the cashier
+      // must see the discount before charging, then confirms.
       const purchaseForm = blocked
         ? notice(t.blocked, 'warn')
         : html`<section class="panel" aria-labelledby="purchase-title">
 <h2 id="purchase-title">${t.purchase}</h2>
 ${errorSummary(l, errors, state.formError)}
-<form method="post" action="/app/cashier/cards/${card.id}/purchase" novalidate data-purchase-form data-balance="${card.balance}" data-max-percent="${rules.redemption.maxPercent}" data-point-value="${rules.redemption.pointValue}" data-digits="${currencyDigits(program.currency)}" data-lang="${l}">
+<form method="post" action="/app/cashier/cards/${card.id}/purchase" novalidate ${isPoints ? html`data-purchase-form data-balance="${card.balance}" data-max-percent="${rules.redemption.maxPercent}" data-point-value="${rules.redemption.pointValue}" data-digits="${currencyDigits(program.currency)}" data-lang="${l}"` : html`data-check-form`}>
 ${csrfInput(session.csrf)}
 <input type="hidden" name="idem" value="${formKey}">
 ${field({
   name: 'amount',
   label: t.amount(currencySymbol(l, program.currency)),
   value: values.amount,
-  hint: t.amountHint,
+  hint: isPoints ? t.amountHint : undefined,
   errors,
   className: 'amount',
-  attrs: html` class="big-input" inputmode="decimal" autocomplete="off" maxlength="20" required${state.focusSearch ? '' : html` autofocus`} data-amount`,
+  attrs: html` class="big-input" inputmode="decimal" autocomplete="off" maxlength="20"${state.focusSearch || state.quote ? '' : html` autofocus`} data-amount`,
 })}
-${field({
-  name: 'points',
-  label: t.redeemPoints,
-  value: values.points,
-  hint: capText,
-  errors,
-  attrs: html` inputmode="numeric" autocomplete="off" maxlength="12" data-points`,
-})}
+${
+  isPoints
+    ? field({
+        name: 'points',
+        label: t.redeemPoints,
+        value: values.points,
+        hint: capText,
+        errors,
+        attrs: html` inputmode="numeric" autocomplete="off" maxlength="12" data-points`,
+      })
+    : ''
+}
+${itemsField}
+${
+  usableCoupons.length > 0
+    ? html`<div class="field"><label for="f-coupon">${t.couponField}</label><select id="f-coupon" name="coupon" data-coupon>
+<option value="">${t.noCoupon}</option>
+${usableCoupons.map((c) => html`<option value="${c.code}"${values.coupon === c.code ? html` selected` : ''}>${c.title[l]} (${c.code})</option>`)}
+</select></div>`
+    : ''
+}
 <div class="actions">
-<button class="button accrue large" type="submit" name="mode" value="accrue" data-accrue>${t.accrue}</button>
+${
+  isPoints
+    ? html`<button class="button accrue large" type="submit" name="mode" value="accrue" data-accrue>${t.accrue}</button>
 <button class="button redeem large" type="submit" name="mode" value="redeem" data-redeem>${t.redeem}</button>
+<button class="button secondary large" type="submit" name="mode" value="quote" data-quote>${t.quote}</button>`
+    : html`<button class="button accrue large" type="submit" name="mode" value="quote" data-quote>${t.quote}</button>`
+}
 </div>
 </form>
 </section>`;
+
+      const q = state.quote;
+      const quotePanel = q
+        ? html`<section class="panel quote" aria-labelledby="quote-title" data-quote-result>
+<h2 id="quote-title">${t.quoteTitle}</h2>
+<p class="muted">${t.quoteLead}</p>
+<dl class="figures">
+<div><dt>${t.check}</dt><dd data-q-amount>${money(q.amount)}</dd></div>
+${q.eligibleAmount !== q.amount ? html`<div><dt>${t.eligible}</dt><dd data-q-eligible>${money(q.eligibleAmount)}</dd></div>` : ''}
+${q.couponDiscount > 0 ? html`<div><dt>${t.couponDiscount(values.coupon ?? '')}</dt><dd data-q-coupon>−${money(q.couponDiscount)}</dd></div>` : ''}
+${q.mechanic === 'discount' ? html`<div><dt>${t.discountGiven} ${percentSign(l, q.discountPercent)}</dt><dd data-q-discount>${money(q.discount)}</dd></div>` : ''}
+${q.mechanic === 'points' ? html`<div><dt>${t.maxPoints}</dt><dd data-q-max-points>${points(l, q.maxRedeemablePoints)}</dd></div>` : ''}
+${q.redeemed > 0 ? html`<div><dt>${t.redeemed}</dt><dd data-q-redeemed>${points(l, q.redeemed)} = ${money(q.redeemedValue)}</dd></div>` : ''}
+<div><dt>${t.toPay}</dt><dd data-q-payable><strong>${money(q.payable)}</strong></dd></div>
+${q.mechanic !== 'stamps' && q.accrued > 0 ? html`<div><dt>${t.earns}</dt><dd data-q-accrued>${points(l, q.accrued)}</dd></div>` : ''}
+${q.mechanic === 'stamps' ? html`<div><dt>${t.stampsEarned}</dt><dd data-q-stamps-added>${formatNumber(l, q.stampsAdded)}</dd></div><div><dt>${t.stampsAfter}</dt><dd data-q-stamps-after>${q.stampsAfter} / ${q.perReward ?? 0}</dd></div>` : ''}
+</dl>
+${q.stampsExpired > 0 ? html`<p>${t.stampsExpired(q.stampsExpired)}</p>` : ''}
+${
+  !values.coupon && q.coupons.length > 0
+    ? html`<p><strong>${t.couponsApplicable}</strong></p><ul data-q-coupons>${q.coupons.map((c) => html`<li>${t.couponPayableAfter(c.title[l], c.code, money(c.discount), money(c.payableAfter))}</li>`)}</ul>`
+    : ''
+}
+${q.rewardsEarned > 0 ? html`<p data-q-reward><strong>${t.rewardsEarned(q.rewardsEarned, rules.stamps?.reward.name[l] ?? '')}</strong></p>` : ''}
+${q.tierChanged ? html`<p><strong>${t.tierUp(tierName(rules, q.tierAfter, l))}</strong></p>` : ''}
+<form method="post" action="/app/cashier/cards/${card.id}/purchase" novalidate>
+${csrfInput(session.csrf)}
+<input type="hidden" name="idem" value="${formKey}">
+<input type="hidden" name="amount" value="${values.amount}">
+<input type="hidden" name="items" value="${values.items}">
+<input type="hidden" name="points" value="${q.redeemed > 0 ? String(q.redeemed) : ''}">
+<input type="hidden" name="coupon" value="${values.coupon ?? ''}">
+<div class="actions">
+<button class="button accrue large" type="submit" name="mode" value="confirm" autofocus data-confirm-purchase>${t.confirm}</button>
+</div>
+</form>
+</section>`
+        : '';
 
       const history =
         purchases.length === 0
@@ -431,15 +621,32 @@ ${field({
       const qr = await qrSvgInline(installUrl, t.installQr);
       const body = html`${searchForm(t, '', Boolean(state.focusSearch), true)}
 ${state.banner ?? ''}
+${quotePanel}
 <section class="panel" aria-labelledby="card-title" data-card="${card.id}">
 <h1 id="card-title">${card.holder_name}</h1>
 <dl class="figures">
-<div><dt>${t.balance}</dt><dd data-balance>${formatNumber(l, card.balance)}</dd></div>
+${isPoints || card.balance > 0 ? html`<div><dt>${t.balance}</dt><dd data-balance>${formatNumber(l, card.balance)}</dd></div>` : ''}
+${
+  display.kind === 'discount'
+    ? html`<div><dt>${t.discount}</dt><dd data-discount>${percentSign(l, display.percent)}</dd></div>
+<div><dt>${t.nextLevel}</dt><dd data-next-level>${display.nextPercent !== null && display.spendToGo !== null ? t.nextLevelText(percentSign(l, display.nextPercent), money(display.spendToGo)) : t.topLevel}</dd></div>`
+    : ''
+}
+${
+  display.kind === 'stamps'
+    ? html`<div><dt>${t.stamps}</dt><dd data-stamps>${display.value}</dd><dd class="sub">${t.reward}: ${rules.stamps?.reward.name[l] ?? ''}</dd></div>`
+    : ''
+}
 <div><dt>${t.tier}</dt><dd data-tier>${tierName(rules, card.tier, l)}</dd></div>
 ${card.pending_points > 0 ? html`<div><dt>${t.pending}</dt><dd data-pending title="${t.pendingHint}">${formatNumber(l, card.pending_points)}</dd><dd class="sub">${t.pendingHint}</dd></div>` : ''}
 <div><dt>${t.averageCheck}</dt><dd data-average>${money(average)}</dd></div>
 <div><dt>${t.visits}</dt><dd>${formatNumber(l, visits)}</dd></div>
 </dl>
+${
+  usableCoupons.length > 0
+    ? html`<h2>${t.coupons}</h2><ul data-coupons>${usableCoupons.map((c) => html`<li data-coupon-code="${c.code}">${t.couponUntil(c.title[l], c.code, formatDateTime(l, program.time_zone, c.expiresAt))}</li>`)}</ul>`
+    : ''
+}
 <p class="muted">${t.number}: <span class="mono">${groupedCardNumber(card.number)}</span> · ${t.phone}: ${phoneOf(session, card)}</p>
 </section>
 ${purchaseForm}
@@ -488,12 +695,23 @@ ${raw(qr)}
           banner = html`<section class="notice" role="status" aria-labelledby="done-title" data-result>
 <h2 id="done-title">${t.done}</h2>
 <dl class="figures">
-<div><dt>${t.accrued}</dt><dd data-accrued>${formatNumber(l, done.accrued)}</dd></div>
-<div><dt>${t.redeemed}</dt><dd data-redeemed>${formatNumber(l, done.redeemed)}</dd></div>
+${
+  done.mechanic === 'discount'
+    ? html`<div><dt>${t.discountGiven} ${percentSign(l, done.discountPercent ?? 0)}</dt><dd data-discount-given>${money(done.discount ?? 0)}</dd></div>`
+    : ''
+}
+${
+  done.mechanic === 'stamps'
+    ? html`<div><dt>${t.stampsEarned}</dt><dd data-stamps-added>${formatNumber(l, done.stampsAdded ?? 0)}</dd></div><div><dt>${t.stamps}</dt><dd data-stamps-now>${done.stamps ?? 0} / ${rules.stamps?.perReward ?? 0}</dd></div>`
+    : html`<div><dt>${t.accrued}</dt><dd data-accrued>${formatNumber(l, done.accrued)}</dd></div>
+<div><dt>${t.redeemed}</dt><dd data-redeemed>${formatNumber(l, done.redeemed)}</dd></div>`
+}
 <div><dt>${t.toPay}</dt><dd data-payable>${money(done.payable)}</dd></div>
-<div><dt>${t.newBalance}</dt><dd data-new-balance>${formatNumber(l, done.balance)}</dd></div>
+${done.mechanic === 'stamps' || done.mechanic === 'discount' ? '' : html`<div><dt>${t.newBalance}</dt><dd data-new-balance>${formatNumber(l, done.balance)}</dd></div>`}
 </dl>
 ${done.tierChanged ? html`<p><strong>${t.tierUp(tierName(rules, done.tier, l))}</strong></p>` : ''}
+${done.coupon ? html`<p data-coupon-used>${t.couponDiscount(done.coupon.code)}: −${money(done.coupon.discount)}</p>` : ''}
+${(done.rewardsEarned ?? 0) > 0 ? html`<p data-reward-earned><strong>${t.rewardsEarned(done.rewardsEarned!, rules.stamps?.reward.name[l] ?? '')}</strong></p>` : ''}
 </section>`;
         }
         const refunded = await storedResult<RefundResult>(session.programId, q.refunded);
@@ -520,6 +738,18 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
         case 'idempotency_key_reused':
         case 'purchase_already_refunded':
           return t.errors[error.code];
+        case 'items_amount_mismatch':
+          return t.items_amount_mismatch;
+        case 'coupon_already_used':
+        case 'coupon_expired':
+        case 'coupon_void':
+          return t[error.code];
+        case 'coupon_min_check_not_met':
+        case 'coupon_needs_items':
+        case 'coupon_category_not_in_check':
+        case 'coupon_item_not_in_check':
+        case 'coupon_no_discount':
+          return `${t.couponRefused} ${error.message}`;
         default:
           return `${t.errors.other} ${error.message}`;
       }
@@ -531,8 +761,10 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       const t = T[l];
       const cardId = uuidParam(request.params.cardId);
       const body = formBody(request);
-      const mode = formText(body, 'mode') === 'redeem' ? 'redeem' : 'accrue';
-      const values = { amount: formText(body, 'amount', 40), points: formText(body, 'points', 20) };
+      const modeText = formText(body, 'mode');
+      const mode = modeText === 'redeem' || modeText === 'quote' || modeText === 'confirm' ? modeText : 'accrue';
+      const values = { amount: formText(body, 'amount', 40), points: formText(body, 'points', 20), items: formText(body, 'items', 20_000), coupon: formText(body, 'coupon', 32) };
+      const couponCode = /^[A-Za-z0-9]{4,32}$/.test(values.coupon) ? values.coupon : undefined;
       const formKey = formText(body, 'idem', 64);
       if (!UUID_RE.test(formKey)) throw new AppError(400, 'bad_form', 'The form has no idempotency key; reload the page');
 
@@ -545,8 +777,17 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       const program = await getProgramOr404(db, session.programId);
       const rules = program.rules as LoyaltyRules;
       const errors: FieldErrors = {};
-      const amount = parseMoney(values.amount, program.currency);
-      if (amount === undefined || amount <= 0) errors.amount = t.errors.amount;
+      let items: LineItem[] | undefined;
+      if (values.items.trim() !== '') {
+        const parsed = parseItemLines(values.items, program.currency);
+        if ('items' in parsed) items = parsed.items.length > 0 ? parsed.items : undefined;
+        else errors.items = 'badLine' in parsed ? t.itemsLine(parsed.badLine) : t.itemsTooMany;
+      }
+      // With lines the amount may be left out (it is their sum); without them it is required.
+      const amount = values.amount === '' && (items || errors.items) ? undefined : parseMoney(values.amount, program.currency);
+      if (values.amount !== '' || !(items || errors.items)) {
+        if (amount === undefined || amount <= 0) errors.amount = values.amount === '' && !items ? t.amountOrItems : t.errors.amount;
+      }
       let requested: number | undefined;
       if (values.points !== '') {
         requested = parseWhole(values.points);
@@ -555,20 +796,39 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       }
       if (Object.keys(errors).length > 0) return cardPage(request, reply, cardId, { status: 422, values, errors });
 
+      if (mode === 'quote') {
+        // Writes nothing: the same pricing the purchase will use, on the card as it is now.
+        try {
+          const quote = await quoteForCard(db, { programId: session.programId, cardId, amount, items, redeemPoints: requested ?? 0, couponCode, now: ctx.clock() });
+          return cardPage(request, reply, cardId, { values, quote });
+        } catch (error) {
+          if (couponCode && error instanceof AppError && error.code === 'coupon_not_found') {
+            return cardPage(request, reply, cardId, { status: 422, values, formError: t.couponGone });
+          }
+          if (!(error instanceof AppError) || error.status >= 500 || error.status === 404) throw error;
+          return cardPage(request, reply, cardId, { status: 422, values, formError: refusalText(t, l, error) });
+        }
+      }
+
       try {
         const result = await runIdempotent(
           db,
           // The fingerprint is what the cashier sent (not the resolved points), so a resent form replays.
-          { scope: session.programId, key: idemKey(formKey), operation: `purchase:${cardId}`, body: { amount, mode, points: values.points } },
+          { scope: session.programId, key: idemKey(formKey), operation: `purchase:${cardId}`, body: { amount: amount ?? null, items: items ?? null, mode, points: values.points, coupon: couponCode ?? null } },
           async (trx) => {
             let redeemPoints = 0;
+            if (mode === 'confirm') redeemPoints = requested ?? 0;
             if (mode === 'redeem') {
               if (requested !== undefined) redeemPoints = requested;
               else {
                 // "Redeem" with no number: the most the rules allow on this check, under the card lock.
                 const card = await lockCardInProgram(trx, session.programId, cardId);
                 if (!card) throw notFoundError();
-                redeemPoints = maxRedeemableFor(card, amount!, rules);
+                // With lines or a coupon the cap is on what they leave of the check: ask the quote.
+                redeemPoints =
+                  items || couponCode
+                    ? (await quoteForCard(trx, { programId: session.programId, cardId, amount, items, couponCode, redeemPoints: 0, now: ctx.clock() })).maxRedeemablePoints
+                    : maxRedeemableFor(card, amount!, rules);
               }
               if (redeemPoints <= 0) throw new AppError(422, 'nothing_to_redeem', 'Nothing to redeem');
             }
@@ -577,8 +837,10 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
               body: await recordPurchase(trx, ctx.cardChanges, {
                 programId: session.programId,
                 cardId,
-                amount: amount!,
+                amount,
+                items,
                 redeemPoints,
+                couponCode,
                 actor: `staff:${session.staffId}`,
                 idempotencyKey: idemKey(formKey),
                 now: ctx.clock(),
@@ -588,6 +850,9 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
         );
         return kit.redirect(reply, `/app/cashier/cards/${cardId}?done=${formKey}`);
       } catch (error) {
+        if (couponCode && error instanceof AppError && error.code === 'coupon_not_found') {
+          return cardPage(request, reply, cardId, { status: 422, values, formError: t.couponGone });
+        }
         if (!(error instanceof AppError) || error.status >= 500) throw error;
         if (error.status === 404) throw error;
         const formError = error.code === 'nothing_to_redeem' ? t.errors.nothingToRedeem : refusalText(t, l, error);

@@ -8,6 +8,8 @@ import type { Design, Texts } from '../../programs/schemas.js';
 import { findProgram, listProgramImages } from '../../programs/repository.js';
 import type { AppleSigningMaterial } from './certificates.js';
 import type { StoreCardPassInput } from './pass/types.js';
+import { mechanicDisplay } from '../mechanic-display.js';
+import { stampStrips } from '../stamp-strip.js';
 
 export interface PassPackager {
   build(input: StoreCardPassInput, signingTime?: Date): Promise<Buffer>;
@@ -190,6 +192,15 @@ export class PassService {
     const rules = program.rules as LoyaltyRules;
     const tier = rules.tiers.find((t) => t.code === card.tier);
     const apple = program.apple as { organizationName?: string };
+    const display = mechanicDisplay(card, program);
+    let mechanic: StoreCardPassInput['mechanic'];
+    if (display.kind === 'discount') mechanic = { kind: 'discount', percent: display.percentText, next: display.next };
+    if (display.kind === 'stamps') {
+      mechanic = { kind: 'stamps', value: display.value, reward: display.reward };
+      // The stamps are the strip: rendered per count (cached per program version and count), they
+      // replace the strip family, uploaded or default (mergeImages).
+      images = { ...images, ...stampStrips.passImages(display.style, display.count) };
+    }
     const coupons = shownCouponTexts(card.coupons, new Date());
     return {
       passTypeIdentifier: this.material.passTypeIdentifier,
@@ -209,6 +220,7 @@ export class PassService {
         pendingPoints: card.pending_points,
         tierName: tier?.name ?? { ru: card.tier, en: card.tier },
       },
+      mechanic,
       barcode: { message: card.number, format: 'PKBarcodeFormatQR' },
       frontPromo: card.promo ?? undefined,
       back: {

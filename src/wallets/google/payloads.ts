@@ -34,6 +34,7 @@ type TextModuleData = walletobjects_v1.Schema$TextModuleData;
 type Uri = walletobjects_v1.Schema$Uri;
 type Image = walletobjects_v1.Schema$Image;
 type LoyaltyPoints = walletobjects_v1.Schema$LoyaltyPoints;
+type ImageModuleData = walletobjects_v1.Schema$ImageModuleData;
 
 export type WalletLanguage = 'ru' | 'en';
 /** A text in both languages the service ships (same shape as the Apple pass input). */
@@ -304,6 +305,25 @@ export interface LoyaltyObjectInput {
   /** Current promos; ids are made dot-free. */
   promos?: TextModuleInput[];
   links?: LinkInput[];
+  /**
+   * The program's mechanic when it is not points (omitted = a points card, as always): what the
+   * points slot shows instead of the balance ("5 %", "4 / 6"), text modules placed first (the next
+   * discount level, the stamps reward) and, for stamps, the picture of the stamps as an image module.
+   */
+  mechanic?: {
+    label: LocalizedText;
+    value: LocalizedText;
+    texts?: TextModuleInput[];
+    image?: { id: string; url: string; description: LocalizedText };
+  };
+}
+
+/** A points slot showing a text (a percent, "4 / 6"): `balance.string`, the label truncated like the points label. */
+export function displayPoints(label: LocalizedText, value: LocalizedText, lang: WalletLanguage): LoyaltyPoints {
+  const text = requireText(label, 'mechanic.label');
+  const shown = requireText(value, 'mechanic.value');
+  const truncated: LocalizedText = { ru: truncate(text.ru, MAX_POINTS_LABEL), en: truncate(text.en, MAX_POINTS_LABEL) };
+  return { label: truncated[lang], localizedLabel: localized(truncated, lang), balance: { string: shown[lang] } };
 }
 
 /** The whole `loyaltyPoints` (a balance PATCH sends it whole, reference section 3; checklist 16). */
@@ -330,13 +350,21 @@ export function buildLoyaltyObject(input: LoyaltyObjectInput): LoyaltyObject {
     state: input.state,
     accountId: input.cardNumber,
     accountName: truncate(holder, MAX_ACCOUNT_NAME),
-    loyaltyPoints: loyaltyPoints(input.balance, input.pointsLabel, lang),
+    loyaltyPoints: input.mechanic
+      ? displayPoints(input.mechanic.label, input.mechanic.value, lang)
+      : loyaltyPoints(input.balance, input.pointsLabel, lang),
     // QR_CODE (canonical name, not the deprecated lower-camel alias); same payload as the Apple pass
     // barcode so one scanner rule serves both wallets (checklist 11).
     barcode: { type: 'QR_CODE', value: input.cardNumber, alternateText: input.cardNumber },
   };
   const texts: TextModuleData[] = [];
   const uris: Uri[] = [];
+  for (const text of input.mechanic?.texts ?? []) texts.push(textModule(text, lang));
+  if (input.mechanic?.image) {
+    const { id, url, description } = input.mechanic.image;
+    const modules: ImageModuleData[] = [{ id: idSegment(id), mainImage: image(url, description, lang, 'mechanic.image.url') }];
+    obj.imageModulesData = modules;
+  }
   if (input.referral) {
     const { referral } = input;
     const url = requireHttps(referral.url, 'referral.url');

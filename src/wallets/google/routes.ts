@@ -9,6 +9,8 @@ import { findProgram, findProgramBySlug } from '../../programs/repository.js';
 import { recordWalletEvent } from '../../enrollment/funnel.js';
 import type { CallbackVerifier } from './callback.js';
 import type { GoogleWalletService } from './service.js';
+import { stampStyleOf } from '../mechanic-display.js';
+import { stampStrips, stampStripVersion, type StripScale } from '../stamp-strip.js';
 
 const DEFAULT_GOOGLE_LOGO = readFileSync(fileURLToPath(new URL('../../../passes/google/logo.png', import.meta.url)));
 
@@ -59,6 +61,43 @@ export const googleWalletRoutes: FastifyPluginAsyncTypebox<GoogleRoutesOptions> 
         .type('image/png')
         .header('cache-control', 'public, max-age=3600')
         .send(uploaded ? Buffer.from(uploaded.png) : DEFAULT_GOOGLE_LOGO);
+    },
+  );
+
+  // A stamp card's picture (issue #17): Google's image module downloads it from a public URL; it is
+  // the same rendering as the Apple pass's strip (the cache is shared). It shows a count, not a
+  // card, so it is public like the logo. A URL of the current version never changes its bytes:
+  // cached for a year, immutable; an old version (the colours changed since) answers the current
+  // picture briefly cached, so a stale link still shows the right count.
+  app.get(
+    '/programs/:slug/stamps/:version/:file',
+    {
+      schema: {
+        tags: ['public'],
+        summary: 'The stamp card picture for a stamp count (PNG, the pass strip at @3x unless ?scale=1|2)',
+        params: Type.Object({
+          slug: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{1,62}$' }),
+          version: Type.String({ pattern: '^[0-9a-f]{12}$', maxLength: 12 }),
+          file: Type.String({ pattern: '^[0-9]{1,3}\\.png$', maxLength: 7 }),
+        }),
+        querystring: Type.Object(
+          { scale: Type.Optional(Type.Integer({ minimum: 1, maximum: 3 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const program = await findProgramBySlug(db, request.params.slug);
+      const style = program ? stampStyleOf(program) : null;
+      if (!program || !style) throw notFound('program');
+      const count = Number.parseInt(request.params.file, 10);
+      if (count > style.perReward) throw notFound('stamps');
+      const png = stampStrips.get(style, count, (request.query.scale ?? 3) as StripScale);
+      const current = stampStripVersion(style) === request.params.version;
+      return reply
+        .type('image/png')
+        .header('cache-control', current ? 'public, max-age=31536000, immutable' : 'public, max-age=300')
+        .send(png);
     },
   );
 

@@ -31,8 +31,11 @@ import {
   objectIdFor,
   type LocalizedText,
   type TextModuleInput,
+  type LoyaltyObjectInput,
 } from './payloads.js';
 import { buildSaveUrl } from './save-link.js';
+import { MECHANIC_LABELS, mechanicDisplay } from '../mechanic-display.js';
+import { stampStripUrl } from '../stamp-strip.js';
 
 interface Logger {
   warn(obj: object, msg?: string): void;
@@ -96,6 +99,7 @@ type PublishedRow = CardRow & {
   class_id: string;
   published_balance: number;
   published_tier: string;
+  published_stamps: number;
   object_hash: string;
   published_promo_hash: string | null;
 };
@@ -190,7 +194,29 @@ export class GoogleWalletService {
         linkDescription: { ru: 'Ссылка', en: 'Link' },
       },
       promos,
+      mechanic: this.mechanicFor(card, program),
     });
+  }
+
+  /** A discount or stamp card's slot, modules and stamp picture (mechanic-display.ts); undefined for points. */
+  private mechanicFor(card: CardRow, program: ProgramRow): LoyaltyObjectInput['mechanic'] {
+    const display = mechanicDisplay(card, program);
+    if (display.kind === 'discount') {
+      return {
+        label: MECHANIC_LABELS.discount,
+        value: display.percentText,
+        texts: [{ id: 'next-discount', header: MECHANIC_LABELS.nextDiscount, body: display.next }],
+      };
+    }
+    if (display.kind === 'stamps') {
+      return {
+        label: MECHANIC_LABELS.stamps,
+        value: { ru: display.value, en: display.value },
+        texts: [{ id: 'reward', header: MECHANIC_LABELS.reward, body: display.reward }],
+        image: { id: 'stamps', url: stampStripUrl(this.publicUrl, program.slug, display.style, display.count), description: display.imageDescription },
+      };
+    }
+    return undefined;
   }
 
   /** Inserts or updates the class of one tier when its content changed since the last send. */
@@ -226,6 +252,7 @@ export class GoogleWalletService {
         class_id: classId,
         published_balance: card.balance,
         published_tier: card.tier,
+        published_stamps: card.stamps,
         content_hash: hashOf(object),
       })
       .onConflict((oc) => oc.column('card_id').doNothing())
@@ -268,7 +295,7 @@ export class GoogleWalletService {
         .selectFrom('google_object as g')
         .innerJoin('card as c', 'c.id', 'g.card_id')
         .selectAll('c')
-        .select(['g.object_id', 'g.class_id', 'g.published_balance', 'g.published_tier', 'g.content_hash as object_hash', 'g.published_promo_hash'])
+        .select(['g.object_id', 'g.class_id', 'g.published_balance', 'g.published_tier', 'g.published_stamps', 'g.content_hash as object_hash', 'g.published_promo_hash'])
         .where('g.card_id', 'in', cardIds);
     return {
       wallet: 'google',
@@ -478,8 +505,10 @@ export class GoogleWalletService {
     if (contentHash === row.object_hash && classId === row.class_id) return; // nothing Google shows changed
     const balanceChanged = card.balance !== row.published_balance;
     const tierChanged = card.tier !== row.published_tier;
+    // A stamp is the stamp card's balance change: it notifies the same way (issue #17).
+    const stampsChanged = card.stamps !== row.published_stamps;
     let notify = false;
-    if ((balanceChanged || tierChanged) && !announced) {
+    if ((balanceChanged || tierChanged || stampsChanged) && !announced) {
       notify = decideNotification(await this.notificationHistory(row.object_id, now), now).notify;
       if (!notify) {
         stats.notificationsDowngraded++;
@@ -488,12 +517,14 @@ export class GoogleWalletService {
     }
     // PATCH only what changes; arrays (text modules, links) are sent whole (reference 1.1, 3).
     const patch: LoyaltyObject = {
-      loyaltyPoints: loyaltyPoints(card.balance, POINTS_LABEL, program.default_language),
+      loyaltyPoints: object.loyaltyPoints,
       state: object.state,
       accountName: object.accountName,
       textModulesData: object.textModulesData,
       linksModuleData: object.linksModuleData,
     };
+    // Only stamp cards carry the picture; a points object's PATCH stays what it was.
+    if (object.imageModulesData) patch.imageModulesData = object.imageModulesData;
     if (classId !== row.class_id) patch.classId = classId; // a tier change moves the card to its tier's class
     const result = await this.client.patchObject(row.object_id, patch, { notify });
     stats.objectsUpdated++;
@@ -508,7 +539,7 @@ export class GoogleWalletService {
     }
     await this.db
       .updateTable('google_object')
-      .set({ class_id: classId, published_balance: card.balance, published_tier: card.tier, content_hash: contentHash, updated_at: now })
+      .set({ class_id: classId, published_balance: card.balance, published_tier: card.tier, published_stamps: card.stamps, content_hash: contentHash, updated_at: now })
       .where('card_id', '=', card.id)
       .execute();
   }

@@ -9,6 +9,8 @@
  * - `barcodes` (not the deprecated `barcode`) with `messageEncoding: "iso-8859-1"` and an ASCII message;
  * - ≤ 10 locations, no `relevantDate` on a store card; colours as `rgb(r, g, b)`.
  */
+import { en } from '../../../i18n/en.js';
+import { ru } from '../../../i18n/ru.js';
 import {
   PASS_LANGUAGES,
   type LocalizedText,
@@ -100,6 +102,11 @@ export const FIELD_LABELS = {
   terms: { en: 'Programme terms', ru: 'Условия программы' },
   backPromo: { en: 'Current offer', ru: 'Текущая акция' },
   referral: { en: 'Invite a friend', ru: 'Пригласите друга' },
+  // Mechanics (issue #17): the texts live in the i18n catalogues.
+  discount: { en: en.wallet.discountLabel, ru: ru.wallet.discountLabel },
+  nextDiscount: { en: en.wallet.nextDiscountLabel, ru: ru.wallet.nextDiscountLabel },
+  stamps: { en: en.wallet.stampsLabel, ru: ru.wallet.stampsLabel },
+  reward: { en: en.wallet.rewardLabel, ru: ru.wallet.rewardLabel },
   coupons: { en: 'Your coupons', ru: 'Ваши купоны' },
   latestCoupon: { en: 'Latest coupon', ru: 'Последний купон' },
 } as const satisfies Record<string, LocalizedText>;
@@ -114,6 +121,8 @@ export const CHANGE_MESSAGES = {
   tier: { en: 'Your tier: %@', ru: 'Ваш уровень: %@' },
   // A campaign message is the notification itself.
   promo: { en: '%@', ru: '%@' },
+  discount: { en: en.wallet.discountChange, ru: ru.wallet.discountChange },
+  stamps: { en: en.wallet.stampsChange, ru: ru.wallet.stampsChange },
   // Set only by an issue (the field holds the coupon issued last), so redeeming one stays silent.
   coupon: { en: 'New coupon: %@', ru: 'Новый купон: %@' },
 } as const satisfies Record<string, LocalizedText>;
@@ -130,6 +139,10 @@ export const FIELD_KEYS = {
   terms: 'backTerms',
   backPromo: 'backPromo',
   referral: 'backReferral',
+  discount: 'discount',
+  nextDiscount: 'nextDiscount',
+  stamps: 'stamps',
+  reward: 'backReward',
   coupons: 'backCoupons',
   latestCoupon: 'backLatestCoupon',
 } as const;
@@ -308,16 +321,24 @@ export function buildStoreCardPassJson(input: StoreCardPassInput): BuiltPassJson
       textAlignment: 'PKTextAlignmentRight',
     },
   ];
-  const primaryFields: PassField[] = [
-    {
-      key: FIELD_KEYS.balance,
-      label: localize(FIELD_LABELS.balance),
-      // A number (not a string) so Wallet formats it in the device locale ("12,345" / "12 345").
-      value: input.card.balance,
-      numberStyle: 'PKNumberStyleDecimal',
-      changeMessage: localize(CHANGE_MESSAGES.balance),
-    },
-  ];
+  const mechanic = input.mechanic;
+  // A discount or stamp card shows its mechanic where a points card shows the balance (the primary
+  // field, over the strip); its change notifies like a balance change.
+  const primaryFields: PassField[] =
+    mechanic?.kind === 'discount'
+      ? [{ key: FIELD_KEYS.discount, label: localize(FIELD_LABELS.discount), value: localize(mechanic.percent), changeMessage: localize(CHANGE_MESSAGES.discount) }]
+      : mechanic?.kind === 'stamps'
+        ? [{ key: FIELD_KEYS.stamps, label: localize(FIELD_LABELS.stamps), value: mechanic.value, changeMessage: localize(CHANGE_MESSAGES.stamps) }]
+        : [
+            {
+              key: FIELD_KEYS.balance,
+              label: localize(FIELD_LABELS.balance),
+              // A number (not a string) so Wallet formats it in the device locale ("12,345" / "12 345").
+              value: input.card.balance,
+              numberStyle: 'PKNumberStyleDecimal',
+              changeMessage: localize(CHANGE_MESSAGES.balance),
+            },
+          ];
   const secondaryFields: PassField[] = [
     { key: FIELD_KEYS.holder, label: localize(FIELD_LABELS.holder), value: input.card.holderName },
     {
@@ -350,6 +371,15 @@ export function buildStoreCardPassJson(input: StoreCardPassInput): BuiltPassJson
   }
 
   const backFields: PassField[] = [];
+  if (mechanic?.kind === 'discount') {
+    const next: PassField = { key: FIELD_KEYS.nextDiscount, label: localize(FIELD_LABELS.nextDiscount), value: localize(mechanic.next) };
+    // On the front when there is room (≤ 4 secondary + auxiliary fields), else first on the back.
+    if (secondaryFields.length + auxiliaryFields.length < MAX_SECONDARY_AND_AUXILIARY_FIELDS) auxiliaryFields.unshift(next);
+    else backFields.push(next);
+  }
+  if (mechanic?.kind === 'stamps') {
+    backFields.push({ key: FIELD_KEYS.reward, label: localize(FIELD_LABELS.reward), value: localize(mechanic.reward) });
+  }
   const back = input.back ?? {};
   if (hasText(back.promo)) {
     backFields.push({ key: FIELD_KEYS.backPromo, label: localize(FIELD_LABELS.backPromo), value: localize(back.promo) });

@@ -70,6 +70,15 @@ export interface StoreCardPassInput {
     tierName: LocalizedText;
   };
 
+  /**
+   * The program's mechanic when it is not points (omitted = a points card, as always): a discount
+   * card shows its percent instead of the balance and the next level; a stamp card shows "4 / 6"
+   * over its strip (the caller supplies the strip images) and the reward on the back.
+   */
+  mechanic?:
+    | { kind: 'discount'; percent: LocalizedText; next: LocalizedText }
+    | { kind: 'stamps'; value: string; reward: LocalizedText };
+
   barcode: {
     /** Barcode payload, ASCII only (encoded as ISO-8859-1); usually the card number. */
     message: string;

@@ -1,0 +1,1 @@
+ALTER TABLE google_object DROP COLUMN published_stamps;
