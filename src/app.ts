@@ -372,7 +372,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       },
       { prefix: '/api/v1' },
     );
-    await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple', passFetches: campaignModule.passFetches });
+    await app.register(appleWebServiceRoutes, {
+      ctx,
+      prefix: '/apple',
+      passFetches: campaignModule.passFetches,
+      notModifiedMap: config.APPLE_NOT_MODIFIED_MAP,
+    });
     await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
     await app.register(publicCardRoutes, { ctx });
     await app.register(publicPageRoutes, {

@@ -9,6 +9,7 @@ import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
 import { findProgram } from '../../programs/repository.js';
+import { NotifiedCache } from '../../db/notified-cache.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -62,18 +63,60 @@ async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** What a 304 depends on, per live serial (the token only as its digest: no secret kept in memory). */
+interface PassAuthEntry {
+  id: string;
+  updated_at: Date;
+  tokenDigest: Buffer;
+}
+
+/** The channel of migrations/20261205T161000_apple_pass_changed.sql: serials, comma-separated, or '*'. */
+export const APPLE_PASS_CHANGED_CHANNEL = 'apple_pass_changed';
+
+/**
+ * The 304 map (issue #14): serial → the card's Last-Modified and token digest, so a device asking
+ * "has my pass changed?" about an unchanged pass is answered without a database round trip.
+ * NotifiedCache's rules make it safe: it is filled only from committed reads while the
+ * `apple_pass_changed` channel is being listened to, answers only while it still is, forgets a
+ * serial when its card's updated_at, token or serial change anywhere (the trigger notifies at
+ * commit), and forgets everything when the listening connection is lost. Entries live at most
+ * 30 s: a bound on staleness should a silent network cut hide a notification until the health
+ * check notices (db/notifications.ts). Only live serials are kept; a retired or unknown serial
+ * always asks the database. 100,000 entries take ~25 MB.
+ */
+export function createPassAuthMap(notifications: AppContext['notifications']) {
+  const map = new NotifiedCache<string, PassAuthEntry | undefined>({ maxAgeMs: 30_000, maxEntries: 100_000 });
+  const detach = map.attach(notifications, APPLE_PASS_CHANGED_CHANNEL, (payload) => {
+    if (payload === '*') map.clear();
+    else for (const serial of payload.split(',')) map.forget(serial);
+  });
+  return { map, detach };
+}
+
 /** Update tags are decimal strings of a bigint sequence; anything else counts as "no tag" (reference 1.3). */
 export function parseUpdateTag(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
   return Number(value);
 }
 
-export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder }> = async (
+export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder; notModifiedMap?: boolean }> = async (
   app,
-  { ctx, passFetches },
+  { ctx, passFetches, notModifiedMap = true },
 ) => {
   const { db, passes } = ctx;
   const passTypeIdentifier = passes.passTypeIdentifier;
+  const passAuth = notModifiedMap ? createPassAuthMap(ctx.notifications) : undefined;
+  if (passAuth) app.addHook('onClose', async () => passAuth.detach());
+  /** The pass's token check and Last-Modified, from the 304 map when it can answer, else from the database (and kept). */
+  const findPassAuthForNotModified = async (serial: string): Promise<(ApplePassAuth & { tokenDigest?: Buffer }) | undefined> => {
+    if (!passAuth) return findApplePassAuth(db, serial);
+    const entry = await passAuth.map.get(serial, async () => {
+      const row = await findApplePassAuth(db, serial);
+      return row && { id: row.id, updated_at: row.updated_at, tokenDigest: digest(row.apple_auth_token) };
+    });
+    // The token itself is not kept: the check below compares digests.
+    return entry && { id: entry.id, updated_at: entry.updated_at, apple_auth_token: '', tokenDigest: entry.tokenDigest };
+  };
 
   /**
    * `Authorization: ApplePass <authenticationToken>` must match the token of exactly this pass.
@@ -85,7 +128,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
    * reads the whole card with its program's version in the same query, so a download is one query
    * (each round trip to PostgreSQL costs more than the columns, see bench:campaign).
    */
-  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass }) | undefined>) {
+  function passAuthentication(
+    lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass; tokenDigest?: Buffer }) | undefined>,
+  ) {
     return async (request: FastifyRequest, reply: FastifyReply) => {
       const params = request.params as Record<string, string | undefined>;
       // The path is checked before the database is asked (its schema runs only after this hook, which
@@ -99,19 +144,23 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
       const serial = match && params.passTypeIdentifier === passTypeIdentifier ? params.serialNumber : undefined;
       // A taken-over card's old serial (enrollment/takeover.ts) still answers its old token, with a voided pass.
-      const card = serial ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial))) : undefined;
-      if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
+      const card: (ApplePassAuth & { retired?: RetiredPass; tokenDigest?: Buffer }) | undefined = serial
+        ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial)))
+        : undefined;
+      if (!match || !card || !timingSafeEqual(digest(match[1]), card.tokenDigest ?? digest(card.apple_auth_token))) {
         return reply.status(401).send();
       }
-      request.applePassCard = card;
+      const { tokenDigest: _digest, ...authenticated } = card;
+      request.applePassCard = authenticated;
     };
   }
   const authenticatePass = passAuthentication((serial) => findApplePassAuth(db, serial));
-  // A device that sends If-Modified-Since usually gets a 304: the three columns answer it, and the
-  // whole card is read only if the pass did change. Without the header a pass is always sent, so the
-  // whole card comes with the token check (bench:passes section 2 for the first, bench:campaign for the second).
+  // A device that sends If-Modified-Since usually gets a 304: the three columns answer it (from the
+  // 304 map when it can), and the whole card is read only if the pass did change. Without the header a
+  // pass is always sent, so the whole card comes with the token check (bench:passes section 2 for the
+  // first, bench:campaign for the second).
   const authenticatePassDownload = passAuthentication((serial, request) =>
-    request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findApplePassAuth(db, serial),
+    request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findPassAuthForNotModified(serial),
   );
 
   // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").

@@ -1,0 +1,54 @@
+-- The PassKit web service answers 304 from a map in each process (issue #14): serial → the card's
+-- Last-Modified (updated_at) and a digest of its authentication token. Every change to what that
+-- answer depends on — a card's updated_at, token or serial, a card deleted — tells every process
+-- through NOTIFY 'apple_pass_changed' at commit, so each forgets those serials.
+--
+-- One trigger call per statement (transition tables), not per row: a campaign chunk that touches
+-- 1,000 cards sends ~17 notifications of up to 60 serials (a serial is at most 100 characters, a
+-- payload at most 8,000 bytes), not 1,000. Serials never contain ',' (the web service's identifier
+-- pattern), so the payload is a comma-separated list. '*' means "forget every serial".
+CREATE FUNCTION walletcards_notify_apple_pass_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  batch text;
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify('apple_pass_changed', '*');
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'DELETE' THEN
+    FOR batch IN
+      SELECT string_agg(serial, ',') FROM (
+        SELECT apple_serial AS serial, (row_number() OVER () - 1) / 60 AS chunk FROM walletcards_old_cards
+      ) s GROUP BY chunk
+    LOOP
+      PERFORM pg_notify('apple_pass_changed', batch);
+    END LOOP;
+    RETURN NULL;
+  END IF;
+  FOR batch IN
+    SELECT string_agg(serial, ',') FROM (
+      SELECT serial, (row_number() OVER () - 1) / 60 AS chunk FROM (
+        SELECT o.apple_serial AS serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
+         WHERE o.updated_at IS DISTINCT FROM n.updated_at
+            OR o.apple_auth_token IS DISTINCT FROM n.apple_auth_token
+            OR o.apple_serial IS DISTINCT FROM n.apple_serial
+        UNION
+        SELECT n.apple_serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
+         WHERE o.apple_serial IS DISTINCT FROM n.apple_serial
+      ) changed
+    ) s GROUP BY chunk
+  LOOP
+    PERFORM pg_notify('apple_pass_changed', batch);
+  END LOOP;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER apple_pass_changed_update AFTER UPDATE ON card
+  REFERENCING OLD TABLE AS walletcards_old_cards NEW TABLE AS walletcards_new_cards
+  FOR EACH STATEMENT EXECUTE FUNCTION walletcards_notify_apple_pass_changed();
+CREATE TRIGGER apple_pass_changed_delete AFTER DELETE ON card
+  REFERENCING OLD TABLE AS walletcards_old_cards
+  FOR EACH STATEMENT EXECUTE FUNCTION walletcards_notify_apple_pass_changed();
+CREATE TRIGGER apple_pass_changed_truncate AFTER TRUNCATE ON card
+  FOR EACH STATEMENT EXECUTE FUNCTION walletcards_notify_apple_pass_changed();
