@@ -3,10 +3,12 @@
 -- answer depends on — a card's updated_at, token or serial, a card deleted — tells every process
 -- through NOTIFY 'apple_pass_changed' at commit, so each forgets those serials.
 --
+-- The payload is a comma-separated list of `card id:serial` (serials never contain ',' or ':', the
+-- web service's identifier pattern); '*' means "forget every serial". The card id lets the process
+-- that made the change stop holding that card out of its map (wallets/apple/not-modified-map.ts).
 -- One trigger call per statement (transition tables), not per row: a campaign chunk that touches
--- 1,000 cards sends ~17 notifications of up to 60 serials (a serial is at most 100 characters, a
--- payload at most 8,000 bytes), not 1,000. Serials never contain ',' (the web service's identifier
--- pattern), so the payload is a comma-separated list. '*' means "forget every serial".
+-- 1,000 cards sends 20 notifications of up to 50 cards (an item is at most 137 characters, a
+-- payload at most 8,000 bytes), not 1,000.
 CREATE FUNCTION walletcards_notify_apple_pass_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   batch text;
@@ -18,7 +20,7 @@ BEGIN
   IF TG_OP = 'DELETE' THEN
     FOR batch IN
       SELECT string_agg(serial, ',') FROM (
-        SELECT apple_serial AS serial, (row_number() OVER () - 1) / 60 AS chunk FROM walletcards_old_cards
+        SELECT id::text || ':' || apple_serial AS serial, (row_number() OVER () - 1) / 50 AS chunk FROM walletcards_old_cards
       ) s GROUP BY chunk
     LOOP
       PERFORM pg_notify('apple_pass_changed', batch);
@@ -27,13 +29,13 @@ BEGIN
   END IF;
   FOR batch IN
     SELECT string_agg(serial, ',') FROM (
-      SELECT serial, (row_number() OVER () - 1) / 60 AS chunk FROM (
-        SELECT o.apple_serial AS serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
+      SELECT serial, (row_number() OVER () - 1) / 50 AS chunk FROM (
+        SELECT o.id::text || ':' || o.apple_serial AS serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
          WHERE o.updated_at IS DISTINCT FROM n.updated_at
             OR o.apple_auth_token IS DISTINCT FROM n.apple_auth_token
             OR o.apple_serial IS DISTINCT FROM n.apple_serial
         UNION
-        SELECT n.apple_serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
+        SELECT n.id::text || ':' || n.apple_serial FROM walletcards_old_cards o JOIN walletcards_new_cards n ON n.id = o.id
          WHERE o.apple_serial IS DISTINCT FROM n.apple_serial
       ) changed
     ) s GROUP BY chunk

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -9,7 +9,7 @@ import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
 import { findProgram } from '../../programs/repository.js';
-import { NotifiedCache } from '../../db/notified-cache.js';
+import { tokenDigest as digest, type PassAuthMap } from './not-modified-map.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -61,37 +61,6 @@ async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
   };
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-/** What a 304 depends on, per live serial (the token only as its digest: no secret kept in memory). */
-interface PassAuthEntry {
-  id: string;
-  updated_at: Date;
-  tokenDigest: Buffer;
-}
-
-/** The channel of migrations/20261205T161000_apple_pass_changed.sql: serials, comma-separated, or '*'. */
-export const APPLE_PASS_CHANGED_CHANNEL = 'apple_pass_changed';
-
-/**
- * The 304 map (issue #14): serial → the card's Last-Modified and token digest, so a device asking
- * "has my pass changed?" about an unchanged pass is answered without a database round trip.
- * NotifiedCache's rules make it safe: it is filled only from committed reads while the
- * `apple_pass_changed` channel is being listened to, answers only while it still is, forgets a
- * serial when its card's updated_at, token or serial change anywhere (the trigger notifies at
- * commit), and forgets everything when the listening connection is lost. Entries live at most
- * 30 s: a bound on staleness should a silent network cut hide a notification until the health
- * check notices (db/notifications.ts). Only live serials are kept; a retired or unknown serial
- * always asks the database. 100,000 entries take ~25 MB.
- */
-export function createPassAuthMap(notifications: AppContext['notifications']) {
-  const map = new NotifiedCache<string, PassAuthEntry | undefined>({ maxAgeMs: 30_000, maxEntries: 100_000 });
-  const detach = map.attach(notifications, APPLE_PASS_CHANGED_CHANNEL, (payload) => {
-    if (payload === '*') map.clear();
-    else for (const serial of payload.split(',')) map.forget(serial);
-  });
-  return { map, detach };
-}
 
 /** Update tags are decimal strings of a bigint sequence; anything else counts as "no tag" (reference 1.3). */
 export function parseUpdateTag(value: string | undefined): number | undefined {
@@ -99,18 +68,16 @@ export function parseUpdateTag(value: string | undefined): number | undefined {
   return Number(value);
 }
 
-export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder; notModifiedMap?: boolean }> = async (
+export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder; passAuthMap?: PassAuthMap }> = async (
   app,
-  { ctx, passFetches, notModifiedMap = true },
+  { ctx, passFetches, passAuthMap },
 ) => {
   const { db, passes } = ctx;
   const passTypeIdentifier = passes.passTypeIdentifier;
-  const passAuth = notModifiedMap ? createPassAuthMap(ctx.notifications) : undefined;
-  if (passAuth) app.addHook('onClose', async () => passAuth.detach());
   /** The pass's token check and Last-Modified, from the 304 map when it can answer, else from the database (and kept). */
   const findPassAuthForNotModified = async (serial: string): Promise<(ApplePassAuth & { tokenDigest?: Buffer }) | undefined> => {
-    if (!passAuth) return findApplePassAuth(db, serial);
-    const entry = await passAuth.map.get(serial, async () => {
+    if (!passAuthMap) return findApplePassAuth(db, serial);
+    const entry = await passAuthMap.lookup(serial, async () => {
       const row = await findApplePassAuth(db, serial);
       return row && { id: row.id, updated_at: row.updated_at, tokenDigest: digest(row.apple_auth_token) };
     });
