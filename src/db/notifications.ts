@@ -66,7 +66,7 @@ export interface NotificationOptions {
   /** Reconnect backoff: first delay and ceiling (ms). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
-  /** How often the listening connection proves it is alive with a query (ms); a silent cut is noticed then. */
+  /** How often the listening connection proves it is alive with a query (ms); a silent cut is noticed within two of these. */
   healthCheckMs?: number;
 }
 
@@ -241,7 +241,17 @@ class PgNotifications implements Notifications {
     this.#confirmed = new Set(this.#listening);
     this.#delay = this.#minMs;
     this.#healthTimer = setInterval(() => {
-      client.query('SELECT 1').catch((error: unknown) => this.#lost(client, error));
+      // A silent cut (no FIN, no RST) can leave the query waiting for minutes of TCP retries: no
+      // answer within one interval counts as lost too, so a cut is noticed within two intervals.
+      const timeout = setTimeout(() => this.#lost(client, new Error('notification health check timed out')), this.#healthMs);
+      timeout.unref();
+      client.query('SELECT 1').then(
+        () => clearTimeout(timeout),
+        (error: unknown) => {
+          clearTimeout(timeout);
+          this.#lost(client, error);
+        },
+      );
     }, this.#healthMs);
     this.#healthTimer.unref();
     if (this.#everConnected) {
