@@ -6,6 +6,9 @@
 -- The payload is a comma-separated list of `card id:serial` (serials never contain ',' or ':', the
 -- web service's identifier pattern); '*' means "forget every serial". The card id lets the process
 -- that made the change stop holding that card out of its map (wallets/apple/not-modified-map.ts).
+-- Cost (docs/benchmarks.md, the 304 map): PostgreSQL serialises the commits of transactions that
+-- sent a NOTIFY, so every card write pays it; measured 0.23–0.28× the one-row UPDATE throughput of
+-- the same table without the trigger at 4 clients. See there before enabling this in production.
 -- One trigger call per statement (transition tables), not per row: a campaign chunk that touches
 -- 1,000 cards sends 20 notifications of up to 50 cards (an item is at most 137 characters, a
 -- payload at most 8,000 bytes), not 1,000.
