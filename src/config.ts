@@ -33,7 +33,7 @@ export const ConfigSchema = Type.Object({
   PG_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
   /**
    * Answer the PassKit web service's "not modified" checks from a per-process map kept current by
-   * LISTEN/NOTIFY (wallets/apple/webservice.ts, createPassAuthMap); false asks the database every time.
+   * LISTEN/NOTIFY (wallets/apple/not-modified-map.ts); false asks the database every time.
    */
   APPLE_NOT_MODIFIED_MAP: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
