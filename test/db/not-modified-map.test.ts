@@ -291,6 +291,27 @@ describe.skipIf(postgres.skip)(`the 304 map across instances and connection cuts
     expect(await expectSame('new token', card, token, newLm)).toBe(304);
   });
 
+  it("a device pushed for A's change never gets a stale 304 from B", async () => {
+    const card = await issueCard(a, as);
+    await waitForCardJobsIdle(a);
+    await caughtUp(db(), bNotifications);
+    const token = pushToken(0x304b);
+    await register(a, 'device-map-two', card, token);
+    const lm = lastModifiedOf((await cardRowOf(db(), card.id)).updated_at);
+    expect(await askNotModified(b, ptid, card.serial, card.token, lm)).toBe(304); // in B's map
+    // A write nobody was told of: B keeps answering from its map (shows the map is what answers).
+    await sql`UPDATE card SET updated_at = updated_at + interval '1 hour' WHERE id = ${card.id}`.execute(db());
+    expect(await askNotModified(b, ptid, card.serial, card.token, lm)).toBe(304);
+    const pushesBefore = pushesTo(a, token).length;
+    await adjustOk(a, as, card.id, 4);
+    await waitFor(() => pushesTo(a, token).length > pushesBefore, { what: "the push of A's change" });
+    await caughtUp(db(), bNotifications); // what the device's own round trip after the push gives it
+    const res = await b.inject({ method: 'GET', url: passUrl(ptid, card.serial), headers: { authorization: `ApplePass ${card.token}`, 'if-modified-since': lm } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['last-modified']).toBe(lastModifiedOf((await cardRowOf(db(), card.id)).updated_at));
+    await waitForCardJobsIdle(a);
+  });
+
   it('after the listening connection is cut, B asks the database: never a stale 304, nothing kept until it is back', async () => {
     const card = await issueCard(a, as);
     const lm = lastModifiedOf((await cardRowOf(db(), card.id)).updated_at);
