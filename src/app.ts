@@ -52,6 +52,7 @@ import type { AppleSigningMaterial } from './wallets/apple/certificates.js';
 import type { ApnsSender } from './wallets/apple/apns.js';
 import { PassService, type PassPackager } from './wallets/apple/pass-service.js';
 import { appleWebServiceRoutes } from './wallets/apple/webservice.js';
+import { PassAuthMap } from './wallets/apple/not-modified-map.js';
 import { createAppleUpdatesAdapter } from './wallets/apple/updates-adapter.js';
 import type { GoogleWalletClient } from './wallets/google/client.js';
 import type { GoogleWalletSettings } from './wallets/google/config.js';
@@ -168,10 +169,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const jobs = new JobQueue(db, { pollingIntervalSeconds: deps.pollingIntervalSeconds, logger: app.log, maintenance: runWorkers });
   const notifications = deps.notifications ?? createNotifications(deps.database, { logger: app.log });
   const wallets = deps.google ? ['apple', 'google'] : ['apple'];
+  // The PassKit web service's 304 map (issue #14): this process's own card changes hold their cards
+  // out of it until committed and notified (wallets/apple/not-modified-map.ts).
+  const passAuthMap = config.APPLE_NOT_MODIFIED_MAP ? new PassAuthMap(notifications) : undefined;
   const cardChanges = createCardChangeRecorder(jobs, {
     debounceSeconds: config.PASS_UPDATE_DEBOUNCE_SECONDS,
     wallets,
     cardsPerJob: { apple: config.APPLE_UPDATE_CARDS_PER_JOB },
+    onChanging: passAuthMap && ((cardIds) => passAuthMap.cardsChanging(cardIds)),
   });
   const passes = new PassService(db, deps.apple.packager, deps.apple.material, config.PUBLIC_URL);
   // Program rows and images are cached per version anyway; a change anywhere frees the old ones here.
@@ -179,6 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   notifications.onReset(() => passes.forgetAllPrograms());
   // The hot paths' caches (issue #14), each forgetting what its notification names.
   const detachCaches = [attachProgramCache(notifications), attachApiKeyCache(notifications), attachWebhookEndpointCache(notifications)];
+  if (passAuthMap) detachCaches.push(passAuthMap.detach);
   const clock = deps.clock ?? (() => new Date());
   const certificates = createCertificateMonitor({ material: deps.apple.material, clock, logger: app.log, registry: metrics.registry });
   const lifecycle = { stopping: false };
@@ -374,7 +380,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       },
       { prefix: '/api/v1' },
     );
-    await app.register(appleWebServiceRoutes, { ctx, prefix: '/apple', passFetches: campaignModule.passFetches });
+    await app.register(appleWebServiceRoutes, {
+      ctx,
+      prefix: '/apple',
+      passFetches: campaignModule.passFetches,
+      passAuthMap,
+    });
     await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
     await app.register(publicCardRoutes, { ctx });
     await app.register(publicPageRoutes, {

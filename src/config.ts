@@ -31,6 +31,11 @@ export const ConfigSchema = Type.Object({
    * mode before version 1.21, which cannot keep a prepared statement with its connection.
    */
   PG_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
+  /**
+   * Answer the PassKit web service's "not modified" checks from a per-process map kept current by
+   * LISTEN/NOTIFY (wallets/apple/not-modified-map.ts); false asks the database every time.
+   */
+  APPLE_NOT_MODIFIED_MAP: Type.Boolean({ default: true }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
   APPLE_CERT_DIR: Type.String({ minLength: 1, default: './certs' }),

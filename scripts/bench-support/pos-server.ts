@@ -71,6 +71,8 @@ async function main() {
     DEMO_PROGRAM: 'false',
     // bench:import may set the import chunk size.
     ...(process.env.IMPORT_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.IMPORT_CHUNK_SIZE } : {}),
+    // bench:passes measures the 304 map against the database path (APPLE_NOT_MODIFIED_MAP=false).
+    ...(process.env.APPLE_NOT_MODIFIED_MAP ? { APPLE_NOT_MODIFIED_MAP: process.env.APPLE_NOT_MODIFIED_MAP } : {}),
   });
   const logger = pino({
     level: config.LOG_LEVEL,

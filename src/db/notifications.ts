@@ -29,6 +29,14 @@ export interface Notifications {
   onReset(handler: () => void): () => void;
   /** Resolves once every channel subscribed so far is being listened to (tests; start-up). */
   ready(): Promise<void>;
+  /**
+   * Whether a notification on `channel` committed now would reach this process: the connection is
+   * up and its LISTEN has completed. State that must never be stale (the 304 map) is used only then.
+   * Optional: a source without it counts as always listening.
+   */
+  isListening?(channel: string): boolean;
+  /** Calls `handler` as soon as the listening connection is found lost (before any reconnect). Returns the removal. */
+  onLost?(handler: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -58,7 +66,7 @@ export interface NotificationOptions {
   /** Reconnect backoff: first delay and ceiling (ms). */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
-  /** How often the listening connection proves it is alive with a query (ms); a silent cut is noticed then. */
+  /** How often the listening connection proves it is alive with a query (ms); a silent cut is noticed within two of these. */
   healthCheckMs?: number;
 }
 
@@ -74,6 +82,7 @@ export function createNotifications(database: DatabaseHandle, options: Notificat
 class Subscribers {
   readonly byChannel = new Map<string, Set<(payload: string) => void>>();
   readonly resets = new Set<() => void>();
+  readonly losses = new Set<() => void>();
   constructor(private readonly logger?: Logger) {}
 
   /** Adds a handler of the channel; returns its removal. */
@@ -92,6 +101,23 @@ class Subscribers {
     return () => {
       this.resets.delete(handler);
     };
+  }
+
+  addLost(handler: () => void): () => void {
+    this.losses.add(handler);
+    return () => {
+      this.losses.delete(handler);
+    };
+  }
+
+  lost() {
+    for (const handler of this.losses) {
+      try {
+        handler();
+      } catch (error) {
+        this.logger?.error({ err: error }, 'notification loss handler failed');
+      }
+    }
   }
 
   deliver(channel: string, payload: string) {
@@ -125,6 +151,8 @@ class PgNotifications implements Notifications {
   /** The current connection attempt (or the connected state), so concurrent callers share it. */
   #connecting: Promise<void> | undefined;
   #listening = new Set<string>();
+  /** Channels whose LISTEN has completed on the current connection (#listening also holds those in flight). */
+  #confirmed = new Set<string>();
   #closed = false;
   #everConnected = false;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -153,6 +181,14 @@ class PgNotifications implements Notifications {
     return this.#subscribers.addReset(handler);
   }
 
+  onLost(handler: () => void): () => void {
+    return this.#subscribers.addLost(handler);
+  }
+
+  isListening(channel: string): boolean {
+    return this.#client !== undefined && this.#confirmed.has(channel);
+  }
+
   async ready(): Promise<void> {
     if (this.#closed) return;
     await this.#connect();
@@ -164,6 +200,7 @@ class PgNotifications implements Notifications {
       this.#listening.add(channel);
       try {
         await client.query(`LISTEN "${channel}"`);
+        if (this.#client === client) this.#confirmed.add(channel);
       } catch (error) {
         this.#listening.delete(channel);
         throw error;
@@ -201,9 +238,20 @@ class PgNotifications implements Notifications {
     }
     this.#client = client;
     this.#listening = new Set(this.#subscribers.byChannel.keys());
+    this.#confirmed = new Set(this.#listening);
     this.#delay = this.#minMs;
     this.#healthTimer = setInterval(() => {
-      client.query('SELECT 1').catch((error: unknown) => this.#lost(client, error));
+      // A silent cut (no FIN, no RST) can leave the query waiting for minutes of TCP retries: no
+      // answer within one interval counts as lost too, so a cut is noticed within two intervals.
+      const timeout = setTimeout(() => this.#lost(client, new Error('notification health check timed out')), this.#healthMs);
+      timeout.unref();
+      client.query('SELECT 1').then(
+        () => clearTimeout(timeout),
+        (error: unknown) => {
+          clearTimeout(timeout);
+          this.#lost(client, error);
+        },
+      );
     }, this.#healthMs);
     this.#healthTimer.unref();
     if (this.#everConnected) {
@@ -217,11 +265,14 @@ class PgNotifications implements Notifications {
     if (this.#client !== client) return;
     this.#client = undefined;
     this.#listening.clear();
+    this.#confirmed.clear();
     if (this.#healthTimer) clearInterval(this.#healthTimer);
     client.removeAllListeners();
     client.on('error', () => undefined);
     void client.end().catch(() => undefined);
     if (this.#closed) return;
+    // Notifications may be missed from now on: state fed by them stops being trusted at once.
+    this.#subscribers.lost();
     this.#logger?.warn({ err: error instanceof Error ? error.message : undefined }, 'notification connection lost; reconnecting');
     this.#scheduleRetry(error);
   }
@@ -255,6 +306,7 @@ class PgNotifications implements Notifications {
 class EmbeddedNotifications implements Notifications {
   readonly #subscribers: Subscribers;
   readonly #listening = new Map<string, Promise<() => Promise<void>>>();
+  readonly #confirmed = new Set<string>();
   #closed = false;
 
   constructor(
@@ -278,17 +330,26 @@ class EmbeddedNotifications implements Notifications {
     if (this.#closed || !this.database.listen) return;
     for (const channel of this.#subscribers.byChannel.keys()) {
       if (!this.#listening.has(channel)) {
-        this.#listening.set(
-          channel,
-          this.database.listen(channel, (payload) => this.#subscribers.deliver(channel, payload)),
+        const listening = this.database.listen(channel, (payload) => this.#subscribers.deliver(channel, payload));
+        this.#listening.set(channel, listening);
+        listening.then(
+          () => {
+            if (!this.#closed) this.#confirmed.add(channel);
+          },
+          () => undefined,
         );
       }
     }
     await Promise.all(this.#listening.values());
   }
 
+  isListening(channel: string): boolean {
+    return this.#confirmed.has(channel);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    this.#confirmed.clear();
     const stops = await Promise.allSettled(this.#listening.values());
     this.#listening.clear();
     for (const stop of stops) if (stop.status === 'fulfilled') await stop.value().catch(() => undefined);

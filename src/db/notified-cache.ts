@@ -8,8 +8,10 @@ import type { Notifications } from './notifications.js';
  * dropped (notifications may have been missed). The process that makes a change forgets at once
  * too (`forget…`), so its own next request never waits for the notification.
  *
- * - It only caches while at least one notification source is attached (a process that cannot hear
- *   of changes reads the database every time).
+ * - It only caches while at least one notification source is attached and every attached source
+ *   is listening (`Notifications.isListening`): before the first LISTEN completes and from the
+ *   moment the connection is found lost (`onLost`) until it is back, it neither answers from nor
+ *   fills the cache — a process that cannot hear of changes reads the database every time.
  * - A load that overlapped an invalidation is answered but not stored: it may have read the row
  *   just before the change committed.
  * - Entries also expire after `maxAgeMs`, a bound on staleness should a notification ever be lost
@@ -21,14 +23,18 @@ export class NotifiedCache<K, V> {
   readonly #entries = new Map<K, { value: V; at: number }>();
   #generation = 0;
   #sources = 0;
+  /** Per attached source: whether its channel is being listened to right now. */
+  readonly #listening = new Set<() => boolean>();
 
   constructor(
     private readonly options: { maxAgeMs: number; maxEntries: number },
   ) {}
 
-  /** Whether entries are kept (a notification source is attached). */
+  /** Whether entries are kept and answered (a notification source is attached and listening). */
   get active(): boolean {
-    return this.#sources > 0;
+    if (this.#sources === 0) return false;
+    for (const listening of this.#listening) if (!listening()) return false;
+    return true;
   }
 
   /**
@@ -39,12 +45,17 @@ export class NotifiedCache<K, V> {
     this.#sources++;
     const unsubscribe = notifications.subscribe(channel, onNotification);
     const unreset = notifications.onReset(() => this.clear());
+    const unlost = notifications.onLost?.(() => this.clear()) ?? (() => undefined);
+    const listening = () => notifications.isListening?.(channel) ?? true;
+    this.#listening.add(listening);
     let attached = true;
     return () => {
       if (!attached) return;
       attached = false;
       unsubscribe();
       unreset();
+      unlost();
+      this.#listening.delete(listening);
       this.#sources--;
       if (this.#sources === 0) this.clear();
     };
@@ -65,18 +76,32 @@ export class NotifiedCache<K, V> {
     this.#entries.clear();
   }
 
+  /** The cached value when present, fresh and answerable now (see `active`), else undefined. */
+  peek(key: K): V | undefined {
+    if (!this.active) return undefined;
+    const entry = this.#entries.get(key);
+    return entry && Date.now() - entry.at < this.options.maxAgeMs ? entry.value : undefined;
+  }
+
   /** The cached value when present, fresh and `accept`ed, else `load()` (stored when safe). */
   async get(key: K, load: () => Promise<V>, accept: (value: V) => boolean = () => true): Promise<V> {
-    if (this.#sources > 0) {
+    const active = this.active;
+    if (active) {
       const entry = this.#entries.get(key);
       if (entry && Date.now() - entry.at < this.options.maxAgeMs && accept(entry.value)) return entry.value;
     }
     const generation = this.#generation;
     const value = await load();
-    if (this.#sources > 0 && generation === this.#generation && value !== undefined) {
+    // Stored only if the source was listening before the load began and nothing was forgotten since
+    // (a loss clears the cache, which moves the generation too).
+    if (active && generation === this.#generation && value !== undefined) {
       if (this.#entries.size >= this.options.maxEntries) this.#entries.clear();
       this.#entries.set(key, { value, at: Date.now() });
     }
     return value;
+  }
+
+  get size(): number {
+    return this.#entries.size;
   }
 }

@@ -60,12 +60,19 @@ export interface CardChangeRecorder {
 
 export function createCardChangeRecorder(
   queue: JobQueue,
-  options: { debounceSeconds: number; wallets: readonly string[]; cardsPerJob?: Readonly<Record<string, number>> },
+  options: {
+    debounceSeconds: number;
+    wallets: readonly string[];
+    cardsPerJob?: Readonly<Record<string, number>>;
+    /** Called with the cards of every change this process records, inside its transaction (the 304 map holds them). */
+    onChanging?: (cardIds: readonly string[]) => void;
+  },
 ): CardChangeRecorder {
   const cardsPerJob = options.cardsPerJob ?? DEFAULT_CARDS_PER_JOB;
   const enqueue = async (executor: Executor, cardIds: string[], onlyWallets?: readonly string[]) => {
     const wallets = onlyWallets ? options.wallets.filter((wallet) => onlyWallets.includes(wallet)) : options.wallets;
     const unique = [...new Set(cardIds)];
+    options.onChanging?.(unique);
     const startAfter = String(options.debounceSeconds);
     // Each queue is "stately": at most one waiting job per singletonKey, so a burst of changes to
     // one card within the debounce window becomes one job and one push per device. A batch job has

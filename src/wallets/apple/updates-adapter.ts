@@ -9,6 +9,7 @@ import {
   type Settlement,
 } from '../../updates/pending-deliveries.js';
 import { recordWalletEvent } from '../../enrollment/funnel.js';
+import { notifyApplePassesChanged } from './not-modified-map.js';
 import { classifyPushOutcome, isRetryablePushOutcome, type ApnsSender, type PushOutcome } from './apns.js';
 
 export interface AppleAdapterLogger {
@@ -62,6 +63,10 @@ export function createAppleUpdatesAdapter(
     wallet: 'apple',
     async publish(cardIds) {
       if (cardIds.length === 0) return [];
+      // Every process's 304 map forgets these passes before any device is told to fetch them
+      // (issue #14; one statement, in its own transaction). If it fails, the job fails and is retried:
+      // no push leaves before the maps were told.
+      await notifyApplePassesChanged(db, cardIds);
       // The cards' passes, and the voided passes of taken-over cards until their devices fetched
       // them (retired_apple_pass; enrollment/takeover.ts).
       const serials = db

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -9,6 +9,7 @@ import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
 import { findProgram } from '../../programs/repository.js';
+import { tokenDigest as digest, type PassAuthMap } from './not-modified-map.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -60,7 +61,6 @@ async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
   };
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
 
 /** Update tags are decimal strings of a bigint sequence; anything else counts as "no tag" (reference 1.3). */
 export function parseUpdateTag(value: string | undefined): number | undefined {
@@ -68,12 +68,22 @@ export function parseUpdateTag(value: string | undefined): number | undefined {
   return Number(value);
 }
 
-export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder }> = async (
+export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext; passFetches?: PassFetchRecorder; passAuthMap?: PassAuthMap }> = async (
   app,
-  { ctx, passFetches },
+  { ctx, passFetches, passAuthMap },
 ) => {
   const { db, passes } = ctx;
   const passTypeIdentifier = passes.passTypeIdentifier;
+  /** The pass's token check and Last-Modified, from the 304 map when it can answer, else from the database (and kept). */
+  const findPassAuthForNotModified = async (serial: string): Promise<(ApplePassAuth & { tokenDigest?: Buffer }) | undefined> => {
+    if (!passAuthMap) return findApplePassAuth(db, serial);
+    const entry = await passAuthMap.lookup(serial, async () => {
+      const row = await findApplePassAuth(db, serial);
+      return row && { id: row.id, updated_at: row.updated_at, tokenDigest: digest(row.apple_auth_token) };
+    });
+    // The token itself is not kept: the check below compares digests.
+    return entry && { id: entry.id, updated_at: entry.updated_at, apple_auth_token: '', tokenDigest: entry.tokenDigest };
+  };
 
   /**
    * `Authorization: ApplePass <authenticationToken>` must match the token of exactly this pass.
@@ -85,7 +95,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
    * reads the whole card with its program's version in the same query, so a download is one query
    * (each round trip to PostgreSQL costs more than the columns, see bench:campaign).
    */
-  function passAuthentication(lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass }) | undefined>) {
+  function passAuthentication(
+    lookup: (serial: string, request: FastifyRequest) => Promise<(ApplePassAuth & { retired?: RetiredPass; tokenDigest?: Buffer }) | undefined>,
+  ) {
     return async (request: FastifyRequest, reply: FastifyReply) => {
       const params = request.params as Record<string, string | undefined>;
       // The path is checked before the database is asked (its schema runs only after this hook, which
@@ -99,19 +111,23 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
       const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
       const serial = match && params.passTypeIdentifier === passTypeIdentifier ? params.serialNumber : undefined;
       // A taken-over card's old serial (enrollment/takeover.ts) still answers its old token, with a voided pass.
-      const card = serial ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial))) : undefined;
-      if (!match || !card || !timingSafeEqual(digest(match[1]), digest(card.apple_auth_token))) {
+      const card: (ApplePassAuth & { retired?: RetiredPass; tokenDigest?: Buffer }) | undefined = serial
+        ? ((await lookup(serial, request)) ?? (await findRetiredPassAuth(db, serial)))
+        : undefined;
+      if (!match || !card || !timingSafeEqual(digest(match[1]), card.tokenDigest ?? digest(card.apple_auth_token))) {
         return reply.status(401).send();
       }
-      request.applePassCard = card;
+      const { tokenDigest: _digest, ...authenticated } = card;
+      request.applePassCard = authenticated;
     };
   }
   const authenticatePass = passAuthentication((serial) => findApplePassAuth(db, serial));
-  // A device that sends If-Modified-Since usually gets a 304: the three columns answer it, and the
-  // whole card is read only if the pass did change. Without the header a pass is always sent, so the
-  // whole card comes with the token check (bench:passes section 2 for the first, bench:campaign for the second).
+  // A device that sends If-Modified-Since usually gets a 304: the three columns answer it (from the
+  // 304 map when it can), and the whole card is read only if the pass did change. Without the header a
+  // pass is always sent, so the whole card comes with the token check (bench:passes section 2 for the
+  // first, bench:campaign for the second).
   const authenticatePassDownload = passAuthentication((serial, request) =>
-    request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findApplePassAuth(db, serial),
+    request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findPassAuthForNotModified(serial),
   );
 
   // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").

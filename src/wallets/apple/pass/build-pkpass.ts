@@ -90,6 +90,18 @@ interface ImageChecksums {
   crc32: number;
 }
 
+/**
+ * Everything of a `.pkpass` that is the same for every card of a program version (issue #14, the
+ * re-sign path): the merged images in archive order with their names' bytes, CRC-32s, and the
+ * manifest's image lines already serialised. Built once per images record — PassService keeps one
+ * record per program and image version, the defaults are one record — and reused by every pass.
+ */
+interface ImageTemplate {
+  entries: StoredZipEntry[];
+  /** `,"icon.png":"<sha1>",…` exactly as JSON.stringify writes those manifest members. */
+  manifestMembers: string;
+}
+
 export function createPassPackager(options: PassPackagerOptions): PassPackager {
   const { signer } = options;
   // Image SHA-1 (manifest) and CRC-32 (zip) are computed once per Buffer: default images never
@@ -110,31 +122,49 @@ export function createPassPackager(options: PassPackagerOptions): PassPackager {
     checksumsOfImage(data);
   }
 
-  return {
-    async build(input, signingTime = new Date()) {
-      const { passJson, passStrings } = buildStoreCardPassJson(input);
-
-      const images = mergeImages(options.defaultImages, input.images ?? {});
+  // Per images record (by identity, like the checksums): a record must not be changed once packaged.
+  const templates = new WeakMap<Record<string, Buffer>, ImageTemplate>();
+  const noProgramImages: Record<string, Buffer> = {};
+  const templateOf = (programImages: Record<string, Buffer>): ImageTemplate => {
+    let template = templates.get(programImages);
+    if (template === undefined) {
+      const images = mergeImages(options.defaultImages, programImages);
       if (!images['icon.png']) {
         throw new PassInputError('icon.png is required in every pass (Apple: Pass Design – Icon).');
       }
+      const entries: StoredZipEntry[] = [];
+      let manifestMembers = '';
+      for (const name of Object.keys(images).sort()) {
+        const checksums = checksumsOfImage(images[name]!);
+        entries.push({ name, nameBytes: Buffer.from(name, 'utf8'), data: images[name]!, crc32: checksums.crc32 });
+        manifestMembers += `,${JSON.stringify(name)}:${JSON.stringify(checksums.sha1)}`;
+      }
+      template = { entries, manifestMembers };
+      templates.set(programImages, template);
+    }
+    return template;
+  };
 
-      // manifest.json: every file except manifest.json and signature, with its SHA-1 (reference section 4).
+  return {
+    async build(input, signingTime = new Date()) {
+      const { passJson, passStrings } = buildStoreCardPassJson(input);
+      const template = templateOf(input.images ?? noProgramImages);
+
+      // manifest.json: every file except manifest.json and signature, with its SHA-1 (reference
+      // section 4), in the order pass.json, the strings, the images by name — the bytes
+      // JSON.stringify would write for that object, the images' part from the template.
       const passJsonBytes = Buffer.from(JSON.stringify(passJson), 'utf8');
       const entries: StoredZipEntry[] = [{ name: 'pass.json', data: passJsonBytes }];
-      const manifest: Record<string, string> = { 'pass.json': sha1Hex(passJsonBytes) };
+      let manifestJson = `{"pass.json":"${sha1Hex(passJsonBytes)}"`;
       for (const language of PASS_LANGUAGES) {
         const stringsPath = `${language}.lproj/pass.strings`;
         entries.push({ name: stringsPath, data: passStrings[language] });
-        manifest[stringsPath] = sha1Hex(passStrings[language]);
+        manifestJson += `,${JSON.stringify(stringsPath)}:"${sha1Hex(passStrings[language])}"`;
       }
-      for (const name of Object.keys(images).sort()) {
-        const checksums = checksumsOfImage(images[name]!);
-        entries.push({ name, data: images[name]!, crc32: checksums.crc32 });
-        manifest[name] = checksums.sha1;
-      }
+      for (const entry of template.entries) entries.push(entry);
+      manifestJson += `${template.manifestMembers}}`;
 
-      const manifestBytes = Buffer.from(JSON.stringify(manifest), 'utf8');
+      const manifestBytes = Buffer.from(manifestJson, 'utf8');
       const signature = await signer.sign(manifestBytes, signingTime);
       entries.push({ name: 'manifest.json', data: manifestBytes }, { name: 'signature', data: signature });
 

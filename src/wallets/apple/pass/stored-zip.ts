@@ -20,6 +20,8 @@ export interface StoredZipEntry {
   data: Uint8Array;
   /** CRC-32 of `data` if already known (e.g. cached for unchanging images). */
   crc32?: number;
+  /** `name` as UTF-8 bytes if already known (entries reused across archives). */
+  nameBytes?: Buffer;
 }
 
 const LOCAL_FILE_HEADER_SIGNATURE = 0x04034b50;
@@ -47,7 +49,7 @@ function dosDateTime(date: Date): { time: number; date: number } {
 
 export function writeStoredZip(entries: StoredZipEntry[], modified: Date): Buffer {
   const { time, date } = dosDateTime(modified);
-  const names = entries.map((entry) => Buffer.from(entry.name, 'utf8'));
+  const names = entries.map((entry) => entry.nameBytes ?? Buffer.from(entry.name, 'utf8'));
   let localSize = 0;
   let centralSize = 0;
   for (let index = 0; index < entries.length; index++) {

@@ -1,0 +1,11 @@
+-- The PassKit web service answers 304 from a map in each process (issue #14): serial → the card's
+-- Last-Modified (updated_at) and a digest of its authentication token. It is kept current by
+-- NOTIFY 'apple_pass_changed', sent by the Apple wallet-update job before its pushes
+-- (wallets/apple/not-modified-map.ts, notifyApplePassesChanged), not by a trigger on `card`.
+--
+-- This migration installs nothing. An earlier, never released version of it put a statement-level
+-- trigger on `card` that notified at every card write's commit; PostgreSQL serialises the commits of
+-- transactions that sent a NOTIFY, which cut one-row card UPDATE throughput to 0.23–0.28× at 4
+-- clients (docs/benchmarks.md, the 304 map). A development database that applied that version keeps
+-- its trigger: migrate down past this file and up again (the .down.sql drops it), or recreate it.
+SELECT 1;
