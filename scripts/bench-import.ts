@@ -138,6 +138,7 @@ async function main() {
   await migrateToLatest(handle.db);
   await handle.close();
   const adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
+  const metricsToken = randomBytes(16).toString('hex');
   const certs = await getTestCertificates();
   const pem = (name: string) => readFileSync(path.join(certs.dir, name), 'utf8');
   const apns = await startApnsStandIn({ keyPem: pem('apns-server.key'), certPem: pem('apns-server.pem'), caPem: pem('root.pem') + pem('wwdr.pem'), expectedTopic: certs.passTypeIdentifier });
@@ -152,12 +153,21 @@ async function main() {
     APNS_CA_FILE: path.join(certs.dir, 'root.pem'),
     DEMO_PROGRAM: 'false',
     LOG_LEVEL: 'info',
+    METRICS_TOKEN: metricsToken,
+    // BENCH_NODE_OPTIONS: V8 flags for the service (e.g. --max-semi-space-size=2), to compare memory settings.
+    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     ...(process.env.BENCH_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.BENCH_CHUNK_SIZE } : {}),
   });
   try {
     const port = Number(new URL(service.url).port);
     const pid = service.child.pid!;
     const rss = rssSampler(pid);
+    /** The V8 heap (used / total) and memory outside it, from the service's own /metrics: what the resident set is made of. */
+    const heap = async () => {
+      const text = (await httpRequest(keepAliveAgent(1), port, 'GET', '/metrics', { authorization: `Bearer ${metricsToken}` })).body;
+      const mb = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 1024 / 1024;
+      return `heap ${mb('nodejs_heap_size_used_bytes').toFixed(0)}/${mb('nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${mb('nodejs_external_memory_bytes').toFixed(0)} MB`;
+    };
     const seeded = await seedProgramViaApi(port, adminKey, CARDS);
     const agent = keepAliveAgent(2);
     const key = JSON.parse(
@@ -176,6 +186,7 @@ async function main() {
     const alone = await posLoad(port, seeded.posKey, seeded.cards, () => Date.now() > deadline);
     console.log(`POS alone:          ${alone.n} purchases, p50 ${alone.p50.toFixed(1)} ms, p99 ${alone.p99.toFixed(1)} ms${alone.failures ? `, ${alone.failures} FAILED` : ''}`);
     const rssBefore = procStatus(pid, 'VmRSS');
+    const heapBefore = await heap();
     rss.phase();
 
     // 2. Dry run.
@@ -183,6 +194,7 @@ async function main() {
     const dry = await upload(port, '/api/v1/imports?dryRun=true', admin, file);
     const drySeconds = (performance.now() - started) / 1000;
     const rssDry = rss.phase();
+    const heapDry = await heap();
     if (dry.status !== 200) throw new Error(`dry run: ${dry.status} ${dry.body.slice(0, 300)}`);
     const report = JSON.parse(dry.body) as { rowsRead: number; rowsValid: number; rowsFailed: number; byReason: Record<string, number> };
     console.log(
@@ -203,6 +215,7 @@ async function main() {
     }
     const stagedSeconds = (performance.now() - started) / 1000;
     const rssStage = rss.phase();
+    const heapStage = await heap();
     const id = (JSON.parse(created.body) as { id: string }).id;
     let last: { status: string; progress: { rowsValid: number; created: number; updated: number; unchanged: number; failed: number; done: number } };
     for (;;) {
@@ -214,6 +227,7 @@ async function main() {
     importDone = true;
     const pos = await during;
     const rssJob = rss.phase();
+    const heapJob = await heap();
     const peak = procStatus(pid, 'VmHWM');
     const rate = Math.round(last.progress.rowsValid / applySeconds);
     console.log(`apply:              ${applySeconds.toFixed(1)} s (upload + parse + stage ${stagedSeconds.toFixed(1)} s, job ${(applySeconds - stagedSeconds).toFixed(1)} s), ${rate} rows/s; ${JSON.stringify(last.progress)}`);
@@ -221,6 +235,7 @@ async function main() {
     console.log(
       `service memory:     RSS ${rssBefore?.toFixed(0) ?? '?'} MB at rest (after the POS baseline); peak ${rssDry.toFixed(0)} MB in the dry run, ${rssStage.toFixed(0)} MB in upload + stage, ${rssJob.toFixed(0)} MB in the job; all-time peak ${peak?.toFixed(0) ?? '?'} MB (VmHWM)`,
     );
+    console.log(`  after each phase: rest ${heapBefore}; dry run ${heapDry}; stage ${heapStage}; job ${heapJob}`);
     console.log(
       `targets:            apply ≥ 5000 rows/s ${rate >= 5000 ? 'MET' : 'MISSED'}; peak RSS < 250 MB ${peak !== undefined && peak < 250 ? 'MET' : 'MISSED'}; POS p99 < 100 ms during import ${pos.p99 < 100 ? 'MET' : 'MISSED'}`,
     );
