@@ -26,7 +26,8 @@
  * Targets (issue #12): apply ≥ 5,000 rows/s; peak RSS < 250 MB; POS p99 < 100 ms during the import.
  *
  * Environment: BENCH_IMPORT_ROWS (250000), BENCH_CARDS (1000), BENCH_POS_CLIENTS (4),
- * BENCH_SECONDS (10), BENCH_CHUNK_SIZE (the app's IMPORT_CHUNK_SIZE, default 1000), BENCH_APP_STDOUT=1 (the
+ * BENCH_SECONDS (10), BENCH_CHUNK_SIZE (the app's IMPORT_CHUNK_SIZE, default 1000), BENCH_RUN_SECONDS (the app's
+ * IMPORT_RUN_SECONDS; 0 = one chunk per job, as before chunk runs), BENCH_APP_STDOUT=1 (the
  * service's output on stdout at the end).
  */
 import { randomBytes } from 'node:crypto';
@@ -157,6 +158,8 @@ async function main() {
     // BENCH_NODE_OPTIONS: V8 flags for the service (e.g. --max-semi-space-size=2), to compare memory settings.
     ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     ...(process.env.BENCH_CHUNK_SIZE ? { IMPORT_CHUNK_SIZE: process.env.BENCH_CHUNK_SIZE } : {}),
+    // BENCH_RUN_SECONDS=0: one chunk per job (the behaviour before chunk runs), to compare.
+    ...(process.env.BENCH_RUN_SECONDS ? { IMPORT_RUN_SECONDS: process.env.BENCH_RUN_SECONDS } : {}),
   });
   try {
     const port = Number(new URL(service.url).port);
