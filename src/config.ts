@@ -84,8 +84,10 @@ export const ConfigSchema = Type.Object({
   CAMPAIGN_STALL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   /** Largest card-base file an import accepts (bytes; larger answers 413). */
   IMPORT_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 50 * 1024 * 1024 }),
-  /** Rows per import chunk (one transaction, one job, one checkpoint). */
+  /** Rows per import chunk (one transaction, one checkpoint). */
   IMPORT_CHUNK_SIZE: Type.Integer({ minimum: 10, maximum: 10_000, default: 1000 }),
+  /** One import job runs the chunks after its own for this long before queueing the next job (0: one chunk per job). */
+  IMPORT_RUN_SECONDS: Type.Integer({ minimum: 0, maximum: 60, default: 5 }),
   /** Idempotency-Key records older than this many days are pruned by the hourly retention job. */
   IDEMPOTENCY_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
   /**

@@ -24,7 +24,7 @@ interface Logger {
 }
 
 export function createImportModule(deps: {
-  config: Pick<Config, 'IMPORT_MAX_BYTES' | 'IMPORT_CHUNK_SIZE' | 'CAMPAIGN_STALL_SECONDS'>;
+  config: Pick<Config, 'IMPORT_MAX_BYTES' | 'IMPORT_CHUNK_SIZE' | 'IMPORT_RUN_SECONDS' | 'CAMPAIGN_STALL_SECONDS'>;
   db: Db;
   jobs: JobQueue;
   cardChanges: CardChangeRecorder;
@@ -41,6 +41,7 @@ export function createImportModule(deps: {
     settings: {
       maxBytes: deps.config.IMPORT_MAX_BYTES,
       chunkSize: deps.config.IMPORT_CHUNK_SIZE,
+      runSeconds: deps.config.IMPORT_RUN_SECONDS,
       // A chunk is one transaction of seconds at most: the campaigns' stall threshold fits it too.
       stallSeconds: deps.config.CAMPAIGN_STALL_SECONDS,
       ...deps.settings,

@@ -13,6 +13,11 @@ export const DesignSchema = Type.Object(
     logoText: Type.Optional(Localized),
     /** Accessibility description of the pass (Apple: required `description`). */
     description: Type.Optional(Localized),
+    showPlasticNumber: Type.Optional(
+      Type.Boolean({
+        description: 'Imported cards show (and encode in the barcode) their plastic card number instead of the wallet number, so holders and tills see the number they know',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

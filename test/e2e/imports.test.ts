@@ -279,6 +279,38 @@ describe(`card-base imports (${TEST_DATABASE_KIND} database)`, () => {
     expect(staged.every((r) => r.data === null)).toBe(true);
   });
 
+  it('one chunk job runs the chunks after its own without the queue; a chunk failing mid-run gets its own job; every row once', async () => {
+    const { program, as } = await createProgramWithKeys(t.app, 'imp-run');
+    const rows = Array.from({ length: 9 }, (_, i) => `${6100001 + i};+7916136${String(1000 + i)};Клиент ${i};${(i + 1) * 10}`);
+    const res = await post(as('admin'), `Номер карты;Телефон;ФИО;Баланс\n${rows.join('\n')}\n`);
+    expect(res.statusCode).toBe(202);
+    const id = res.json().id;
+    const chunkJobs = async () =>
+      (
+        await sql<{ chunk: number }>`SELECT (data->>'chunk')::int AS chunk FROM pgboss.job WHERE name = 'import-chunk' AND data->>'importId' = ${id} ORDER BY 1`.execute(
+          t.database.handle.db,
+        )
+      ).rows.map((r) => r.chunk);
+    expect(await chunkJobs()).toEqual([0]);
+    // Chunk 2 (rows 6–7) fails once, after its writes and before commit.
+    let failures = 0;
+    t.app.imports.fault = (_importId, chunk) => {
+      if (chunk === 2 && failures++ === 0) throw new Error('connection lost');
+    };
+    await t.app.imports.runChunks(id, 0);
+    // Chunks 0 and 1 ran in this job without queueing a job each; the failed chunk 2 has its own.
+    expect(await chunkJobs()).toEqual([0, 2]);
+    expect((await t.app.imports.find(program.id, id)).next_chunk).toBe(2);
+    expect(await cardsOf(program.id)).toHaveLength(4);
+    await t.app.imports.runChunks(id, 2);
+    t.app.imports.fault = undefined;
+    const done = await t.app.imports.find(program.id, id);
+    expect(done).toMatchObject({ status: 'finished', created: 9, failed: 0 });
+    // No job was queued for the chunks this run did itself.
+    expect(await chunkJobs()).toEqual([0, 2]);
+    expect((await ledgerOf(program.id)).map((e) => Number(e.points)).sort((a, b) => a - b)).toEqual([10, 20, 30, 40, 50, 60, 70, 80, 90]);
+  });
+
   it('a multipart/form-data upload (a browser form) imports the same way; a form without a file is a 400', async () => {
     const { program, as } = await createProgramWithKeys(t.app, 'imp-multipart');
     const boundary = 'walletcards-test-boundary';

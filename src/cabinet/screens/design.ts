@@ -34,6 +34,8 @@ const T = texts({
     pick: (what: string) => `${what}: выбрать в палитре`,
     logoText: (l: string) => `Текст рядом с логотипом (${l})`,
     description: (l: string) => `Описание карты для VoiceOver (${l})`,
+    showPlasticNumber: 'Показывать на картах номер пластиковой карты (у импортированных карт)',
+    showPlasticNumberHint: 'Держатель и касса увидят привычный номер; штрихкод карты будет кодировать его же.',
     ru: 'рус.',
     en: 'англ.',
     save: 'Сохранить',
@@ -75,6 +77,8 @@ const T = texts({
     pick: (what) => `${what}: pick from the palette`,
     logoText: (l) => `Text next to the logo (${l})`,
     description: (l) => `Card description for VoiceOver (${l})`,
+    showPlasticNumber: 'Show the plastic card number on the cards (imported cards)',
+    showPlasticNumberHint: 'Holders and tills see the number they know; the card barcode encodes it too.',
     ru: 'Russian',
     en: 'English',
     save: 'Save',
@@ -182,6 +186,7 @@ export const designScreen: Screen = {
         logoText_en: design.logoText?.en ?? program.name,
         description_ru: design.description?.ru ?? '',
         description_en: design.description?.en ?? '',
+        showPlasticNumber: design.showPlasticNumber ? 'on' : '',
       };
       const errors = state.errors ?? {};
       const uploadErrors = state.uploadErrors ?? {};
@@ -219,6 +224,7 @@ ${field({ name: 'logoText_en', label: t.logoText(t.en), value: v.logoText_en, er
 ${field({ name: 'description_ru', label: t.description(t.ru), value: v.description_ru, errors, attrs: html` maxlength="200" lang="ru"` })}
 ${field({ name: 'description_en', label: t.description(t.en), value: v.description_en, errors, attrs: html` maxlength="200" lang="en"` })}
 </div>
+<div class="field check"><label><input type="checkbox" name="showPlasticNumber" value="on"${v.showPlasticNumber ? html` checked` : ''}> ${t.showPlasticNumber}</label><p class="hint">${t.showPlasticNumberHint}</p></div>
 <div class="actions"><button class="button" type="submit">${t.save}</button></div>
 </form>
 </section>
@@ -284,7 +290,7 @@ ${uploadErrors.file ? html`<p class="error" id="f-file-error">${uploadErrors.fil
       const session = kit.session(request);
       const t = T[kit.lang(request)];
       const body = formBody(request);
-      const names = ['backgroundColor', 'foregroundColor', 'labelColor', 'logoText_ru', 'logoText_en', 'description_ru', 'description_en'];
+      const names = ['backgroundColor', 'foregroundColor', 'labelColor', 'logoText_ru', 'logoText_en', 'description_ru', 'description_en', 'showPlasticNumber'];
       const values = Object.fromEntries(names.map((n) => [n, formText(body, n, 200)]));
       const errors: FieldErrors = {};
       for (const n of ['backgroundColor', 'foregroundColor', 'labelColor']) if (!HEX.test(values[n])) errors[n] = t.errors.colour;
@@ -297,6 +303,7 @@ ${uploadErrors.file ? html`<p class="error" id="f-file-error">${uploadErrors.fil
         labelColor: values.labelColor.toLowerCase(),
         logoText: { ru: values.logoText_ru, en: values.logoText_en },
         ...(values.description_ru ? { description: { ru: values.description_ru, en: values.description_en } } : {}),
+        ...(values.showPlasticNumber === 'on' ? { showPlasticNumber: true } : {}),
       };
       if (!Value.Check(DesignSchema, design)) throw new AppError(400, 'validation_failed', 'Invalid design');
       await updateProgram(ctx.db, ctx.cardChanges, session.programId, { design });

@@ -1,4 +1,5 @@
 import { shownCouponTexts } from '../../coupons/display.js';
+import { shownCardNumber } from '../../cards/shown-number.js';
 import type { Db } from '../../db/database.js';
 import type { CardRow, ProgramRow } from '../../db/schema.js';
 import type { LoyaltyRules } from '../../loyalty/rules.js';
@@ -214,14 +215,14 @@ export class PassService {
       logoText: design.logoText ?? { ru: program.name, en: program.name },
       colors: { background: design.backgroundColor, foreground: design.foregroundColor, label: design.labelColor },
       card: {
-        number: card.number,
+        number: shownCardNumber(card, design),
         holderName: card.holder_name,
         balance: card.balance,
         pendingPoints: card.pending_points,
         tierName: tier?.name ?? { ru: card.tier, en: card.tier },
       },
       mechanic,
-      barcode: { message: card.number, format: 'PKBarcodeFormatQR' },
+      barcode: { message: shownCardNumber(card, design), format: 'PKBarcodeFormatQR' },
       frontPromo: card.promo ?? undefined,
       back: {
         contacts: texts.contacts,

@@ -1,4 +1,5 @@
 import { googleCouponModule } from '../../coupons/display.js';
+import { shownCardNumber } from '../../cards/shown-number.js';
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db } from '../../db/database.js';
@@ -183,7 +184,7 @@ export class GoogleWalletService {
       // An erased card's object expires (privacy/erasure.ts): it moves to the holder's "Expired passes".
       state: card.status === 'active' ? 'ACTIVE' : card.status === 'erased' ? 'EXPIRED' : 'INACTIVE',
       defaultLanguage: program.default_language,
-      cardNumber: card.number,
+      cardNumber: shownCardNumber(card, program.design as { showPlasticNumber?: boolean }),
       holderName: card.holder_name,
       balance: card.balance,
       pointsLabel: POINTS_LABEL,
