@@ -405,7 +405,7 @@ function patchOf(
       if (percent === undefined) errors[`${p}percent`] = t.errors.decimal;
       const threshold = parseMoney(v[`${p}threshold`] ?? '', currency);
       if (threshold === undefined) errors[`${p}threshold`] = t.errors.money;
-      // The form does not edit discount percents yet (issue #17): a tier keeps its stored one.
+      // Discount percents are edited in the mechanic section: a tier keeps its stored one here.
       const discountPercent = current.tiers.find((tier) => tier.code === v[`${p}code`])?.discountPercent;
       tiers.push({
         code: v[`${p}code`],
@@ -433,7 +433,7 @@ function patchOf(
       expiry: v.expiryDays ? { inactivityDays: whole('expiryDays'), reminderDaysBefore: whole('reminderDays') } : null,
       tierPolicy: { downgradeOnRefund: v.downgrade === 'yes' },
       campaignBonusCap: v.campaignBonusCap ? whole('campaignBonusCap') : current.campaignBonusCap,
-      // Mechanic, category and stamp rules are not on this form yet (issue #17): kept as stored.
+      // Mechanic, category and stamp rules belong to the mechanic section: kept as stored.
       ...(current.mechanic === undefined ? {} : { mechanic: current.mechanic }),
       ...(current.categories === undefined ? {} : { categories: current.categories }),
       ...(current.stamps === undefined ? {} : { stamps: current.stamps }),
