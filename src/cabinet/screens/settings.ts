@@ -655,8 +655,8 @@ ${field({ name: 'campaignBonusCap', label: t.campaignBonusCap, value: v.campaign
       const mechanicRadios = html`<fieldset id="f-mechanic"><legend>${t.mechanicLegend}</legend>
 ${me.mechanic ? html`<p class="error">${me.mechanic}</p>` : ''}${data.cards > 0 ? notice(t.mechanicLocked(data.cards), 'warn') : ''}
 ${MECHANICS.map(
-  (m) => html`<div class="check"><input id="f-mechanic-${m}" name="mechanic" type="radio" value="${m}" aria-describedby="f-mechanic-${m}-hint"${v.mechanic === m ? html` checked` : ''}><label for="f-mechanic-${m}">${t.mechanicName[m]}</label></div>
-<p class="hint" id="f-mechanic-${m}-hint">${t.mechanicHint[m]}</p>`,
+  (m) => html`<div class="check"><input id="f-mechanic-${m}" name="mechanic" type="radio" value="${m}" aria-describedby="f-mechanic-${m}-hint"${v.mechanic === m ? html` checked` : ''}><div><label for="f-mechanic-${m}">${t.mechanicName[m]}</label>
+<p class="hint" id="f-mechanic-${m}-hint">${t.mechanicHint[m]}</p></div></div>`,
 )}
 </fieldset>`;
       const discountRows = rulesNow.tiers.map((tier) => tier).map((tier, i) =>
