@@ -35,6 +35,7 @@ describe(`cabinet settings sections (${TEST_DATABASE_KIND} database)`, () => {
       ['/app/settings', '/app/settings/general'],
       ['/app/settings/general', '/app/settings/general'],
       ['/app/settings/rules', '/app/settings/rules'],
+      ['/app/settings/mechanic', '/app/settings/mechanic'],
       ['/app/settings/texts', '/app/settings/texts'],
       ['/app/settings/locations', '/app/settings/locations'],
     ]) {
@@ -43,7 +44,7 @@ describe(`cabinet settings sections (${TEST_DATABASE_KIND} database)`, () => {
       expect(forms(page.body)).toEqual([action]);
       expect(page.body.match(/<button class="button" type="submit">/g)).toHaveLength(1);
       expect(page.body).toContain(`<a href="${action}" aria-current="page">`);
-      for (const other of ['general', 'rules', 'texts', 'locations']) expect(page.body).toContain(`href="/app/settings/${other}"`);
+      for (const other of ['general', 'rules', 'mechanic', 'texts', 'locations']) expect(page.body).toContain(`href="/app/settings/${other}"`);
     }
     expect((await owner.get('/app/settings/nothing')).statusCode).toBe(404);
   });
@@ -92,6 +93,25 @@ describe(`cabinet settings sections (${TEST_DATABASE_KIND} database)`, () => {
     const afterRules = await row();
     expect((afterRules.rules as { welcomeBonus: number }).welcomeBonus).toBe(700);
     expect({ ...afterRules, rules: afterTexts.rules }).toEqual(afterTexts);
+
+    // The mechanic section (issue #17): a category rule added; every other section and every other
+    // rule as stored. The program has a card, so it stays on points.
+    const mechanicPage = await owner.get('/app/settings/mechanic');
+    const mechanicInputs = Object.fromEntries(
+      [...mechanicPage.body.matchAll(/<input[^>]*>/g)]
+        .map((m) => m[0])
+        .filter((tag) => !/type="(checkbox|radio)"/.test(tag) || / checked/.test(tag))
+        .map((tag) => [/name="([^"]+)"/.exec(tag)?.[1], /value="([^"]*)"/.exec(tag)?.[1] ?? ''])
+        .filter(([name]) => name),
+    );
+    expect(mechanicInputs.mechanic).toBe('points');
+    const savedMechanic = await owner.post('/app/settings/mechanic', { ...mechanicInputs, cat0_category: 'tobacco', cat0_exclude: 'yes', name: 'Взлом', welcomeBonus: '1', _csrf: csrf });
+    expect(savedMechanic.statusCode).toBe(303);
+    const afterMechanic = await row();
+    const { mechanic, categories, ...otherRules } = afterMechanic.rules as Record<string, unknown>;
+    expect([mechanic, categories]).toEqual(['points', [{ category: 'tobacco', exclude: true }]]);
+    expect(otherRules).toEqual(afterRules.rules);
+    expect({ ...afterMechanic, rules: afterRules.rules }).toEqual(afterRules);
   });
 
   it('stores: an address and a point, with map links; neither alone; the pass gets the point, not the address', async () => {

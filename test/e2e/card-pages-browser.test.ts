@@ -155,7 +155,7 @@ describe.skipIf(chromiumCheck.skip)(`card page and settings in Chromium (${TEST_
       await page.fill('#f-password', PASSWORD);
       await page.press('#f-password', 'Enter');
       await page.waitForURL((url) => url.pathname.startsWith('/app') && !url.pathname.startsWith('/app/sign-in'));
-      for (const section of ['general', 'rules', 'texts', 'locations']) {
+      for (const section of ['general', 'rules', 'mechanic', 'texts', 'locations']) {
         expect((await page.goto(`${base}/app/settings/${section}`))?.status()).toBe(200);
         expect(await page.locator('main button[type="submit"]').count()).toBe(1);
         expect(await page.locator('main form').count()).toBe(1);
