@@ -17,6 +17,7 @@ describe(`cabinet coupons (${TEST_DATABASE_KIND} database)`, () => {
   let as: RoleHeaders;
   let marketer: CabinetClient;
   let cashier: CabinetClient;
+  let owner: CabinetClient;
   const PASSWORD = 'coupons password 1';
 
   beforeAll(async () => {
@@ -25,7 +26,9 @@ describe(`cabinet coupons (${TEST_DATABASE_KIND} database)`, () => {
     await createStaff(t.app, program.id, { name: 'Марина', role: 'marketer', email: 'marina@coupons.example', password: PASSWORD });
     await createStaff(t.app, program.id, { name: 'Кира', role: 'cashier', email: 'kira@coupons.example', password: PASSWORD });
     marketer = await signIn(t.app, 'marina@coupons.example', PASSWORD);
+    await createStaff(t.app, program.id, { name: 'Ольга', role: 'owner', email: 'olga@coupons.example', password: PASSWORD });
     cashier = await signIn(t.app, 'kira@coupons.example', PASSWORD);
+    owner = await signIn(t.app, 'olga@coupons.example', PASSWORD);
   });
   afterAll(async () => {
     await t?.close();
@@ -210,6 +213,44 @@ describe(`cabinet coupons (${TEST_DATABASE_KIND} database)`, () => {
     expect((await marketer.post(`/app/coupons/${free.id}/on`, { _csrf: csrf })).statusCode).toBe(303);
     expect((await marketer.get('/app/campaigns/new')).body).toContain(`value="${free.id}"`);
     expect((await definitions()).find((d) => d.id === free.id)!.active).toBe(true);
+  });
+
+  it('the owner gives one card one coupon from the card view (once per form); a cashier cannot', async () => {
+    const card = await issueConsentingCard(t, as, { name: 'Вера' });
+    const rows = await definitions();
+    const free = rows.find((d) => d.kind === 'free_item')!;
+    const percent = rows.find((d) => d.sku === null && d.categories !== null)!;
+    const view = await owner.get(`/app/cashier/cards/${card.id}`);
+    expect(view.statusCode).toBe(200);
+    expect(view.body).toContain('data-give-coupon');
+    const give = /<form method="post" action="\/app\/cashier\/cards\/[^"]+\/coupons"[\s\S]*?<\/form>/.exec(view.body)![0];
+    expect(give).toContain(`<option value="${percent.id}">Минус десять (−10 %)</option>`);
+    const form = { _csrf: owner.csrf(view.body), idem: owner.hidden('idem', give), definitionId: percent.id };
+    const res = await owner.post(`/app/cashier/cards/${card.id}/coupons`, form);
+    expect(res.statusCode, res.body).toBe(303);
+    // A resent form replays: still one coupon.
+    expect((await owner.post(`/app/cashier/cards/${card.id}/coupons`, form)).statusCode).toBe(303);
+    const coupons = await couponsOf(card.id);
+    expect(coupons).toHaveLength(1);
+    expect(coupons[0]).toMatchObject({ status: 'issued', source: 'admin', definitionId: percent.id });
+    const after = await owner.get(res.headers.location!);
+    expect(after.body).toContain(`<span data-coupon-given>Купон выдан, код ${coupons[0]!.code}.</span>`);
+    expect(after.body).toContain(`data-coupon-code="${coupons[0]!.code}"`);
+
+    // A switched-off definition: refused in words, nothing issued.
+    expect((await owner.post(`/app/coupons/${free.id}/off`, { _csrf: form._csrf })).statusCode).toBe(303);
+    const refused = await owner.post(`/app/cashier/cards/${card.id}/coupons`, { ...form, idem: '6f1d2c3b-0000-4000-8000-000000000001', definitionId: free.id });
+    expect(refused.statusCode).toBe(422);
+    expect(refused.body).toContain('Купон не выдан: этот купон сейчас не выдаётся');
+    expect(await couponsOf(card.id)).toHaveLength(1);
+
+    // The cashier sees the card but not the form, and cannot post it.
+    const cashierView = await cashier.get(`/app/cashier/cards/${card.id}`);
+    expect(cashierView.statusCode).toBe(200);
+    expect(cashierView.body).not.toContain('data-give-coupon');
+    const denied = await cashier.post(`/app/cashier/cards/${card.id}/coupons`, { _csrf: cashier.csrf(cashierView.body), idem: '6f1d2c3b-0000-4000-8000-000000000002', definitionId: percent.id });
+    expect(denied.statusCode).toBe(403);
+    expect(await couponsOf(card.id)).toHaveLength(1);
   });
 });
 
