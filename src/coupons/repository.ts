@@ -87,3 +87,35 @@ export async function refreshShownCoupons(executor: Executor, cardIds: readonly 
     WHERE id = ANY(${[...cardIds]}::uuid[])
   `.execute(executor);
 }
+
+/**
+ * Per definition: coupons issued (every status) and redeemed, for the cabinet's list. One grouped
+ * query over the program's coupons; definitions without coupons are absent.
+ */
+export async function definitionCouponCounts(executor: Executor, programId: string): Promise<Map<string, { issued: number; redeemed: number }>> {
+  const rows = await executor
+    .selectFrom('card_coupons')
+    .select((eb) => [
+      'definition_id',
+      eb.fn.countAll<string | number>().as('issued'),
+      eb.fn.count<string | number>(sql`case when status = 'redeemed' then 1 end`).as('redeemed'),
+    ])
+    .where('program_id', '=', programId)
+    .groupBy('definition_id')
+    .execute();
+  return new Map(rows.map((r) => [r.definition_id, { issued: Number(r.issued), redeemed: Number(r.redeemed) }]));
+}
+
+/** Definitions that can issue now (active, and a fixed validity not over): what a campaign or automation may choose. */
+export function issuableDefinitions(executor: Executor, programId: string, now: Date, limit = 200) {
+  return executor
+    .selectFrom('coupon_definitions')
+    .selectAll()
+    .where('program_id', '=', programId)
+    .where('active', '=', true)
+    .where((eb) => eb.or([eb('valid_until', 'is', null), eb('valid_until', '>', now)]))
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}

@@ -142,6 +142,7 @@ describe(`cabinet sign-in and sessions (${TEST_DATABASE_KIND} database)`, () => 
       ['/app/stats', 200, 200, 403],
       ['/app/campaigns', 200, 200, 403],
       ['/app/segments', 200, 200, 403],
+      ['/app/coupons', 200, 200, 403],
       ['/app/qr', 200, 200, 403],
       ['/app/webhooks', 200, 200, 403],
       ['/app/account', 200, 200, 200],

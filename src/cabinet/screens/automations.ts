@@ -9,7 +9,9 @@ import type { LoyaltyRules } from '../../loyalty/rules.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { count, formatDateTime, formatNumber, parseWhole, texts, type Lang } from '../i18n.js';
 import { formBody, type Screen } from '../kit.js';
-import { csrfInput, errorSummary, field, formText, notice, textarea, type FieldErrors } from '../layout.js';
+import { csrfInput, errorSummary, field, formText, notice, select, textarea, type FieldErrors } from '../layout.js';
+import { couponSelectOptions } from './coupons.js';
+import { issuableDefinitions } from '../../coupons/repository.js';
 
 /**
  * «Автоматизации» (owner, marketer — as `GET/PUT /api/v1/automations`): the four automations of
@@ -47,6 +49,9 @@ const T = texts({
       tierUpgrade: ['Новый уровень', 'Когда карта переходит на уровень выше. Служебное сообщение: согласие не нужно.'],
     } as Record<AutomationKind, [string, string]>,
     bonusPoints: 'Подарок, баллов',
+    coupon: 'Купон каждому получателю',
+    couponHint: 'Необязательно: вместе с сообщением карта получит один купон. В списке — включённые купоны.',
+    noCoupon: 'без купона',
     controlShare: 'Контрольная группа, %',
     controlHint: 'Эта доля карт не получает сообщение (повод у них тоже считается использованным): по ней видно, работает ли автоматизация.',
     effect90: 'Эффект за 90 дней',
@@ -69,6 +74,7 @@ const T = texts({
       message: (n: number) => `Напишите текст: от 1 до ${n} символов.`,
       enabled: 'Неверное значение переключателя.',
       controlShare: 'Целое число от 0 до 50.',
+      coupon: 'Выберите купон из списка.',
       expiry_rule_missing: 'Сначала задайте сгорание баллов в правилах программы (Настройки → Правила).',
       invalid: 'Настройки не сохранены:',
     },
@@ -100,6 +106,9 @@ const T = texts({
       tierUpgrade: ['Tier upgrade', 'When a card moves up a tier. A service message: no consent needed.'],
     },
     bonusPoints: 'Gift, points',
+    coupon: 'Coupon for each recipient',
+    couponHint: 'Optional: with the message the card gets one coupon. The list shows the coupons switched on.',
+    noCoupon: 'no coupon',
     controlShare: 'Control group, %',
     controlHint: 'This share of the cards gets no message (their occasion is used up all the same): it shows whether the automation works.',
     effect90: 'Effect over 90 days',
@@ -122,6 +131,7 @@ const T = texts({
       message: (n) => `Write the text: 1 to ${n} characters.`,
       enabled: 'Invalid switch value.',
       controlShare: 'A whole number from 0 to 50.',
+      coupon: 'Choose a coupon from the list.',
       expiry_rule_missing: 'Set points expiry in the programme rules first (Settings → Rules).',
       invalid: 'The settings were not saved:',
     },
@@ -155,10 +165,13 @@ const BONUS_MAX = AutomationSettingsSchema.properties.birthday.properties.bonusP
 const textFields = (kind: AutomationKind) => TEXTS[kind].flatMap((x) => [`${kind}_${x.key}_ru`, `${kind}_${x.key}_en`]);
 /** Automations with a standing control group (tier upgrades have none). */
 const CONTROL_KINDS = ['birthday', 'winback', 'expiry'] as const;
+/** Automations that can hand out a coupon (`couponDefinitionId`). */
+const COUPON_KINDS = ['birthday', 'winback'] as const;
 const FIELDS = [
   'sendHour',
   'birthday_bonusPoints',
   ...CONTROL_KINDS.map((kind) => `${kind}_controlShare`),
+  ...COUPON_KINDS.map((kind) => `${kind}_couponDefinitionId`),
   ...KINDS.flatMap((kind) => [`${kind}_enabled`, ...textFields(kind)]),
 ];
 
@@ -166,6 +179,7 @@ const FIELDS = [
 function formValuesOf(settings: ReturnType<typeof settingsOf>): Record<string, string> {
   const values: Record<string, string> = { sendHour: String(settings.sendHour), birthday_bonusPoints: String(settings.birthday.bonusPoints) };
   for (const kind of CONTROL_KINDS) values[`${kind}_controlShare`] = String(settings[kind].controlShare);
+  for (const kind of COUPON_KINDS) values[`${kind}_couponDefinitionId`] = settings[kind].couponDefinitionId ?? '';
   for (const kind of KINDS) {
     const section = settings[kind] as unknown as Record<string, Localized | boolean>;
     values[`${kind}_enabled`] = section.enabled ? 'on' : '';
@@ -192,6 +206,8 @@ function inputOf(values: Record<string, string>): Record<string, unknown> {
   }
   (input.birthday as Record<string, unknown>).bonusPoints = num(values.birthday_bonusPoints);
   for (const kind of CONTROL_KINDS) (input[kind] as Record<string, unknown>).controlShare = num(values[`${kind}_controlShare`] ?? '');
+  // Empty = no coupon (the setting is dropped).
+  for (const kind of COUPON_KINDS) if (values[`${kind}_couponDefinitionId`]) (input[kind] as Record<string, unknown>).couponDefinitionId = values[`${kind}_couponDefinitionId`];
   return input;
 }
 
@@ -213,6 +229,8 @@ function fieldErrors(l: Lang, problems: string[]): { errors: FieldErrors; rest: 
             ? t.errors.bonusPoints(formatNumber(l, BONUS_MAX))
             : target.endsWith('_controlShare')
               ? t.errors.controlShare
+              : target.endsWith('_couponDefinitionId')
+              ? t.errors.coupon
               : target.endsWith('_enabled')
               ? t.errors.enabled
               : t.errors.message(MESSAGE_MAX);
@@ -264,6 +282,15 @@ ${e.conversion ? t.effectDiff(pp(e.conversion.difference), pp(e.conversion.low),
             : html`<p class="muted">${t.effectNone}</p>`
         }</div>`;
       };
+      const stored = settingsOf(program.automations);
+      const couponOptions = new Map<string, Array<{ value: string; label: string }>>();
+      for (const kind of COUPON_KINDS) {
+        couponOptions.set(kind, await couponSelectOptions(db, session.programId, l, program.currency, now, t.noCoupon, stored[kind].couponDefinitionId));
+      }
+      const couponField = (kind: AutomationKind) =>
+        (COUPON_KINDS as readonly string[]).includes(kind)
+          ? select({ name: `${kind}_couponDefinitionId`, label: t.coupon, value: v[`${kind}_couponDefinitionId`], hint: t.couponHint, errors, options: couponOptions.get(kind) ?? [] })
+          : '';
       const controlField = (kind: AutomationKind) =>
         (CONTROL_KINDS as readonly string[]).includes(kind)
           ? field({ name: `${kind}_controlShare`, label: t.controlShare, value: v[`${kind}_controlShare`], hint: t.controlHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })
@@ -316,6 +343,7 @@ ${
 ${kind === 'expiry' ? expiryRule : ''}
 ${toggle(kind)}
 ${extra}
+${couponField(kind)}
 ${controlField(kind)}
 ${texts(kind)}
 ${effectOf(kind)}
@@ -353,13 +381,26 @@ ${section('tierUpgrade')}
       const l = kit.lang(request);
       const t = T[l];
       const body = formBody(request);
-      const values = Object.fromEntries(FIELDS.map((f) => [f, formText(body, f, f.endsWith('_ru') || f.endsWith('_en') ? 2000 : 20)]));
+      const values = Object.fromEntries(FIELDS.map((f) => [f, formText(body, f, f.endsWith('_ru') || f.endsWith('_en') ? 2000 : 40)]));
+      // A new coupon must be one the select offers (switched on, this program's); the one stored may stay.
+      const program = await getProgramOr404(db, session.programId);
+      const previous = settingsOf(program.automations);
+      const issuable = new Set((await issuableDefinitions(db, session.programId, ctx.clock())).map((d) => d.id));
+      const couponErrors: FieldErrors = {};
+      for (const kind of COUPON_KINDS) {
+        const chosen = values[`${kind}_couponDefinitionId`]!;
+        if (chosen && chosen !== previous[kind].couponDefinitionId && !issuable.has(chosen)) couponErrors[`${kind}_couponDefinitionId`] = t.errors.coupon;
+      }
+      if (Object.keys(couponErrors).length > 0) return render(request, reply, { status: 422, values, errors: couponErrors });
       try {
         // The same save as PUT /api/v1/automations.
         await saveAutomations(db, session.programId, inputOf(values), ctx.clock(), session.role === 'owner' ? 'unlimited' : 'capped');
       } catch (error) {
         if (error instanceof AppError && error.code === 'expiry_rule_missing') {
           return render(request, reply, { status: 422, values, errors: { expiry_enabled: t.errors.expiry_rule_missing } });
+        }
+        if (error instanceof AppError && error.code.startsWith('coupon_definition_')) {
+          return render(request, reply, { status: 422, values, formError: `${t.errors.invalid} ${t.errors.coupon}` });
         }
         if (error instanceof AppError && error.code === 'campaign_bonus_over_cap') {
           return render(request, reply, { status: 422, values, errors: { birthday_bonusPoints: error.message } });

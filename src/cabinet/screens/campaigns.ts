@@ -12,8 +12,10 @@ import type { Texts } from '../../programs/schemas.js';
 import { getProgramOr404 } from '../../programs/service.js';
 import { comparisonChart } from '../charts.js';
 import { count, formatDateTime, formatMoney, formatNumber, formatPercent, parseWhole, texts, zonedLocalToUtc, type Lang } from '../i18n.js';
-import { formBody, uuidParam, type Screen } from '../kit.js';
-import { csrfInput, errorSummary, field, formText, formValues, notice, textarea, type FieldErrors } from '../layout.js';
+import { formBody, UUID_RE, uuidParam, type Screen } from '../kit.js';
+import { csrfInput, errorSummary, field, formText, formValues, notice, select, textarea, type FieldErrors } from '../layout.js';
+import { couponSelectOptions } from './coupons.js';
+import { findDefinition } from '../../coupons/repository.js';
 
 /**
  * «Рассылки» (owner, marketer): wallet push campaigns on top of src/campaigns (the same
@@ -42,6 +44,9 @@ const T = texts({
     cards: (n: number) => count('ru', n, 'cards'),
     bonus: 'Бонус к сообщению, баллов',
     bonusHint: 'Необязательно: начислится каждому получателю.',
+    coupon: 'Купон каждому получателю',
+    couponHint: 'Необязательно: каждый получатель получит один купон. В списке — включённые купоны.',
+    noCoupon: 'без купона',
     schedule: 'Отправить в',
     scheduleHint: (tz: string) => `Время в поясе ${tz}. Пусто — без расписания.`,
     sendNow: 'Отправить сейчас',
@@ -89,6 +94,7 @@ const T = texts({
       message: 'Напишите текст на обоих языках (до 300 символов).',
       schedule: 'Укажите дату и время в будущем.',
       bonus: 'Введите целое число баллов.',
+      coupon: 'Выберите купон из списка.',
       campaign_not_sendable: 'Эту рассылку уже нельзя отправить.',
       campaign_not_cancellable: 'Эту рассылку уже нельзя отменить.',
     },
@@ -141,6 +147,9 @@ const T = texts({
     cards: (n) => count('en', n, 'cards'),
     bonus: 'Bonus with the message, points',
     bonusHint: 'Optional: every recipient gets it.',
+    coupon: 'Coupon for each recipient',
+    couponHint: 'Optional: every recipient gets one coupon. The list shows the coupons switched on.',
+    noCoupon: 'no coupon',
     schedule: 'Send at',
     scheduleHint: (tz) => `Time in ${tz}. Empty: no schedule.`,
     sendNow: 'Send now',
@@ -188,6 +197,7 @@ const T = texts({
       message: 'Write the text in both languages (up to 300 characters).',
       schedule: 'Enter a date and time in the future.',
       bonus: 'Enter a whole number of points.',
+      coupon: 'Choose a coupon from the list.',
       campaign_not_sendable: 'This campaign can no longer be sent.',
       campaign_not_cancellable: 'This campaign can no longer be cancelled.',
     },
@@ -384,6 +394,7 @@ ${
       const v = state.values;
       const errors = state.errors ?? {};
       const programTexts = program.texts as Texts;
+      const couponOptions = await couponSelectOptions(db, program.id, l, program.currency, ctx.clock(), t.noCoupon);
       const box = (name: string, value: string, label: string, checked: boolean) => {
         const id = `f-${name}-${value}`;
         return html`<div class="check"><input id="${id}" type="checkbox" name="${name}" value="${value}"${checked ? html` checked` : ''}><label for="${id}">${label}</label></div>`;
@@ -438,6 +449,7 @@ ${programTexts.terms?.[l] ? html`<dt>${t.terms}</dt><dd>${programTexts.terms[l]}
 ${field({ name: 'bonusPoints', label: t.bonus, value: v.bonusPoints, hint: t.bonusHint, errors, attrs: html` inputmode="numeric" maxlength="7"` })}
 ${field({ name: 'scheduledAt', label: t.schedule, type: 'datetime-local', value: v.scheduledAt, hint: t.scheduleHint(session.timeZone), errors })}
 </div>
+${select({ name: 'couponDefinitionId', label: t.coupon, value: v.couponDefinitionId, hint: t.couponHint, errors, options: couponOptions })}
 <div class="row">
 ${field({ name: 'controlShare', label: t.controlShare, value: v.controlShare ?? String(DEFAULT_CONTROL_SHARE), hint: t.controlHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })}
 ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDays ?? String(DEFAULT_EFFECT_WINDOW_DAYS), hint: t.windowHint, errors, attrs: html` inputmode="numeric" maxlength="2"` })}
@@ -480,6 +492,7 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
         scheduledAt: formText(body, 'scheduledAt', 30),
         controlShare: formText(body, 'controlShare', 4),
         effectWindowDays: formText(body, 'effectWindowDays', 4),
+        couponDefinitionId: formText(body, 'couponDefinitionId', 40),
       };
       const audience = audienceOf(body, program);
       const action = formText(body, 'action') === 'send' ? 'send' : 'save';
@@ -493,6 +506,9 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
       if (controlShare === undefined || controlShare > 50) errors.controlShare = t.errorsControl;
       const effectWindowDays = values.effectWindowDays ? parseWhole(values.effectWindowDays) : DEFAULT_EFFECT_WINDOW_DAYS;
       if (effectWindowDays === undefined || effectWindowDays < 1 || effectWindowDays > 90) errors.effectWindowDays = t.errorsWindow;
+      // The select lists this program's definitions; anything else is refused at the field.
+      if (values.couponDefinitionId && !(UUID_RE.test(values.couponDefinitionId) && (await findDefinition(db, program.id, values.couponDefinitionId.toLowerCase()))))
+        errors.couponDefinitionId = t.errors.coupon;
       let scheduledAt: Date | undefined;
       if (action === 'save' && values.scheduledAt) {
         scheduledAt = zonedLocalToUtc(values.scheduledAt, session.timeZone);
@@ -505,6 +521,7 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
         message: { ru: values.message_ru, en: values.message_en },
         audience: (audience.tiers || audience.segments ? audience : { all: true }) as Audience,
         ...(bonus ? { bonusPoints: bonus } : {}),
+        ...(values.couponDefinitionId ? { couponDefinitionId: values.couponDefinitionId.toLowerCase() } : {}),
         ...(scheduledAt ? { scheduledAt: scheduledAt.toISOString() } : {}),
         controlShare: controlShare!,
         effectWindowDays: effectWindowDays!,
@@ -514,6 +531,8 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
         row = await campaigns.create(program, input, `staff:${session.staffId}`, undefined, session.role === 'owner' ? 'unlimited' : 'capped');
         if (action === 'send') row = await campaigns.send(session.programId, row.id);
       } catch (error) {
+        // A definition switched off (or over) since the form was shown: said at its field.
+        if (error instanceof AppError && error.code.startsWith('coupon_definition_')) return newForm(request, reply, { ...state, status: 422, errors: { couponDefinitionId: t.errors.coupon } });
         if (error instanceof AppError && error.status < 500) return newForm(request, reply, { ...state, status: 422, formError: error.message });
         throw error;
       }
@@ -555,6 +574,7 @@ ${field({ name: 'effectWindowDays', label: t.windowDays, value: v.effectWindowDa
       const row = await campaigns.find(session.programId, id);
       const dto = await campaigns.toDto(row, { withDelivery: true });
       const effect = await campaigns.effect(row);
+      const coupon = dto.couponDefinitionId ? await findDefinition(db, session.programId, dto.couponDefinitionId) : undefined;
       const f = figures(l, t, dto);
       const audience = dto.audience as Audience & { automation?: string };
       const rules = program.rules as LoyaltyRules;
@@ -601,6 +621,7 @@ ${actions.length ? html`<div class="actions">${actions}</div>` : ''}
 <dt>${t.messageEn}</dt><dd lang="en">${dto.message.en}</dd>
 <dt>${t.audience}</dt><dd data-audience>${audienceText}</dd>
 ${dto.bonusPoints ? html`<dt>${t.bonus}</dt><dd>${formatNumber(l, dto.bonusPoints)}</dd>` : ''}
+${coupon ? html`<dt>${t.coupon}</dt><dd data-coupon><a href="/app/coupons/${coupon.id}">${coupon.title[l]}</a></dd>` : ''}
 <dt>${t.created}</dt><dd>${when(dto.createdAt)}</dd>
 ${dto.scheduledAt ? html`<dt>${t.scheduled}</dt><dd>${when(dto.scheduledAt)}</dd>` : ''}
 ${dto.startedAt ? html`<dt>${t.started}</dt><dd>${when(dto.startedAt)}</dd>` : ''}

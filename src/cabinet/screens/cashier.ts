@@ -18,10 +18,12 @@ import { currencyDigits, formatDateTime, formatMoney, formatNumber, groupedCardN
 import { count, formatMaskedPhone, formatPhone } from '../../i18n/format.js';
 import { mechanicDisplay, percentText as percentSign } from '../../wallets/mechanic-display.js';
 import { quoteForCard } from '../../loyalty/purchases.js';
-import { couponsForQuote } from '../../coupons/service.js';
+import { couponsForQuote, issueCoupon } from '../../coupons/service.js';
+import { issuableDefinitions } from '../../coupons/repository.js';
+import { couponOptionLabel } from './coupons.js';
 import type { LineItem } from '../../loyalty/rules.js';
 import { formBody, notFoundError, uuidParam, UUID_RE, type CabinetKit, type Screen } from '../kit.js';
-import { checkbox, csrfInput, errorSummary, field, formText, notice, textarea, type FieldErrors } from '../layout.js';
+import { checkbox, csrfInput, errorSummary, field, formText, notice, select, textarea, type FieldErrors } from '../layout.js';
 
 /**
  * «Касса» — the cashier's one screen, built for a keyboard and a USB barcode scanner (which types
@@ -138,6 +140,12 @@ const T = texts({
     couponField: 'Купон',
     noCoupon: 'Без купона',
     couponUntil: (title: string, code: string, until: string) => `${title} — код ${code}, до ${until}`,
+    giveCoupon: 'Выдать купон',
+    giveCouponHint: 'Только владелец: один купон этой карте, он появится на карте в кошельке.',
+    giveCouponButton: 'Выдать',
+    couponGiven: (code: string) => `Купон выдан, код ${code}.`,
+    couponNotGiven: 'Купон не выдан:',
+    couponNotIssuable: 'этот купон сейчас не выдаётся (выключен или его срок прошёл).',
     couponDiscount: (code: string) => `Купон ${code}`,
     couponsApplicable: 'Подходящие купоны',
     couponPayableAfter: (title: string, code: string, discount: string, payable: string) => `${title} (${code}): −${discount}, к оплате ${payable}`,
@@ -247,6 +255,12 @@ const T = texts({
     couponField: 'Coupon',
     noCoupon: 'No coupon',
     couponUntil: (title, code, until) => `${title}: code ${code}, until ${until}`,
+    giveCoupon: 'Give a coupon',
+    giveCouponHint: 'Owner only: one coupon to this card; it shows on the card in the wallet.',
+    giveCouponButton: 'Give',
+    couponGiven: (code) => `Coupon given, code ${code}.`,
+    couponNotGiven: 'The coupon was not given:',
+    couponNotIssuable: 'this coupon is not being issued now (switched off, or its validity is over).',
     couponDiscount: (code) => `Coupon ${code}`,
     couponsApplicable: 'Coupons this check can use',
     couponPayableAfter: (title, code, discount, payable) => `${title} (${code}): −${discount}, to pay ${payable}`,
@@ -495,6 +509,16 @@ ${checkbox({ name: 'consent', label: t.consent, checked: issue.values.consent ==
       const capText = maxNow === undefined ? t.capBeforeAmount(percent, pointValue, points(l, card.balance)) : t.redeemHint(points(l, maxNow), percent, pointValue);
       const blocked = card.status !== 'active';
       const formKey = randomUUID();
+      // The owner (the API's admin, who may POST /cards/{id}/coupons) can give this card one coupon.
+      const giveOptions = session.role === 'owner' && !blocked ? await issuableDefinitions(db, session.programId, ctx.clock()) : [];
+      const giveCoupon =
+        giveOptions.length > 0
+          ? html`<form method="post" action="/app/cashier/cards/${card.id}/coupons" class="inline-search no-print" data-give-coupon>
+${csrfInput(session.csrf)}<input type="hidden" name="idem" value="${formKey}">
+${select({ name: 'definitionId', label: t.giveCoupon, hint: t.giveCouponHint, options: giveOptions.map((d) => ({ value: d.id, label: couponOptionLabel(l, program.currency, d) })) })}
+<button class="button secondary" type="submit">${t.giveCouponButton}</button>
+</form>`
+          : '';
 
       const itemsField = textarea({
         name: 'items',
@@ -648,6 +672,7 @@ ${
     : ''
 }
 <p class="muted">${t.number}: <span class="mono">${groupedCardNumber(card.number)}</span> · ${t.phone}: ${phoneOf(session, card)}</p>
+${giveCoupon}
 </section>
 ${purchaseForm}
 <section class="panel" aria-labelledby="history-title">
@@ -719,6 +744,8 @@ ${(done.rewardsEarned ?? 0) > 0 ? html`<p data-reward-earned><strong>${t.rewards
           banner = html`<div class="notice" role="status" data-result><p>${t.refundDone(points(l, refunded.pointsReturned), points(l, refunded.pointsReversed), points(l, refunded.balance))}</p>
 ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}</p>` : ''}</div>`;
         }
+        const given = await storedResult<{ code: string }>(session.programId, q.coupon);
+        if (given) banner = notice(html`<span data-coupon-given>${t.couponGiven(given.code)}</span>`);
         if (q.issued) banner = notice(t.issued);
         if (q.existing) banner = notice(t.existing);
         return cardPage(request, reply, cardId, { banner, focusSearch: Boolean(done || refunded), showInstallQr: Boolean(q.issued || q.existing) });
@@ -858,6 +885,31 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
         const formError = error.code === 'nothing_to_redeem' ? t.errors.nothingToRedeem : refusalText(t, l, error);
         // A fresh form (new key) with the values kept: the refusal is stored under the old key.
         return cardPage(request, reply, cardId, { status: 422, values, formError });
+      }
+    });
+
+    // One coupon to this card, as POST /api/v1/cards/{id}/coupons (admin = owner), under the form's idempotency key.
+    app.post<{ Params: { cardId: string } }>('/app/cashier/cards/:cardId/coupons', { config: { access: 'owner' } }, async (request, reply) => {
+      const session = kit.session(request);
+      const l = kit.lang(request);
+      const t = T[l];
+      const cardId = uuidParam(request.params.cardId);
+      const body = formBody(request);
+      const formKey = formText(body, 'idem', 64);
+      if (!UUID_RE.test(formKey)) throw new AppError(400, 'bad_form', 'The form has no idempotency key; reload the page');
+      const definitionId = formText(body, 'definitionId', 64).toLowerCase();
+      if (!(await findCardInProgram(db, session.programId, cardId))) throw notFoundError();
+      try {
+        if (!UUID_RE.test(definitionId)) throw new AppError(422, 'coupon_definition_not_found', 'Choose a coupon');
+        await runIdempotent(db, { scope: session.programId, key: idemKey(formKey), operation: `coupon:${cardId}`, body: { definitionId } }, async (trx) => ({
+          status: 201,
+          body: await issueCoupon(trx, ctx.cardChanges, { programId: session.programId, cardId, definitionId, source: 'admin', actor: `staff:${session.staffId}`, now: ctx.clock() }),
+        }));
+        return kit.redirect(reply, `/app/cashier/cards/${cardId}?coupon=${formKey}`);
+      } catch (error) {
+        if (!(error instanceof AppError) || error.status >= 500 || (error.status === 404 && error.code !== 'coupon_definition_not_found')) throw error;
+        const why = error.code.startsWith('coupon_definition_') ? t.couponNotIssuable : error.code === 'card_blocked' ? t.errors.card_blocked : error.message;
+        return cardPage(request, reply, cardId, { status: 422, banner: notice(`${t.couponNotGiven} ${why}`, 'warn') });
       }
     });
 

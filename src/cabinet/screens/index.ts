@@ -2,6 +2,7 @@ import type { Screen } from '../kit.js';
 import { accountScreen } from './account.js';
 import { automationsScreen } from './automations.js';
 import { campaignsScreen } from './campaigns.js';
+import { couponsScreen } from './coupons.js';
 import { cashierScreen } from './cashier.js';
 import { designScreen } from './design.js';
 import { economicsScreen } from './economics.js';
@@ -28,6 +29,7 @@ export const SCREENS: Screen[] = [
   campaignsScreen,
   segmentsScreen,
   automationsScreen,
+  couponsScreen,
   statsScreen,
   economicsScreen,
   qrScreen,
