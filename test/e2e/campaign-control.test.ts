@@ -70,7 +70,8 @@ describe(`campaign control groups (${TEST_DATABASE_KIND} database)`, () => {
     // Google: every recipient's object carries the message (the update path may still be retrying
     // on a busy machine), no held-back object was ever called with one.
     const hasMessage = (c: TestCard) => (t.google!.fake.objects.get(c.objectId!)?.messages ?? []).some((m) => m.body === message.ru);
-    await waitFor(() => cards.filter((c) => c.objectId && !control.has(c.id)).every(hasMessage), { what: 'every recipient object messaged' });
+    // A redelivery after a failed attempt waits out its backoff: allow a minute on a loaded machine.
+    await waitFor(() => cards.filter((c) => c.objectId && !control.has(c.id)).every(hasMessage), { what: 'every recipient object messaged', timeoutMs: 60_000 });
     for (const c of cards.filter((x) => x.objectId && control.has(x.id))) {
       expect(t.google!.fake.callsTo('addObjectMessage').filter((call) => call.path.includes(encodeURIComponent(c.objectId!))), c.id).toEqual([]);
       expect(hasMessage(c), c.id).toBe(false);
@@ -133,7 +134,7 @@ describe(`campaign control groups (${TEST_DATABASE_KIND} database)`, () => {
     expect(second.control.heldOut).toBe(0);
     expect(second.effect.control).toBeNull();
     expect(second.effect.conversion).toBeNull();
-  });
+  }, 180_000);
 
   it('reports reactivated holders for a win-back audience, and defaults to a 10 % control group', async () => {
     now = new Date('2026-07-01T09:00:00Z');
