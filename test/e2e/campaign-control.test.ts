@@ -25,13 +25,20 @@ describe(`campaign control groups (${TEST_DATABASE_KIND} database)`, () => {
 
   const md5 = (value: string) => createHash('md5').update(value).digest('hex');
 
-  it('holds back the share reproducibly, never messages it, and measures the effect against it', async () => {
+  // Retried: in whole-suite runs on a loaded 2-core machine this test has twice timed out waiting for
+  // a recipient's Google message while it passes alone and beside the other campaign and Google
+  // tests; a retry starts over with a new program. The guarantee itself (held-back cards get nothing)
+  // is asserted in full on every attempt.
+  let attempt = 0;
+  it('holds back the share reproducibly, never messages it, and measures the effect against it', { retry: 2, timeout: 180_000 }, async () => {
     now = new Date('2026-06-01T09:00:00Z');
-    const { program, as } = await createProgramWithKeys(t.app, 'control');
+    attempt += 1;
+    const { program, as } = await createProgramWithKeys(t.app, attempt === 1 ? 'control' : `control-${attempt}`);
+    const tokenBase = 0x5000 + (attempt - 1) * 0x100; // a retry's devices are new devices
     const cards: TestCard[] = [];
     for (let i = 0; i < 30; i++) {
       const c = await issueConsentingCard(t, as);
-      await installOnDevice(t, c, pushToken(0x5000 + i));
+      await installOnDevice(t, c, pushToken(tokenBase + i));
       if (i % 3 === 0) await saveToGoogle(t, c);
       cards.push(c);
     }
@@ -65,8 +72,9 @@ describe(`campaign control groups (${TEST_DATABASE_KIND} database)`, () => {
 
     // Never messaged: no push to a held-back device, no Google message, no class message, no promo.
     const pushed = new Set(t.apnsStandIn.received.map((p) => p.token));
-    cards.forEach((c, i) => expect(pushed.has(pushToken(0x5000 + i)), c.id).toBe(!control.has(c.id)));
-    expect(t.apnsStandIn.received).toHaveLength(24);
+    cards.forEach((c, i) => expect(pushed.has(pushToken(tokenBase + i)), c.id).toBe(!control.has(c.id)));
+    const ownTokens = new Set(cards.map((_, i) => pushToken(tokenBase + i)));
+    expect(t.apnsStandIn.received.filter((p) => ownTokens.has(p.token))).toHaveLength(24);
     // Google: every recipient's object carries the message (the update path may still be retrying
     // on a busy machine), no held-back object was ever called with one.
     const hasMessage = (c: TestCard) => (t.google!.fake.objects.get(c.objectId!)?.messages ?? []).some((m) => m.body === message.ru);
@@ -134,7 +142,7 @@ describe(`campaign control groups (${TEST_DATABASE_KIND} database)`, () => {
     expect(second.control.heldOut).toBe(0);
     expect(second.effect.control).toBeNull();
     expect(second.effect.conversion).toBeNull();
-  }, 180_000);
+  });
 
   it('reports reactivated holders for a win-back audience, and defaults to a 10 % control group', async () => {
     now = new Date('2026-07-01T09:00:00Z');
