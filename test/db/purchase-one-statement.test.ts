@@ -51,13 +51,14 @@ describe(`the purchase in one statement (${TEST_DATABASE_KIND} database)`, () =>
     expect(Number((await db().selectFrom('purchase').select((eb) => eb.fn.countAll().as('n')).where('card_id', '=', card.id).executeTakeFirstOrThrow()).n)).toBe(1);
 
     // A redemption goes the same way: both entries, the balance after as answered.
-    const spend = await purchase(as, card.id, { amount: 50_00, redeemPoints: body.balance }, 'one-2');
+    const spend = await purchase(as, card.id, { amount: 100_00, redeemPoints: 10 }, 'one-2');
     expect(spend.statusCode, spend.body).toBe(201);
     const spent = spend.json();
-    expect(spent.redeemed).toBe(body.balance);
+    expect(spent.redeemed).toBe(10);
+    expect(spent.balance).toBe(body.balance - 10 + spent.accrued);
     const spentEntries = await db().selectFrom('ledger_entry').select(['kind', 'points']).where('purchase_id', '=', spent.purchaseId).orderBy('id').execute();
     expect(spentEntries).toEqual([
-      { kind: 'redemption', points: -body.balance },
+      { kind: 'redemption', points: -10 },
       { kind: 'accrual', points: spent.accrued },
     ]);
     expect((await db().selectFrom('card').select('balance').where('id', '=', card.id).executeTakeFirstOrThrow()).balance).toBe(spent.balance);
