@@ -37,6 +37,31 @@ export function parseIdempotencyKey(header: unknown): string | undefined {
 }
 
 /**
+ * What `runIdempotent` hands a work that declares its writes (`declaresWrites: true`), so the
+ * common path pays neither the savepoint nor a separate answer UPDATE (issue #14: one round trip
+ * each per keyed request).
+ */
+export interface IdempotentWork {
+  /**
+   * Call before the first write that a refusal (4xx AppError) could still have to undo, and before
+   * any statement that can fail with such a refusal (a unique or CHECK violation aborts the
+   * transaction; only a savepoint lets the refusal be stored after it). Takes the savepoint once; a
+   * no-op without a key. A refusal thrown before any write needs none: the claim is the only write
+   * so far, and the refusal is stored with an UPDATE of it.
+   */
+  beforeRefusableWrites(): Promise<void>;
+  /** The key's record, for a work that writes its answer in its own last statement (null: no key). */
+  readonly record: { scope: string; key: string } | null;
+  /**
+   * The work wrote `status` and `JSON.stringify(body)` into `record` itself. `runIdempotent` then
+   * sends no UPDATE of its own when the work returns exactly this status and this body object.
+   */
+  answered(status: number, body: unknown): void;
+}
+
+const NO_KEY: IdempotentWork = { beforeRefusableWrites: async () => {}, record: null, answered: () => {} };
+
+/**
  * Runs `work` in one transaction together with the Idempotency-Key record, so the change, the jobs
  * it enqueues and the stored response commit or roll back together.
  *
@@ -48,14 +73,20 @@ export function parseIdempotencyKey(header: unknown): string | undefined {
  * itself (before, the refusal was written after the rollback, and a concurrent retry that had been
  * waiting on the key could succeed in between: 422 then 201). A server error (5xx, a lost
  * connection) stores nothing: the whole transaction rolls back and the request can be retried.
+ *
+ * With `declaresWrites`, the savepoint is taken only when the work asks for it
+ * (`IdempotentWork.beforeRefusableWrites`, before writes a refusal could have to undo); a refusal
+ * with no savepoint taken has nothing of the work to undo, so the same UPDATE stores it. The work may
+ * also write its answer itself (`IdempotentWork.answered`). Either way the stored outcome is the
+ * same as with the savepoint.
  */
 export async function runIdempotent<T>(
   db: Db,
-  options: { scope: string; key: string | undefined; operation: string; body: unknown },
-  work: (trx: Transaction<Database>) => Promise<{ status: number; body: T }>,
+  options: { scope: string; key: string | undefined; operation: string; body: unknown; declaresWrites?: boolean },
+  work: (trx: Transaction<Database>, idempotent: IdempotentWork) => Promise<{ status: number; body: T }>,
 ): Promise<StoredResponse<T>> {
   const { scope, key } = options;
-  if (key === undefined) return db.transaction().execute(async (trx) => ({ ...(await work(trx)), replayed: false }));
+  if (key === undefined) return db.transaction().execute(async (trx) => ({ ...(await work(trx, NO_KEY)), replayed: false }));
   const fingerprint = requestFingerprint(options.operation, options.body);
   const outcome = await db.transaction().execute(async (trx): Promise<StoredResponse<T> | { refused: AppError }> => {
     const claimed = await trx
@@ -65,15 +96,28 @@ export async function runIdempotent<T>(
       .returning('key')
       .executeTakeFirst();
     if (!claimed) return replay<T>(trx, scope, key, fingerprint);
-    await sql`SAVEPOINT idempotent_work`.execute(trx);
+    let savepoint = false;
+    let answer: { status: number; body: unknown } | undefined;
+    const idempotent: IdempotentWork = {
+      async beforeRefusableWrites() {
+        if (savepoint) return;
+        savepoint = true;
+        await sql`SAVEPOINT idempotent_work`.execute(trx);
+      },
+      record: { scope, key },
+      answered(status, body) {
+        answer = { status, body };
+      },
+    };
+    if (!options.declaresWrites) await idempotent.beforeRefusableWrites();
     let result: { status: number; body: T };
     try {
-      result = await work(trx);
+      result = await work(trx, idempotent);
     } catch (error) {
       if (!isStorableRefusal(error)) throw error;
       // The refusal is the request's answer: nothing of the work stays, the claim and the refusal
-      // commit together.
-      await sql`ROLLBACK TO SAVEPOINT idempotent_work`.execute(trx);
+      // commit together. Without a savepoint the work had written nothing yet.
+      if (savepoint) await sql`ROLLBACK TO SAVEPOINT idempotent_work`.execute(trx);
       await trx
         .updateTable('idempotency_record')
         .set({
@@ -86,12 +130,14 @@ export async function runIdempotent<T>(
       return { refused: error };
     }
     // No RELEASE SAVEPOINT: COMMIT ends the savepoint with the transaction, one round trip less.
-    await trx
-      .updateTable('idempotency_record')
-      .set({ status_code: result.status, response: JSON.stringify(result.body) })
-      .where('scope', '=', scope)
-      .where('key', '=', key)
-      .execute();
+    if (!answer || answer.status !== result.status || answer.body !== result.body) {
+      await trx
+        .updateTable('idempotency_record')
+        .set({ status_code: result.status, response: JSON.stringify(result.body) })
+        .where('scope', '=', scope)
+        .where('key', '=', key)
+        .execute();
+    }
     return { ...result, replayed: false };
   });
   if ('refused' in outcome) throw outcome.refused;

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Insertable, type QueryCreator } from 'kysely';
 import type { Executor } from '../db/database.js';
-import type { LedgerKind, StampEntryKind } from '../db/schema.js';
+import type { CardRow, Database, LedgerKind, PurchaseTable, StampEntryKind } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import { cardChangedColumns, type CardChangeRecorder } from '../updates/card-changes.js';
 import { emitEvent } from '../webhooks/events.js';
@@ -83,24 +83,11 @@ export async function postToLedger(
       )
       .execute();
   }
-  const stampsDelta = stampPostings.reduce((sum, p) => sum + p.stamps, 0);
-  const stamped = stampPostings.some((p) => p.kind === 'stamp');
   let entryIds: number[] = [];
   if (nonZero.length > 0) {
     const inserted = await trx
       .insertInto('ledger_entry')
-      .values(
-        nonZero.map((p) => ({
-          program_id: p.programId,
-          card_id: p.cardId,
-          kind: p.kind,
-          points: p.points,
-          purchase_id: p.purchaseId ?? null,
-          idempotency_key: p.idempotencyKey ?? null,
-          actor: p.actor,
-          reason: p.reason ?? null,
-        })),
-      )
+      .values(nonZero.map(ledgerRow))
       .returning('id')
       .execute();
     // Multi-row INSERT … RETURNING returns the rows in VALUES order (PostgreSQL keeps it).
@@ -114,15 +101,7 @@ export async function postToLedger(
   try {
     updated = await trx
       .updateTable('card')
-      .set({
-        balance: sql<number>`balance + ${delta}`,
-        lifetime_spend: sql<number>`lifetime_spend + ${cardChange.lifetimeSpendDelta ?? 0}`,
-        ...(cardChange.pendingPointsDelta ? { pending_points: sql<number>`pending_points + ${cardChange.pendingPointsDelta}` } : {}),
-        ...(cardChange.tier !== undefined ? { tier: cardChange.tier } : {}),
-        ...(stampPostings.length > 0 ? { stamps: sql<number>`stamps + ${stampsDelta}` } : {}),
-        ...(stamped ? { last_stamp_at: cardChange.stampedAt ?? sql<Date>`now()` } : {}),
-        ...cardChangedColumns(),
-      })
+      .set(cardColumnsMoved(delta, cardChange, stampPostings))
       .where('id', '=', cardId)
       .returning(['balance', 'tier', 'lifetime_spend', 'number', 'program_id', 'pending_points', 'stamps'])
       .executeTakeFirstOrThrow();
@@ -133,26 +112,7 @@ export async function postToLedger(
     throw error;
   }
   await cardChanges.enqueue(trx, [cardId]);
-  const programId = updated.program_id;
-  if (delta !== 0) {
-    await emitEvent(trx, {
-      programId,
-      type: 'balance.changed',
-      data: {
-        cardId,
-        number: updated.number,
-        oldBalance: updated.balance - delta,
-        newBalance: updated.balance,
-        delta,
-        pendingPoints: updated.pending_points,
-        entries: nonZero.map((p) => ({ kind: p.kind, points: p.points, reason: p.reason ?? null })),
-        purchaseId: nonZero.find((p) => p.purchaseId)?.purchaseId ?? null,
-      },
-    });
-  }
-  if (tierBefore !== undefined && tierBefore !== updated.tier) {
-    await emitEvent(trx, { programId, type: 'tier.changed', data: { cardId, number: updated.number, oldTier: tierBefore, newTier: updated.tier } });
-  }
+  await emitLedgerEvents(trx, { cardId, programId: updated.program_id, number: updated.number, balance: updated.balance, pendingPoints: updated.pending_points, tier: updated.tier }, nonZero, tierBefore);
   return {
     balance: updated.balance,
     tier: updated.tier,
@@ -161,4 +121,127 @@ export async function postToLedger(
     stamps: updated.stamps,
     entryIds,
   };
+}
+
+const ledgerRow = (p: LedgerPosting) => ({
+  program_id: p.programId,
+  card_id: p.cardId,
+  kind: p.kind,
+  points: p.points,
+  purchase_id: p.purchaseId ?? null,
+  idempotency_key: p.idempotencyKey ?? null,
+  actor: p.actor,
+  reason: p.reason ?? null,
+});
+
+/** The card columns a posting moves, all in the one UPDATE of the card. */
+function cardColumnsMoved(delta: number, cardChange: CardBalanceChange, stampPostings: StampPosting[]) {
+  const stampsDelta = stampPostings.reduce((sum, p) => sum + p.stamps, 0);
+  const stamped = stampPostings.some((p) => p.kind === 'stamp');
+  return {
+    balance: sql<number>`balance + ${delta}`,
+    lifetime_spend: sql<number>`lifetime_spend + ${cardChange.lifetimeSpendDelta ?? 0}`,
+    ...(cardChange.pendingPointsDelta ? { pending_points: sql<number>`pending_points + ${cardChange.pendingPointsDelta}` } : {}),
+    ...(cardChange.tier !== undefined ? { tier: cardChange.tier } : {}),
+    ...(stampPostings.length > 0 ? { stamps: sql<number>`stamps + ${stampsDelta}` } : {}),
+    ...(stamped ? { last_stamp_at: cardChange.stampedAt ?? sql<Date>`now()` } : {}),
+    ...cardChangedColumns(),
+  };
+}
+
+/** balance.changed (when points moved) and tier.changed (when the tier did), in the caller's transaction. */
+async function emitLedgerEvents(
+  trx: Executor,
+  card: { cardId: string; programId: string; number: string; balance: number; pendingPoints: number; tier: string },
+  nonZero: LedgerPosting[],
+  tierBefore: string | undefined,
+) {
+  const { cardId, programId, number } = card;
+  const delta = nonZero.reduce((sum, p) => sum + p.points, 0);
+  if (delta !== 0) {
+    await emitEvent(trx, {
+      programId,
+      type: 'balance.changed',
+      data: {
+        cardId,
+        number,
+        oldBalance: card.balance - delta,
+        newBalance: card.balance,
+        delta,
+        pendingPoints: card.pendingPoints,
+        entries: nonZero.map((p) => ({ kind: p.kind, points: p.points, reason: p.reason ?? null })),
+        purchaseId: nonZero.find((p) => p.purchaseId)?.purchaseId ?? null,
+      },
+    });
+  }
+  if (tierBefore !== undefined && tierBefore !== card.tier) {
+    await emitEvent(trx, { programId, type: 'tier.changed', data: { cardId, number, oldTier: tierBefore, newTier: card.tier } });
+  }
+}
+
+/**
+ * A purchase's writes in ONE statement (issue #14: three round trips became one): the purchase row,
+ * its ledger entries, the card's balance/spend/tier/update tag and, when given, the Idempotency-Key
+ * answer, as data-modifying CTEs; then the wallet-update job and the webhook events, as
+ * `postToLedger` does them. For the common purchase only — no stamps, no coupon, no bonus, no
+ * receipt (whose unique index can refuse the insert) — on a card the caller holds locked
+ * (`lockCard…`), so the balance after is known before the statement and cannot go negative (the
+ * caller checks; the CHECK constraint stays the backstop: a violation here is a server error).
+ * The foreign key of the ledger rows to the purchase row is checked at the end of the statement,
+ * when the purchase row exists.
+ */
+export async function postPurchaseInOneStatement(
+  trx: Executor,
+  cardChanges: CardChangeRecorder,
+  write: {
+    purchase: Insertable<PurchaseTable> & { id: string };
+    postings: LedgerPosting[];
+    lifetimeSpendDelta: number;
+    tier?: string;
+    /** The card as locked by the caller. */
+    card: Pick<CardRow, 'id' | 'program_id' | 'number' | 'balance' | 'tier' | 'pending_points'>;
+    /** The Idempotency-Key record to answer in the same statement (IdempotentWork.record). */
+    answer?: { scope: string; key: string; status: number; body: unknown };
+  },
+): Promise<void> {
+  const { card } = write;
+  const nonZero = write.postings.filter((p) => p.points !== 0);
+  if (nonZero.some((p) => p.cardId !== card.id)) throw new Error('postPurchaseInOneStatement posts to one card');
+  const delta = nonZero.reduce((sum, p) => sum + p.points, 0);
+  const balanceAfter = card.balance + delta;
+  if (balanceAfter < 0) throw new Error('postPurchaseInOneStatement: the caller must refuse an overdraft first');
+  // Each CTE has to be named and return something for kysely; PostgreSQL runs every data-modifying
+  // CTE whether or not the main statement reads it.
+  let query = trx.with('purchase_row', (qc) => qc.insertInto('purchase').values(write.purchase).returning('id')) as unknown as QueryCreator<Database>;
+  if (nonZero.length > 0) {
+    query = query.with('ledger_rows', (qc) => qc.insertInto('ledger_entry').values(nonZero.map(ledgerRow)).returning('id')) as unknown as QueryCreator<Database>;
+  }
+  const answer = write.answer;
+  if (answer) {
+    query = query.with('answer', (qc) =>
+      qc
+        .updateTable('idempotency_record')
+        .set({ status_code: answer.status, response: JSON.stringify(answer.body) })
+        .where('scope', '=', answer.scope)
+        .where('key', '=', answer.key)
+        .returning('key'),
+    ) as unknown as QueryCreator<Database>;
+  }
+  const updated = await query
+    .updateTable('card')
+    .set(cardColumnsMoved(delta, { lifetimeSpendDelta: write.lifetimeSpendDelta, tier: write.tier }, []))
+    .where('id', '=', card.id)
+    .returning(['balance', 'tier'])
+    .executeTakeFirstOrThrow();
+  // The answer (already stored) was computed from the locked row: it must be what the card says now.
+  if (updated.balance !== balanceAfter || updated.tier !== (write.tier ?? card.tier)) {
+    throw new Error(`card ${card.id} changed under its lock: balance ${updated.balance}, expected ${balanceAfter}`);
+  }
+  await cardChanges.enqueue(trx, [card.id]);
+  await emitLedgerEvents(
+    trx,
+    { cardId: card.id, programId: card.program_id, number: card.number, balance: balanceAfter, pendingPoints: card.pending_points, tier: updated.tier },
+    nonZero,
+    write.tier !== undefined ? card.tier : undefined,
+  );
 }

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
+import type { IdempotentWork } from '../http/idempotency.js';
 import type { Database } from '../db/schema.js';
 import { AppError, cardErased, conflict, notFound } from '../http/errors.js';
 import { lockCardInProgram, lockCardWithProgramVersion } from '../cards/repository.js';
@@ -8,7 +10,7 @@ import type { CardChangeRecorder } from '../updates/card-changes.js';
 import type { CardRow } from '../db/schema.js';
 import type { Executor } from '../db/database.js';
 import { findCardInProgram } from '../cards/repository.js';
-import { postToLedger, type LedgerPosting, type StampPosting } from './ledger.js';
+import { postPurchaseInOneStatement, postToLedger, type LedgerPosting, type StampPosting } from './ledger.js';
 import {
   mechanicOf,
   quoteCheck,
@@ -64,7 +66,13 @@ export interface PurchaseCommand extends CheckCommand {
  * The purchase row, its ledger entries, the new balance/spend/tier and the wallet-update job
  * commit together.
  */
-export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, command: PurchaseCommand) {
+export async function recordPurchase(
+  trx: Trx,
+  cardChanges: CardChangeRecorder,
+  command: PurchaseCommand,
+  /** From `runIdempotent({ declaresWrites: true })`, with the status the caller answers (201). */
+  idempotent?: { work: IdempotentWork; status: number },
+) {
   // One statement locks the card and reads the program's version; the program row itself comes
   // from the cache when that version is cached (issue #14: one round trip less per purchase).
   const locked = await lockCardWithProgramVersion(trx, command.programId, command.cardId);
@@ -100,26 +108,73 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     ? !(await trx.selectFrom('purchase').select('id').where('card_id', '=', card.id).limit(1).executeTakeFirst())
     : false;
 
+  const purchaseRow = {
+    program_id: command.programId,
+    card_id: card.id,
+    amount: quote.amount,
+    redeemed: quote.redeemed,
+    accrued: quote.accrued,
+    payable: quote.payable,
+    discount: quote.discount,
+    items: command.items && command.items.length > 0 ? JSON.stringify(command.items) : null,
+    stamps_added: quote.stampsAdded,
+    rewards_earned: quote.rewardsEarned,
+    store_id: command.storeId ?? null,
+    receipt_id: command.receiptId ?? null,
+  };
+  // A whole-check purchase in a points program answers (and tells webhooks) exactly what it always
+  // did; any other check also says what its mechanic did (the numbers its quote gave).
+  const plainPoints = quote.mechanic === 'points' && !(command.items && command.items.length > 0);
+
+  // The common purchase (issue #14): nothing after its writes can refuse it, so it needs no
+  // savepoint, and its answer is known before it writes (the card is locked): purchase, ledger,
+  // card and the Idempotency-Key answer go as one statement. Everything that can still be refused
+  // once writing has begun — a receipt (unique index), a coupon (single-use UPDATE), a balance the
+  // CHECK would refuse — and everything with more writes (stamps, rewards, pending bonuses, a
+  // referral, a plastic card's claim) takes the general path below, under the savepoint.
+  const delta = quote.accrued - quote.redeemed;
+  if (
+    !command.receiptId &&
+    !coupon &&
+    !card.referred_by &&
+    !card.external_number &&
+    card.verified_at &&
+    quote.stampsExpired === 0 &&
+    quote.stampsAdded === 0 &&
+    quote.rewardsEarned === 0 &&
+    card.balance + delta >= 0
+  ) {
+    const purchaseId = randomUUID();
+    const answer = purchaseAnswer(quote, purchaseId, { balance: card.balance + delta, tier: quote.tierChanged ? quote.tierAfter : card.tier, stamps: card.stamps }, plainPoints, null);
+    const record = idempotent?.work.record;
+    const base = { programId: command.programId, cardId: card.id, actor: command.actor, purchaseId, idempotencyKey: command.idempotencyKey };
+    try {
+      await postPurchaseInOneStatement(trx, cardChanges, {
+        purchase: { ...purchaseRow, id: purchaseId },
+        postings: [
+          { ...base, kind: 'redemption', points: -quote.redeemed },
+          { ...base, kind: 'accrual', points: quote.accrued },
+        ],
+        lifetimeSpendDelta: quote.payable,
+        tier: quote.tierChanged ? quote.tierAfter : undefined,
+        card,
+        answer: record && idempotent ? { ...record, status: idempotent.status, body: answer } : undefined,
+      });
+      if (record && idempotent) idempotent.work.answered(idempotent.status, answer);
+      await emitPurchaseCreated(trx, command, card.id, quote, answer, plainPoints);
+    } catch (error) {
+      // Nothing here refuses a purchase; if something did, its refusal must not be stored over
+      // writes no savepoint can undo: the whole transaction goes instead (a server error).
+      if (error instanceof AppError && error.status < 500) throw new Error(`unexpected refusal after a purchase's writes: ${error.code}`, { cause: error });
+      throw error;
+    }
+    return answer;
+  }
+
+  await idempotent?.work.beforeRefusableWrites();
   let purchase;
   try {
-    purchase = await trx
-      .insertInto('purchase')
-      .values({
-        program_id: command.programId,
-        card_id: card.id,
-        amount: quote.amount,
-        redeemed: quote.redeemed,
-        accrued: quote.accrued,
-        payable: quote.payable,
-        discount: quote.discount,
-        items: command.items && command.items.length > 0 ? JSON.stringify(command.items) : null,
-        stamps_added: quote.stampsAdded,
-        rewards_earned: quote.rewardsEarned,
-        store_id: command.storeId ?? null,
-        receipt_id: command.receiptId ?? null,
-      })
-      .returning(['id'])
-      .executeTakeFirstOrThrow();
+    purchase = await trx.insertInto('purchase').values(purchaseRow).returning(['id']).executeTakeFirstOrThrow();
   } catch (error) {
     // The same receipt recorded at the same moment on another card: the check above could not see
     // it (not committed yet); the unique index waited for it and refuses this one.
@@ -183,29 +238,21 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
     const now = await trx.selectFrom('card').select(['balance', 'tier', 'lifetime_spend', 'pending_points']).where('id', '=', card.id).executeTakeFirstOrThrow();
     after = { ...after, balance: now.balance, tier: now.tier, lifetimeSpend: now.lifetime_spend, pendingPoints: now.pending_points };
   }
-  // A whole-check purchase in a points program answers (and tells webhooks) exactly what it always
-  // did; any other check also says what its mechanic did (the numbers its quote gave).
-  const plainPoints = quote.mechanic === 'points' && !(command.items && command.items.length > 0);
-  await emitEvent(trx, {
-    programId: command.programId,
-    type: 'purchase.created',
-    data: {
-      purchaseId: purchase.id,
-      cardId: card.id,
-      amount: quote.amount,
-      redeemed: quote.redeemed,
-      accrued: quote.accrued,
-      payable: quote.payable,
-      ...(plainPoints ? {} : { discount: quote.discount, stampsAdded: quote.stampsAdded, rewardsEarned: quote.rewardsEarned }),
-      storeId: command.storeId ?? null,
-      receiptId: command.receiptId ?? null,
-      balance: after.balance,
-      tier: after.tier,
-      tierChanged: quote.tierChanged,
-    },
-  });
+  const answer = purchaseAnswer(quote, purchase.id, after, plainPoints, coupon);
+  await emitPurchaseCreated(trx, command, card.id, quote, answer, plainPoints);
+  return answer;
+}
+
+/** What POST /purchases answers (and stores under its Idempotency-Key). */
+function purchaseAnswer(
+  quote: CheckQuote,
+  purchaseId: string,
+  after: { balance: number; tier: string; stamps: number },
+  plainPoints: boolean,
+  coupon: { code: string; discount: number } | null,
+) {
   return {
-    purchaseId: purchase.id,
+    purchaseId,
     amount: quote.amount,
     redeemed: quote.redeemed,
     accrued: quote.accrued,
@@ -226,6 +273,34 @@ export async function recordPurchase(trx: Trx, cardChanges: CardChangeRecorder, 
         }),
     ...(coupon ? { coupon: { code: coupon.code, discount: coupon.discount, checkAmount: quote.amount } } : {}),
   };
+}
+
+function emitPurchaseCreated(
+  trx: Trx,
+  command: PurchaseCommand,
+  cardId: string,
+  quote: CheckQuote,
+  answer: { purchaseId: string; balance: number; tier: string },
+  plainPoints: boolean,
+) {
+  return emitEvent(trx, {
+    programId: command.programId,
+    type: 'purchase.created',
+    data: {
+      purchaseId: answer.purchaseId,
+      cardId,
+      amount: quote.amount,
+      redeemed: quote.redeemed,
+      accrued: quote.accrued,
+      payable: quote.payable,
+      ...(plainPoints ? {} : { discount: quote.discount, stampsAdded: quote.stampsAdded, rewardsEarned: quote.rewardsEarned }),
+      storeId: command.storeId ?? null,
+      receiptId: command.receiptId ?? null,
+      balance: answer.balance,
+      tier: answer.tier,
+      tierChanged: quote.tierChanged,
+    },
+  });
 }
 
 /** The card's state and the check, through the one pure function (purchase and quote alike). */

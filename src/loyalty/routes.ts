@@ -73,21 +73,29 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const key = parseIdempotencyKey(request.headers['idempotency-key']);
       const { cardId } = request.params;
       requireAmountOrItems(request.body);
-      const result = await runIdempotent(db, { scope: programId, key, operation: `purchase:${cardId}`, body: request.body }, async (trx) => ({
+      // declaresWrites: recordPurchase takes the savepoint only where a refusal can follow a write, and
+      // answers the key in its own write statement (issue #14).
+      const options = { scope: programId, key, operation: `purchase:${cardId}`, body: request.body, declaresWrites: true };
+      const result = await runIdempotent(db, options, async (trx, idempotent) => ({
         status: 201,
-        body: await recordPurchase(trx, ctx.cardChanges, {
-          programId,
-          cardId,
-          amount: request.body.amount,
-          items: request.body.items,
-          redeemPoints: request.body.redeemPoints ?? 0,
-          now: ctx.clock(),
-          storeId: request.body.storeId,
-          receiptId: request.body.receiptId,
-          couponCode: request.body.couponCode,
-          actor,
-          idempotencyKey: key,
-        }),
+        body: await recordPurchase(
+          trx,
+          ctx.cardChanges,
+          {
+            programId,
+            cardId,
+            amount: request.body.amount,
+            items: request.body.items,
+            redeemPoints: request.body.redeemPoints ?? 0,
+            now: ctx.clock(),
+            storeId: request.body.storeId,
+            receiptId: request.body.receiptId,
+            couponCode: request.body.couponCode,
+            actor,
+            idempotencyKey: key,
+          },
+          { work: idempotent, status: 201 },
+        ),
       }));
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.status(201).send(result.body);
