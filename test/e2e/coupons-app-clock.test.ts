@@ -27,13 +27,18 @@ describe(`coupon validity on the app clock (${TEST_DATABASE_KIND} database)`, ()
   const purchase = (as: RoleHeaders, cardId: string, payload: Record<string, unknown>) =>
     t.app.inject({ method: 'POST', url: `/api/v1/cards/${cardId}/purchases`, headers: as('pos'), payload });
 
-  it('a refund gives back a coupon as expired once the app clock is past its expiry, and records the refund at the app clock', async () => {
+  /** The app clock back at the wall clock, a new program with a 30-day coupon definition, and a card. */
+  async function programWithCard(slug: string) {
     now = new Date();
-    const { as } = await createProgramWithKeys(t.app, 'coupon-clock-refund');
+    const { as } = await createProgramWithKeys(t.app, slug);
     const definition = await t.app.inject({ method: 'POST', url: '/api/v1/coupons/definitions', headers: as('marketer'), payload: thirtyDays });
     expect(definition.statusCode, definition.body).toBe(201);
-    const card = await issueConsentingCard(t, as);
-    const coupon = await issueCoupon(as, card.id, definition.json().id);
+    return { as, card: await issueConsentingCard(t, as), definitionId: definition.json().id as string };
+  }
+
+  it('a refund gives back a coupon as expired once the app clock is past its expiry, and records the refund at the app clock', async () => {
+    const { as, card, definitionId } = await programWithCard('coupon-clock-refund');
+    const coupon = await issueCoupon(as, card.id, definitionId);
     const bought = await purchase(as, card.id, { amount: 10_000, couponCode: coupon.code });
     expect(bought.statusCode, bought.body).toBe(201);
 
@@ -48,13 +53,9 @@ describe(`coupon validity on the app clock (${TEST_DATABASE_KIND} database)`, ()
   });
 
   it('the Google object leaves out a coupon the app clock has seen expire', async () => {
-    now = new Date();
-    const { as } = await createProgramWithKeys(t.app, 'coupon-clock-google');
-    const definition = await t.app.inject({ method: 'POST', url: '/api/v1/coupons/definitions', headers: as('marketer'), payload: thirtyDays });
-    expect(definition.statusCode, definition.body).toBe(201);
-    const card = await issueConsentingCard(t, as);
+    const { as, card, definitionId } = await programWithCard('coupon-clock-google');
     await saveToGoogle(t, card);
-    const coupon = await issueCoupon(as, card.id, definition.json().id);
+    const coupon = await issueCoupon(as, card.id, definitionId);
     await waitForCardJobsIdle(t);
     const textModules = () => JSON.stringify(t.google!.fake.objects.get(card.objectId!)!.textModulesData);
     expect(textModules()).toContain(coupon.code);
