@@ -49,9 +49,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { searchCards } from '../src/cards/repository.js';
-import { normalizePhone } from '../src/enrollment/service.js';
-import { normalizeScannedValue } from '../src/loyalty/card-number.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
 import type { PosServerMessage } from './bench-support/pos-server.js';
@@ -73,7 +70,8 @@ import {
   type LoadResult,
 } from './bench-support/harness.js';
 import { seedProgramViaApi } from './bench-support/seed.js';
-import { seedCardsWithSql } from './bench-support/card-seed.js';
+import { seedCardsWithSql, sqlCardSearchTerms } from './bench-support/card-seed.js';
+import { explainSearches } from './bench-support/search-plans.js';
 import { StatementStats } from './bench-support/statements.js';
 
 const run = promisify(execFile);
@@ -101,45 +99,6 @@ async function pgbench(binary: string, url: string, args: string[]): Promise<Pgb
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   if (!tps) throw new Error(`pgbench printed no tps:\n${stdout}`);
   return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : Number.NaN };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Search plans
-// ---------------------------------------------------------------------------------------------
-
-/** EXPLAIN (ANALYZE, BUFFERS) of the app's own search statement (searchCards) for a phone, a number and a name prefix. */
-async function explainSearches(pool: pg.Pool, programId: string, [phone, number, name]: string[]): Promise<void> {
-  const captured: Array<{ sql: string; parameters: readonly unknown[] }> = [];
-  const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool }),
-    log: (event) => {
-      if (event.level === 'query') captured.push({ sql: event.query.sql, parameters: event.query.parameters });
-    },
-  });
-  // What GET /cards?query= passes to searchCards (src/cards/routes.ts).
-  const asRouteDoes = (query: string) => {
-    const digits = normalizeScannedValue(query);
-    let asPhone: string | undefined;
-    try {
-      asPhone = /\d{5,}/.test(query.replace(/\D/g, '')) ? normalizePhone(query, 'RUB') : undefined;
-    } catch {
-      asPhone = undefined;
-    }
-    return { number: /^\d+$/.test(digits) ? digits : undefined, phone: asPhone, namePrefix: query };
-  };
-  const cases: Array<[string, { number?: string; phone?: string; namePrefix: string }]> = [
-    [`phone ${phone}`, asRouteDoes(phone!)],
-    [`number ${number}`, asRouteDoes(number!)],
-    [`name prefix "${name}"`, asRouteDoes(name!)],
-  ];
-  for (const [label, query] of cases) {
-    captured.length = 0;
-    await searchCards(db, programId, query, 20);
-    const statement = captured[0]!;
-    const { rows } = await pool.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${statement.sql}`, statement.parameters as unknown[]);
-    console.log(`    plan of the search by ${label}:`);
-    for (const row of rows) console.log(`      ${row['QUERY PLAN']}`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,8 +255,7 @@ async function main(): Promise<void> {
     // cards when there are some, else the API-seeded ones).
     const searchTerms = (): string[] => {
       if (sqlCards > 0) {
-        const i = 1 + Math.floor(Math.random() * sqlCards);
-        return [`+7900${String(i).padStart(7, '0')}`, `9${String(i).padStart(11, '0')}`, `${['Anna', 'Boris', 'Vera', 'Gleb'][i % 4]} ${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}${Math.floor(Math.random() * 16).toString(16)}`];
+        return sqlCardSearchTerms(1 + Math.floor(Math.random() * sqlCards));
       }
       const i = Math.floor(Math.random() * seed.cards.length);
       return [`+7916${String(i).padStart(7, '0')}`, seed.cards[i]!.number, `Holder ${i}`];

@@ -297,6 +297,26 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
     return SLUG_RE.test(slug) ? findProgramBySlug(db, slug) : undefined;
   }
 
+  /**
+   * What both form POSTs (`/join/{slug}` and `/join/{slug}/have-card`) start with: the program of
+   * the slug (undefined: the caller answers the 404 page), the form body, and the page's language
+   * (the form's `lang`, then the query's, then the program's default).
+   */
+  async function joinFormRequest(request: FastifyRequest<{ Params: { slug: string }; Querystring: Query; Body: Query | undefined }>, reply: FastifyReply) {
+    const program = await programBySlug(request.params.slug);
+    if (!program) return undefined;
+    const body: Query = request.body && typeof request.body === 'object' ? request.body : {};
+    const lang = pageLang(request, reply, program.default_language, first(body.lang) ?? first(request.query.lang));
+    return { program, body, lang, t: MESSAGES[lang] };
+  }
+
+  /** The form's bot checks (a filled honeypot field, a missing, forged, too fast or expired timing token): the reason to refuse, or undefined. */
+  function botCheckRefusal(program: ProgramRow, body: Query, now: Date): string | undefined {
+    if (text(body[HONEYPOT_FIELD], 300)) return 'honeypot';
+    const timing = checkFormToken(keys.form, program.id, first(body[TIMING_FIELD]), now, joinForm);
+    return timing.ok ? undefined : timing.reason;
+  }
+
   app.get<{ Params: { slug: string }; Querystring: Query }>(
     '/join/:slug',
     { schema: { tags: ['public'], summary: 'The join page (HTML; ?ref=&staff=&utm_source=|source=&lang=); counts a view' } },
@@ -349,11 +369,9 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       schema: { tags: ['public'], summary: 'Enroll from the join form (application/x-www-form-urlencoded); 303 to the card page' },
     },
     async (request, reply) => {
-      const program = await programBySlug(request.params.slug);
-      if (!program) return notFoundPage(request, reply);
-      const body: Query = request.body && typeof request.body === 'object' ? request.body : {};
-      const lang = pageLang(request, reply, program.default_language, first(body.lang) ?? first(request.query.lang));
-      const t = MESSAGES[lang];
+      const form = await joinFormRequest(request, reply);
+      if (!form) return notFoundPage(request, reply);
+      const { program, body, lang, t } = form;
       const values: JoinFormValues = {
         name: text(body.name, 300),
         phone: text(body.phone, 64),
@@ -365,10 +383,9 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       const attribution = await resolveAttribution(db, program, rawAttribution);
       const now = ctx.clock();
 
-      const honeypot = text(body[HONEYPOT_FIELD], 300);
-      const timing = checkFormToken(keys.form, program.id, first(body[TIMING_FIELD]), now, joinForm);
-      if (honeypot || !timing.ok) {
-        request.log.info({ program: program.slug, reason: honeypot ? 'honeypot' : timing.ok ? undefined : timing.reason }, 'join form refused');
+      const refusal = botCheckRefusal(program, body, now);
+      if (refusal) {
+        request.log.info({ program: program.slug, reason: refusal }, 'join form refused');
         return htmlReply(reply, 422, joinPage({ program, lang, attribution, values, formError: t.errors.botSuspected }));
       }
 
@@ -484,20 +501,17 @@ export const publicPageRoutes: FastifyPluginAsync<PublicPagesOptions> = async (a
       schema: { tags: ['public'], summary: 'Claim an imported plastic card (form: number, phone; then the SMS code when configured); 303 to its card page' },
     },
     async (request, reply) => {
-      const program = await programBySlug(request.params.slug);
-      if (!program) return notFoundPage(request, reply);
-      const body: Query = request.body && typeof request.body === 'object' ? request.body : {};
-      const lang = pageLang(request, reply, program.default_language, first(body.lang) ?? first(request.query.lang));
-      const t = MESSAGES[lang];
+      const form = await joinFormRequest(request, reply);
+      if (!form) return notFoundPage(request, reply);
+      const { program, body, lang, t } = form;
       const values = { number: text(body.number, 64), phone: text(body.phone, 64) };
       const stepField = first(body.step);
       const codeStep = ctx.verification.available && (stepField === 'send' || stepField === 'check') ? stepField : undefined;
 
       if (!codeStep) {
-        const honeypot = text(body[HONEYPOT_FIELD], 300);
-        const timing = checkFormToken(keys.form, program.id, first(body[TIMING_FIELD]), ctx.clock(), joinForm);
-        if (honeypot || !timing.ok) {
-          request.log.info({ program: program.slug, reason: honeypot ? 'honeypot' : timing.ok ? undefined : timing.reason }, 'have-card form refused');
+        const refusal = botCheckRefusal(program, body, ctx.clock());
+        if (refusal) {
+          request.log.info({ program: program.slug, reason: refusal }, 'have-card form refused');
           return htmlReply(reply, 422, haveCardPage({ program, lang, values, formError: t.errors.botSuspected }));
         }
       }

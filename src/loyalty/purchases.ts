@@ -421,7 +421,8 @@ export async function quoteForCard(executor: Executor, command: CheckCommand & {
 export async function refundPurchase(
   trx: Trx,
   cardChanges: CardChangeRecorder,
-  command: { programId: string; purchaseId: string; actor: string; idempotencyKey?: string },
+  // now: the moment of the refund, from the app clock like a purchase's (coupon validity, refunded_at).
+  command: { programId: string; purchaseId: string; actor: string; idempotencyKey?: string; now: Date },
 ) {
   const purchase = await trx
     .selectFrom('purchase')
@@ -498,16 +499,16 @@ export async function refundPurchase(
     const undo = quoteStampRefund({ added, usedByRewards, stamps: card.stamps });
     const rewardsRevoked = await revokeStampRewards(trx, { programId: command.programId, purchaseId: purchase.id });
     // Their coupons go too, unless already used (that purchase happened).
-    await voidStampRewardCoupons(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+    await voidStampRewardCoupons(trx, { programId: command.programId, purchaseId: purchase.id, now: command.now });
     stampsReversal = { delta: undo.delta, shortfall: undo.shortfall, rewardsRevoked };
     if (undo.delta !== 0) {
       stampPostingsOfRefund.push({ programId: command.programId, cardId: card.id, actor: command.actor, purchaseId: purchase.id, kind: 'reversal', stamps: undo.delta });
     }
   }
 
-  await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: new Date() }).where('id', '=', purchase.id).execute();
+  await trx.updateTable('purchase').set({ status: 'refunded', refunded_at: command.now }).where('id', '=', purchase.id).execute();
   // ---- coupons: the purchase's coupon is usable again while still valid (docs/coupons.md)
-  const coupon = await reverseCouponRedemption(trx, { programId: command.programId, purchaseId: purchase.id, now: new Date() });
+  const coupon = await reverseCouponRedemption(trx, { programId: command.programId, purchaseId: purchase.id, now: command.now });
   // ---- end coupons
   const after = await postToLedger(trx, cardChanges, postings, {
     lifetimeSpendDelta: quote.lifetimeSpendAfter - card.lifetime_spend,

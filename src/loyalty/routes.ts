@@ -119,7 +119,7 @@ export const loyaltyRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext }> = asy
       const { purchaseId } = request.params;
       const result = await runIdempotent(db, { scope: programId, key, operation: `refund:${purchaseId}`, body: null }, async (trx) => ({
         status: 200,
-        body: await refundPurchase(trx, ctx.cardChanges, { programId, purchaseId, actor, idempotencyKey: key }),
+        body: await refundPurchase(trx, ctx.cardChanges, { programId, purchaseId, actor, idempotencyKey: key, now: ctx.clock() }),
       }));
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.status(200).send(result.body);

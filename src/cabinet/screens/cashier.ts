@@ -925,7 +925,7 @@ ${refunded.shortfall > 0 ? html`<p>${t.shortfall(points(l, refunded.shortfall))}
       try {
         await runIdempotent(db, { scope: session.programId, key: idemKey(formKey), operation: `refund:${purchaseId}`, body: null }, async (trx) => ({
           status: 200,
-          body: await refundPurchase(trx, ctx.cardChanges, { programId: session.programId, purchaseId, actor: `staff:${session.staffId}`, idempotencyKey: idemKey(formKey) }),
+          body: await refundPurchase(trx, ctx.cardChanges, { programId: session.programId, purchaseId, actor: `staff:${session.staffId}`, idempotencyKey: idemKey(formKey), now: ctx.clock() }),
         }));
         return kit.redirect(reply, `/app/cashier/cards/${purchase.card_id}?refunded=${formKey}`);
       } catch (error) {

@@ -162,7 +162,7 @@ export class GoogleWalletService {
     const promo = card.promo ?? texts.promo;
     if (promo) promos.push({ id: 'promo', header: { ru: 'Акция', en: 'Promotion' }, body: promo });
     // The card's usable coupons (src/coupons/display.ts).
-    const coupons = googleCouponModule(card.coupons, new Date());
+    const coupons = googleCouponModule(card.coupons, this.clock());
     if (coupons) promos.push(coupons);
     // Bonuses of a self-service card that are shown but not spendable yet (loyalty/bonuses.ts).
     if (card.pending_points > 0) {
