@@ -235,7 +235,7 @@ export interface PassSignerOptions {
 export class PassSigner {
   private readonly signerKey: KeyObject;
   private readonly parts: { signedDataPrefix: Buffer; signerInfoPrefix: Buffer };
-  private readonly signatureSize: number;
+  private readonly rsaSignatureSize: number;
   private readonly signOnMainThread: boolean;
   /** Built on first use: [UTCTime form, GeneralizedTime form]. */
   private readonly templates: [SignatureTemplate | undefined, SignatureTemplate | undefined] = [undefined, undefined];
@@ -250,7 +250,7 @@ export class PassSigner {
     new X509Certificate(material.wwdrCertDer);
 
     this.signerKey = material.signerKey;
-    this.signatureSize = Math.ceil(material.signerKey.asymmetricKeyDetails!.modulusLength! / 8);
+    this.rsaSignatureSize = Math.ceil(material.signerKey.asymmetricKeyDetails!.modulusLength! / 8);
     this.signOnMainThread = options.signOn === 'main';
     this.parts = {
       // SignerInfo fields before signedAttrs: version, sid, digestAlgorithm.
@@ -281,7 +281,7 @@ export class PassSigner {
       const timeDer = derTime(dummyTime);
       // The time's DER is short (< 128 bytes): tag, one length byte, then the digits.
       const timeOffset = signedAttributes.indexOf(timeDer) + 2;
-      const file = encodeSignedData(this.parts, signedAttributes, Buffer.alloc(this.signatureSize));
+      const file = encodeSignedData(this.parts, signedAttributes, Buffer.alloc(this.rsaSignatureSize));
       const signedAttributesField = Buffer.from(signedAttributes);
       signedAttributesField[0] = TAG_CONTEXT_0_CONSTRUCTED;
       template = {
@@ -291,7 +291,7 @@ export class PassSigner {
         digestOffset: signedAttributes.length - SHA1_DIGEST_SIZE,
         file,
         signedAttributesOffset: file.indexOf(signedAttributesField),
-        signatureOffset: file.length - this.signatureSize,
+        signatureOffset: file.length - this.rsaSignatureSize,
       };
       this.templates[index] = template;
     }
@@ -311,7 +311,7 @@ export class PassSigner {
   }
 
   private assemble(template: SignatureTemplate, signedAttributes: Buffer, signature: Buffer): Buffer {
-    if (signature.length !== this.signatureSize) {
+    if (signature.length !== this.rsaSignatureSize) {
       // Not expected for RSA (the signature is always the modulus' length); stay correct anyway.
       return encodeSignedData(this.parts, signedAttributes, signature);
     }
@@ -321,6 +321,15 @@ export class PassSigner {
     file[template.signedAttributesOffset] = TAG_CONTEXT_0_CONSTRUCTED;
     file.set(signature, template.signatureOffset);
     return file;
+  }
+
+  /**
+   * Byte length of the `signature` file {@link sign} returns for this signingTime (fixed per signer
+   * and time type), so a packager can lay out the archive while the RSA operation runs.
+   */
+  signatureSize(signingTime: Date): number {
+    const year = signingTime.getUTCFullYear();
+    return this.templateFor(year >= 1950 && year < 2050).file.length;
   }
 
   /** Returns the DER `signature` file for the given manifest.json bytes. */
