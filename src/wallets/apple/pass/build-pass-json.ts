@@ -210,11 +210,10 @@ export function escapePassStringsValue(text: string): string {
 
 /** `"key" = "value";` lines. */
 export function formatPassStrings(table: Record<string, string>): string {
-  let text = '';
-  for (const [key, value] of Object.entries(table)) {
-    text += `"${escapePassStringsValue(key)}" = "${escapePassStringsValue(value)}";\n`;
-  }
-  return text;
+  // Parts joined once: a flat string, where `+=` built a rope that encoding had to flatten (issue #14).
+  const parts: string[] = [];
+  for (const key in table) parts.push('"', escapePassStringsValue(key), '" = "', escapePassStringsValue(table[key]!), '";\n');
+  return parts.join('');
 }
 
 /**
