@@ -16,6 +16,11 @@
  * may use up to N pool threads plus the main thread, i.e. more than one core. The main-thread cost
  * per pass (event-loop utilization × time / passes) shows how long each pass blocks the event loop.
  *
+ * A third group runs the RSA operation synchronously (PassSigner `signOn: 'main'` vs crypto.sign
+ * without a callback): no thread hand-off, so less CPU per pass, but the event loop is blocked.
+ * Every line also gives the process's CPU time per pass (all threads, process.cpuUsage), the
+ * steadier figure on a shared machine; the "by CPU" ratios compare those.
+ *
  * Contenders run in interleaved rounds of 0.25 s, so load from other processes affects all alike.
  *
  * Section 2 (scripts/bench-support/pass-web.ts): the PassKit web service's 304 answers per second
@@ -50,12 +55,19 @@ export interface Measurement {
   perSecond: number;
   /** Main-thread (event-loop) busy time per pass, in milliseconds. */
   mainThreadMsPerPass: number;
+  /**
+   * CPU time of the whole process (main thread, thread pool, GC threads) per pass, in µs, from
+   * process.cpuUsage: steadier than the rates on a shared machine, and what "per core" means.
+   */
+  cpuMicrosPerPass: number;
 }
 
 export interface PassBenchmarkContext {
   certificateDir: string;
   material: AppleSigningMaterial;
   packager: PassPackager;
+  /** The same builder with `signOn: 'main'` (synchronous RSA). */
+  packagerSignOnMain: PassPackager;
   input: StoreCardPassInput;
   passkitGeneratorBuffers: Record<string, Buffer>;
   passkitGeneratorCertificates: { wwdr: Buffer; signerCert: Buffer; signerKey: Buffer };
@@ -100,6 +112,7 @@ export async function preparePassBenchmark(): Promise<PassBenchmarkContext> {
   const material = loadAppleCertificates(certificateDir);
   const images = loadDefaultImages();
   const packager = createPassPackager({ signer: new PassSigner(material), defaultImages: images });
+  const packagerSignOnMain = createPassPackager({ signer: new PassSigner(material, { signOn: 'main' }), defaultImages: images });
   const input = benchmarkCardInput();
 
   // passkit-generator gets the same finished content (pass.json, strings, images), its cheapest path.
@@ -116,6 +129,7 @@ export async function preparePassBenchmark(): Promise<PassBenchmarkContext> {
     certificateDir,
     material,
     packager,
+    packagerSignOnMain,
     input,
     passkitGeneratorBuffers,
     passkitGeneratorCertificates: {
@@ -154,15 +168,18 @@ async function runUntil(contender: Contender, deadline: number): Promise<number>
  */
 export async function measureInterleaved(contenders: Contender[], seconds: number, roundSeconds = 0.25): Promise<Measurement[]> {
   for (const contender of contenders) await runUntil(contender, performance.now() + Math.min(300, seconds * 150));
-  const totals = contenders.map(() => ({ passes: 0, elapsedMs: 0, busyMs: 0 }));
+  const totals = contenders.map(() => ({ passes: 0, elapsedMs: 0, busyMs: 0, cpuMicros: 0 }));
   const rounds = Math.max(1, Math.round(seconds / roundSeconds));
   for (let round = 0; round < rounds; round++) {
     for (const [index, contender] of contenders.entries()) {
       const eluStart = performance.eventLoopUtilization();
+      const cpuStart = process.cpuUsage();
       const start = performance.now();
       const passes = await runUntil(contender, start + roundSeconds * 1000);
       const elapsedMs = performance.now() - start;
+      const cpu = process.cpuUsage(cpuStart);
       const elu = performance.eventLoopUtilization(eluStart);
+      totals[index]!.cpuMicros += cpu.user + cpu.system;
       totals[index]!.passes += passes;
       totals[index]!.elapsedMs += elapsedMs;
       totals[index]!.busyMs += elu.utilization * elapsedMs;
@@ -177,6 +194,7 @@ export async function measureInterleaved(contenders: Contender[], seconds: numbe
       seconds: total.elapsedMs / 1000,
       perSecond: total.passes / (total.elapsedMs / 1000),
       mainThreadMsPerPass: total.busyMs / total.passes,
+      cpuMicrosPerPass: total.cpuMicros / total.passes,
     };
   });
 }
@@ -187,6 +205,20 @@ function signAsync(payload: Buffer, key: KeyObject): Promise<Buffer> {
 
 export function oursContender(context: PassBenchmarkContext, inFlight: number): Contender {
   return { label: '(a) walletcards builder', inFlight, operation: () => context.packager.build(context.input) };
+}
+
+/** Ours with the RSA operation on the main thread (PassSigner signOn 'main'): no thread hand-off. */
+export function oursOnMainThreadContender(context: PassBenchmarkContext): Contender {
+  return { label: '(a) walletcards builder, sync RSA', inFlight: 1, operation: () => context.packagerSignOnMain.build(context.input) };
+}
+
+/** The floor of the sync variant: crypto.sign without a callback, on the main thread. */
+export function rawSignSyncContender(context: PassBenchmarkContext): Contender {
+  return {
+    label: `(c) raw crypto.sign sha1, sync`,
+    inFlight: 1,
+    operation: () => sign('sha1', context.rawSignPayload, context.material.signerKey),
+  };
 }
 
 export function passkitGeneratorContender(context: PassBenchmarkContext): Contender {
@@ -220,6 +252,7 @@ function formatMeasurement(measurement: Measurement): string {
     `${measurement.perSecond.toFixed(0).padStart(7)} passes/s`,
     `${(1000 / measurement.perSecond).toFixed(3).padStart(8)} ms/pass`,
     `main thread ${measurement.mainThreadMsPerPass.toFixed(3).padStart(7)} ms/pass`,
+    `CPU ${measurement.cpuMicrosPerPass.toFixed(0).padStart(6)} µs/pass`,
     `(${measurement.passes} in ${measurement.seconds.toFixed(1)} s)`,
   ].join('  ');
 }
@@ -244,14 +277,23 @@ export async function runPassBenchmark(seconds: number): Promise<PassBenchmarkRe
     const [rawN, oursN] = print(
       await measureInterleaved([rawSignContender(context, manyInFlight), oursContender(context, manyInFlight)], seconds),
     ) as [Measurement, Measurement];
-    const measurements = [raw1, ours1, passkitGenerator, rawN, oursN];
+    // Synchronous RSA (no thread pool): which gives more passes per core-second, and its own ratio.
+    const [rawSync, oursSync] = print(await measureInterleaved([rawSignSyncContender(context), oursOnMainThreadContender(context)], seconds)) as [
+      Measurement,
+      Measurement,
+    ];
+    const measurements = [raw1, ours1, passkitGenerator, rawN, oursN, rawSync, oursSync];
 
     const oursOverRaw = { 1: ours1.perSecond / raw1.perSecond, [manyInFlight]: oursN.perSecond / rawN.perSecond };
+    const cpuRatio = (raw: Measurement, ours: Measurement) => `${((raw.cpuMicrosPerPass / ours.cpuMicrosPerPass) * 100).toFixed(1)} %`;
     const oursOverPasskitGenerator = ours1.perSecond / passkitGenerator.perSecond;
     const verdict = (ok: boolean) => (ok ? 'meets target' : 'BELOW TARGET');
     console.log('\nRatios');
     console.log(`  ours / raw sign, 1 in flight:            ${(oursOverRaw[1]! * 100).toFixed(1)} %   (target ≥ 60 %: ${verdict(oursOverRaw[1]! >= 0.6)})`);
     console.log(`  ours / raw sign, ${manyInFlight} in flight:            ${(oursOverRaw[manyInFlight]! * 100).toFixed(1)} %`);
+    console.log(`  ours / raw sign, sync RSA:               ${((oursSync.perSecond / rawSync.perSecond) * 100).toFixed(1)} %`);
+    console.log(`  by CPU per pass (raw µs / ours µs):      1 in flight ${cpuRatio(raw1, ours1)}, ${manyInFlight} in flight ${cpuRatio(rawN, oursN)}, sync ${cpuRatio(rawSync, oursSync)}`);
+    console.log(`  passes per core-second, ours: thread pool ${(1e6 / ours1.cpuMicrosPerPass).toFixed(0)}, sync ${(1e6 / oursSync.cpuMicrosPerPass).toFixed(0)}`);
     console.log(`  ours / passkit-generator, 1 in flight:   ${oursOverPasskitGenerator.toFixed(1)} ×   (target > 25 ×: ${verdict(oursOverPasskitGenerator > 25)})`);
     console.log(`  event loop blocked per pass: ours ${ours1.mainThreadMsPerPass.toFixed(3)} ms, passkit-generator ${passkitGenerator.mainThreadMsPerPass.toFixed(1)} ms`);
     return { threadPoolSize, measurements, oursOverRaw, oursOverPasskitGenerator };

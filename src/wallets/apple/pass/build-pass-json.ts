@@ -210,11 +210,10 @@ export function escapePassStringsValue(text: string): string {
 
 /** `"key" = "value";` lines. */
 export function formatPassStrings(table: Record<string, string>): string {
-  let text = '';
-  for (const [key, value] of Object.entries(table)) {
-    text += `"${escapePassStringsValue(key)}" = "${escapePassStringsValue(value)}";\n`;
-  }
-  return text;
+  // Parts joined once: a flat string, where `+=` built a rope that encoding had to flatten (issue #14).
+  const parts: string[] = [];
+  for (const key in table) parts.push('"', escapePassStringsValue(key), '" = "', escapePassStringsValue(table[key]!), '";\n');
+  return parts.join('');
 }
 
 /**
@@ -228,7 +227,12 @@ export function formatPassStrings(table: Record<string, string>): string {
 export const PASS_STRINGS_BYTE_ORDER_MARK = Buffer.from([0xff, 0xfe]);
 
 export function encodePassStrings(table: Record<string, string>): Buffer {
-  return Buffer.concat([PASS_STRINGS_BYTE_ORDER_MARK, Buffer.from(formatPassStrings(table), 'utf16le')]);
+  const text = formatPassStrings(table);
+  // One allocation of the exact size (2 bytes per UTF-16 code unit) instead of encoding and concatenating.
+  const encoded = Buffer.allocUnsafe(PASS_STRINGS_BYTE_ORDER_MARK.length + text.length * 2);
+  PASS_STRINGS_BYTE_ORDER_MARK.copy(encoded, 0);
+  encoded.write(text, PASS_STRINGS_BYTE_ORDER_MARK.length, 'utf16le');
+  return encoded;
 }
 
 /** `#rrggbb` → `rgb(r, g, b)` (the only colour syntax Wallet accepts). */

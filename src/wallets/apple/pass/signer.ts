@@ -14,7 +14,7 @@
  * (async form → libuv thread pool, off the event loop) with a cached KeyObject, and let us embed the
  * certificates as their original DER bytes (re-encoded certificates were reported to break Wallet).
  */
-import { X509Certificate, createHash, sign, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, hash, sign, type KeyObject } from 'node:crypto';
 import type { AppleSigningMaterial } from '../certificates.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -65,11 +65,16 @@ const DER_NULL = Buffer.from([TAG_NULL, 0x00]);
  * always in UTC with seconds and "Z", no fractions (DER).
  */
 function derTime(date: Date): Buffer {
+  const year = date.getUTCFullYear();
+  const utcTime = year >= 1950 && year < 2050;
+  return der(utcTime ? TAG_UTC_TIME : TAG_GENERALIZED_TIME, Buffer.from(derTimeDigits(date, utcTime), 'latin1'));
+}
+
+/** `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ` (GeneralizedTime), the contents of {@link derTime}. */
+function derTimeDigits(date: Date, utcTime: boolean): string {
   const iso = date.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
   const digits = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19);
-  const year = date.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return der(TAG_UTC_TIME, Buffer.from(digits.slice(2) + 'Z', 'latin1'));
-  return der(TAG_GENERALIZED_TIME, Buffer.from(digits + 'Z', 'latin1'));
+  return (utcTime ? digits.slice(2) : digits) + 'Z';
 }
 
 /** DER requires the elements of a SET OF in ascending order of their encodings (X.690 §11.6). */
@@ -150,21 +155,92 @@ const VERSION_1 = derSmallInteger(1);
 // Detached: EncapsulatedContentInfo carries the content type only, no eContent (RFC 5652 §5.2).
 const DETACHED_ENCAPSULATED_CONTENT_INFO = der(TAG_SEQUENCE, derOid(OID_DATA));
 
-function signAsync(data: Buffer, key: KeyObject): Promise<Buffer> {
+function signOnThreadPool(data: Buffer, key: KeyObject): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // The callback form runs the RSA operation on the libuv thread pool instead of the main thread.
     sign('sha1', data, key, (error, signature) => (error ? reject(error) : resolve(signature)));
   });
 }
 
+/** signingTime's DER (UTCTime or GeneralizedTime, see {@link derTime}). */
+function derSigningTimeAttribute(signingTime: Date): Buffer {
+  return der(TAG_SEQUENCE, SIGNING_TIME_OID, der(TAG_SET, derTime(signingTime)));
+}
+
+/**
+ * The signed attributes as a DER SET OF (tag 0x31, elements sorted), the bytes the signature covers
+ * (RFC 5652 §5.4).
+ */
+function encodeSignedAttributes(manifestDigest: Buffer, signingTime: Date): Buffer {
+  return derSetOf([
+    CONTENT_TYPE_ATTRIBUTE,
+    derSigningTimeAttribute(signingTime),
+    der(TAG_SEQUENCE, MESSAGE_DIGEST_OID, der(TAG_SET, der(TAG_OCTET_STRING, manifestDigest))),
+  ]);
+}
+
+/**
+ * ContentInfo { signedData } around the given per-signer prefixes, signed attributes (as the SET OF
+ * that was signed) and signature, every length computed by the DER encoder above. This is the
+ * reference encoding: {@link PassSigner.sign} splices the same bytes into a template built with it,
+ * and test/unit/apple-pass-signer.test.ts checks that both agree byte for byte.
+ */
+export function encodeSignedData(
+  parts: { signedDataPrefix: Buffer; signerInfoPrefix: Buffer },
+  signedAttributesAsSet: Buffer,
+  signature: Buffer,
+): Buffer {
+  // The same bytes are stored in SignerInfo under the [0] IMPLICIT tag instead of SET (RFC 5652 §5.3).
+  const signedAttributesField = Buffer.from(signedAttributesAsSet);
+  signedAttributesField[0] = TAG_CONTEXT_0_CONSTRUCTED;
+  const signerInfo = der(TAG_SEQUENCE, parts.signerInfoPrefix, signedAttributesField, RSA_ALGORITHM, der(TAG_OCTET_STRING, signature));
+  const signedData = der(TAG_SEQUENCE, parts.signedDataPrefix, der(TAG_SET, signerInfo));
+  return der(TAG_SEQUENCE, SIGNED_DATA_OID, der(TAG_CONTEXT_0_CONSTRUCTED, signedData));
+}
+
+/**
+ * A whole `signature` file with holes for the per-pass bytes (issue #14: re-encoding SignedData
+ * with the DER encoder for every pass cost ~50 µs of CPU, a sixth of the RSA operation).
+ * Everything else — certificates, SignerInfo, every length — depends only on the signer and on
+ * which time type signingTime takes, because the signature of an RSA key is always exactly the
+ * modulus' byte length (RFC 8017 §8.2.1) and SHA-1 digests are 20 bytes.
+ */
+interface SignatureTemplate {
+  /** The signed attributes as the SET OF that is signed, with dummy time and digest. */
+  signedAttributes: Buffer;
+  /** Offset of signingTime's digits (YYMMDDHHMMSS or YYYYMMDDHHMMSS, then "Z") in signedAttributes. */
+  timeOffset: number;
+  /** Offset of the 20-byte messageDigest value in signedAttributes. */
+  digestOffset: number;
+  /** The encoded `signature` file with dummy signed attributes and signature. */
+  file: Buffer;
+  /** Where the signed attributes ([0] IMPLICIT) start in file. */
+  signedAttributesOffset: number;
+  /** Where the RSA signature starts in file (it is the last element of the structure). */
+  signatureOffset: number;
+}
+
+const SHA1_DIGEST_SIZE = 20;
+
+export interface PassSignerOptions {
+  /**
+   * Where the RSA private-key operation runs. 'threadpool' (default): the async crypto.sign on the
+   * libuv pool, so the event loop stays free (~0.3 ms per pass). 'main': synchronous on the calling
+   * thread — less CPU per pass (no hand-off between threads; see docs/benchmarks.md "The pass
+   * template") but it blocks the event loop for the whole operation; for a process that only signs.
+   */
+  signOn?: 'threadpool' | 'main';
+}
+
 export class PassSigner {
   private readonly signerKey: KeyObject;
-  /** Everything of SignedData before signerInfos that does not depend on the manifest: built once. */
-  private readonly signedDataPrefix: Buffer;
-  /** SignerInfo fields before signedAttrs: version, sid, digestAlgorithm. */
-  private readonly signerInfoPrefix: Buffer;
+  private readonly parts: { signedDataPrefix: Buffer; signerInfoPrefix: Buffer };
+  private readonly rsaSignatureSize: number;
+  private readonly signOnMainThread: boolean;
+  /** Built on first use: [UTCTime form, GeneralizedTime form]. */
+  private readonly templates: [SignatureTemplate | undefined, SignatureTemplate | undefined] = [undefined, undefined];
 
-  constructor(material: AppleSigningMaterial) {
+  constructor(material: AppleSigningMaterial, options: PassSignerOptions = {}) {
     if (material.signerKey.asymmetricKeyType !== 'rsa') {
       // Pass Type ID certificates are RSA; other key types would need another signatureAlgorithm.
       throw new Error(`Pass signing supports RSA keys only, got ${material.signerKey.asymmetricKeyType}`);
@@ -174,39 +250,103 @@ export class PassSigner {
     new X509Certificate(material.wwdrCertDer);
 
     this.signerKey = material.signerKey;
-    this.signerInfoPrefix = Buffer.concat([VERSION_1, issuerAndSerialNumber(material.signerCertDer), SHA1_ALGORITHM]);
-    this.signedDataPrefix = Buffer.concat([
-      VERSION_1,
-      der(TAG_SET, SHA1_ALGORITHM), // digestAlgorithms
-      DETACHED_ENCAPSULATED_CONTENT_INFO,
-      // certificates [0] IMPLICIT SET OF: the original DER bytes, DER-sorted like OpenSSL does.
-      derSetOf([material.signerCertDer, material.wwdrCertDer], TAG_CONTEXT_0_CONSTRUCTED),
-    ]);
+    this.rsaSignatureSize = Math.ceil(material.signerKey.asymmetricKeyDetails!.modulusLength! / 8);
+    this.signOnMainThread = options.signOn === 'main';
+    this.parts = {
+      // SignerInfo fields before signedAttrs: version, sid, digestAlgorithm.
+      signerInfoPrefix: Buffer.concat([VERSION_1, issuerAndSerialNumber(material.signerCertDer), SHA1_ALGORITHM]),
+      // Everything of SignedData before signerInfos.
+      signedDataPrefix: Buffer.concat([
+        VERSION_1,
+        der(TAG_SET, SHA1_ALGORITHM), // digestAlgorithms
+        DETACHED_ENCAPSULATED_CONTENT_INFO,
+        // certificates [0] IMPLICIT SET OF: the original DER bytes, DER-sorted like OpenSSL does.
+        derSetOf([material.signerCertDer, material.wwdrCertDer], TAG_CONTEXT_0_CONSTRUCTED),
+      ]),
+    };
+  }
+
+  /** The fixed parts of SignedData, for {@link encodeSignedData}. */
+  get encodingParts(): { signedDataPrefix: Buffer; signerInfoPrefix: Buffer } {
+    return this.parts;
+  }
+
+  private templateFor(utcTime: boolean): SignatureTemplate {
+    const index = utcTime ? 0 : 1;
+    let template = this.templates[index];
+    if (template === undefined) {
+      // Dummy values: a time of the same type, a digest and a signature of the real sizes.
+      const dummyTime = new Date(Date.UTC(utcTime ? 2000 : 2050, 0, 1));
+      const signedAttributes = encodeSignedAttributes(Buffer.alloc(SHA1_DIGEST_SIZE), dummyTime);
+      const timeDer = derTime(dummyTime);
+      // The time's DER is short (< 128 bytes): tag, one length byte, then the digits.
+      const timeOffset = signedAttributes.indexOf(timeDer) + 2;
+      const file = encodeSignedData(this.parts, signedAttributes, Buffer.alloc(this.rsaSignatureSize));
+      const signedAttributesField = Buffer.from(signedAttributes);
+      signedAttributesField[0] = TAG_CONTEXT_0_CONSTRUCTED;
+      template = {
+        signedAttributes,
+        timeOffset,
+        // messageDigest is the last attribute in DER order (the longest encoding), its value the last bytes.
+        digestOffset: signedAttributes.length - SHA1_DIGEST_SIZE,
+        file,
+        signedAttributesOffset: file.indexOf(signedAttributesField),
+        signatureOffset: file.length - this.rsaSignatureSize,
+      };
+      this.templates[index] = template;
+    }
+    return template;
+  }
+
+  /** The signed attributes (as the SET OF that is signed) for this manifest and time, from the template. */
+  private signedAttributesFor(manifest: Buffer, signingTime: Date): { template: SignatureTemplate; signedAttributes: Buffer } {
+    const year = signingTime.getUTCFullYear();
+    const utcTime = year >= 1950 && year < 2050;
+    const template = this.templateFor(utcTime);
+    const signedAttributes = Buffer.allocUnsafe(template.signedAttributes.length);
+    signedAttributes.set(template.signedAttributes);
+    signedAttributes.write(derTimeDigits(signingTime, utcTime), template.timeOffset, 'latin1');
+    signedAttributes.set(hash('sha1', manifest, 'buffer'), template.digestOffset);
+    return { template, signedAttributes };
+  }
+
+  private assemble(template: SignatureTemplate, signedAttributes: Buffer, signature: Buffer): Buffer {
+    if (signature.length !== this.rsaSignatureSize) {
+      // Not expected for RSA (the signature is always the modulus' length); stay correct anyway.
+      return encodeSignedData(this.parts, signedAttributes, signature);
+    }
+    const file = Buffer.allocUnsafe(template.file.length);
+    file.set(template.file);
+    file.set(signedAttributes, template.signedAttributesOffset);
+    file[template.signedAttributesOffset] = TAG_CONTEXT_0_CONSTRUCTED;
+    file.set(signature, template.signatureOffset);
+    return file;
+  }
+
+  /**
+   * Byte length of the `signature` file {@link sign} returns for this signingTime (fixed per signer
+   * and time type), so a packager can lay out the archive while the RSA operation runs.
+   */
+  signatureSize(signingTime: Date): number {
+    const year = signingTime.getUTCFullYear();
+    return this.templateFor(year >= 1950 && year < 2050).file.length;
   }
 
   /** Returns the DER `signature` file for the given manifest.json bytes. */
   async sign(manifest: Buffer, signingTime: Date = new Date()): Promise<Buffer> {
-    const manifestDigest = createHash('sha1').update(manifest).digest();
-    const attributes = [
-      CONTENT_TYPE_ATTRIBUTE,
-      der(TAG_SEQUENCE, SIGNING_TIME_OID, der(TAG_SET, derTime(signingTime))),
-      der(TAG_SEQUENCE, MESSAGE_DIGEST_OID, der(TAG_SET, der(TAG_OCTET_STRING, manifestDigest))),
-    ];
-    // The signature covers the attributes encoded as a SET OF (tag 0x31, DER-sorted); the same
-    // bytes are stored in SignerInfo under the [0] IMPLICIT tag (RFC 5652 §5.4).
-    const signedAttributesAsSet = derSetOf(attributes);
-    const signature = await signAsync(signedAttributesAsSet, this.signerKey);
-    const signedAttributesField = Buffer.from(signedAttributesAsSet);
-    signedAttributesField[0] = TAG_CONTEXT_0_CONSTRUCTED;
+    const { template, signedAttributes } = this.signedAttributesFor(manifest, signingTime);
+    const signature = this.signOnMainThread
+      ? sign('sha1', signedAttributes, this.signerKey)
+      : await signOnThreadPool(signedAttributes, this.signerKey);
+    return this.assemble(template, signedAttributes, signature);
+  }
 
-    const signerInfo = der(
-      TAG_SEQUENCE,
-      this.signerInfoPrefix,
-      signedAttributesField,
-      RSA_ALGORITHM,
-      der(TAG_OCTET_STRING, signature),
-    );
-    const signedData = der(TAG_SEQUENCE, this.signedDataPrefix, der(TAG_SET, signerInfo));
-    return der(TAG_SEQUENCE, SIGNED_DATA_OID, der(TAG_CONTEXT_0_CONSTRUCTED, signedData));
+  /**
+   * The same file built with the DER encoder for every field (no template): the reference the
+   * template must match byte for byte (test/unit/apple-pass-signer.test.ts).
+   */
+  signWithEncoder(manifest: Buffer, signingTime: Date = new Date()): Buffer {
+    const signedAttributes = encodeSignedAttributes(createHash('sha1').update(manifest).digest(), signingTime);
+    return encodeSignedData(this.parts, signedAttributes, sign('sha1', signedAttributes, this.signerKey));
   }
 }
