@@ -144,8 +144,9 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
 
   /**
    * The poll of an unchanged pass, answered from the 304 map in the route's first hook (issue #14):
-   * `If-Modified-Since` at or after the pass's Last-Modified, the pass in the map and the token
-   * matching. It is the answer the route would give — the same checks on the same map entry, the
+   * `If-Modified-Since` at or after the pass's Last-Modified (seconds; reference 1.2 "Get pass" and
+   * the 304 rule in section 1.3: 304 when lastModified ≤ Date.parse(If-Modified-Since)), the pass in
+   * the map and the token matching. It is the answer the route would give — the same checks on the same map entry, the
    * same status and headers — without the rest of the pipeline (the hooks after this one, the
    * schema, the handler): devices poll this far more often than passes change. Anything else
    * (no map entry, a wrong token, a changed pass, a bad path) goes on to the full route below,
