@@ -13,14 +13,14 @@ import { createCertificateMonitor } from './wallets/apple/certificate-monitor.js
 import { attachApiKeyCache, createAuthenticator } from './http/auth.js';
 import { attachProgramCache } from './programs/cache.js';
 import { attachWebhookEndpointCache } from './webhooks/events.js';
-import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './http/errors.js';
+import { AppError, clientErrorProblem, frameworkErrorProblem, registerErrorHandler, registerNotFoundHandler } from './http/errors.js';
 import { registerInputGuard } from './http/input-guard.js';
 import { validatorFactory } from './http/validation.js';
 import { JobQueue } from './jobs/queue.js';
 import { startRetention } from './jobs/retention.js';
 import { createConfiguredSmsGateway } from './sms/gateway.js';
 import { PhoneVerificationService, type VerificationSettings } from './verification/phone-verification.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, httpDurationHook } from './metrics.js';
 import { QrRenderer } from './enrollment/qr.js';
 import { programRoutes } from './programs/routes.js';
 import { cardRoutes } from './cards/routes.js';
@@ -160,9 +160,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }
   });
 
-  registerErrorHandling(app);
-  // NUL bytes and unpaired surrogates are refused before any route or hook reads the request.
-  registerInputGuard(app);
+  registerErrorHandler(app);
   const metrics = createMetrics({ pendingDeliveries: () => pendingDeliverySummary(db) });
   const redeliverySettings: RedeliverySettings = { ...DEFAULT_REDELIVERY_SETTINGS, ...deps.redelivery };
   // pg-boss's maintenance and cron run where the workers run; an `api` instance only sends jobs.
@@ -339,12 +337,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     for (const detach of detachCaches) detach();
     await notifications.close();
   });
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
-  });
+  /**
+   * The request hooks every route has: NUL bytes and unpaired surrogates are refused before any
+   * route or hook reads the request (http/input-guard.ts), and every request is timed into the
+   * metrics. They are added to each top-level context rather than to the root, so that the PassKit
+   * web service (below) is a context of its own: devices poll it far more often than anything else
+   * is called, and its routes carry only these two hooks and their own (issue #14). Nothing else is
+   * hooked at the root: the error handler is inherited, rate limits and the OpenAPI document work
+   * per route (onRoute), and the 404 handler runs the hooks of the context it is set in.
+   */
+  const onResponse = httpDurationHook(metrics);
+  const withEdgeHooks = (instance: FastifyInstance) => {
+    registerInputGuard(instance);
+    instance.addHook('onResponse', onResponse);
+  };
 
   // Per-address limits are counted in the database, across every instance (issue #13).
   await app.register(rateLimit, { global: false, store: databaseRateLimitStore(db) as never });
@@ -356,99 +362,115 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         security: [{ bearer: [] }],
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
-
     const authenticate = createAuthenticator(db, deps.adminKey);
+    // The API and its documentation, with the edge hooks (registered before the PassKit routes, so
+    // the OpenAPI document lists the routes in the same order as before).
+    await app.register(async (edge) => {
+      withEdgeHooks(edge);
+      await edge.register(swaggerUi, { routePrefix: '/docs' });
+      await edge.register(
+        async (api) => {
+          api.addHook('onRequest', async (request) => {
+            request.principal = await authenticate(request);
+          });
+          await api.register(programRoutes, { ctx });
+          await api.register(cardRoutes, { ctx });
+          await api.register(loyaltyRoutes, { ctx });
+          await api.register(staffRoutes, { ctx });
+          await api.register(statsRoutes, { ctx });
+          await api.register(materialRoutes, { ctx });
+          await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
+          await api.register(cabinetApiRoutes, { ctx });
+          await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
+          await api.register(economicsRoutes, { ctx });
+          await api.register(importRoutes, { ctx, imports: importModule.imports });
+          await api.register(privacyRoutes, { ctx, invitations });
+          await api.register(couponRoutes, { ctx });
+        },
+        { prefix: '/api/v1' },
+      );
+    });
+    // The PassKit web service (Apple's fixed protocol paths under the pass's webServiceURL): its
+    // own context with the edge hooks and nothing else. It authenticates by `ApplePass` token in
+    // its own route hooks, not by API keys or sessions (wallets/apple/webservice.ts).
     await app.register(
-      async (api) => {
-        api.addHook('onRequest', async (request) => {
-          request.principal = await authenticate(request);
-        });
-        await api.register(programRoutes, { ctx });
-        await api.register(cardRoutes, { ctx });
-        await api.register(loyaltyRoutes, { ctx });
-        await api.register(staffRoutes, { ctx });
-        await api.register(statsRoutes, { ctx });
-        await api.register(materialRoutes, { ctx });
-        await api.register(webhookRoutes, { ctx, policy: webhooks.policy });
-        await api.register(cabinetApiRoutes, { ctx });
-        await api.register(campaignRoutes, { ctx, campaigns: campaignModule.campaigns, automations: campaignModule.automations });
-        await api.register(economicsRoutes, { ctx });
-        await api.register(importRoutes, { ctx, imports: importModule.imports });
-        await api.register(privacyRoutes, { ctx, invitations });
-        await api.register(couponRoutes, { ctx });
+      async (passKit) => {
+        withEdgeHooks(passKit);
+        await passKit.register(appleWebServiceRoutes, { ctx, passFetches: campaignModule.passFetches, passAuthMap });
       },
-      { prefix: '/api/v1' },
+      { prefix: '/apple' },
     );
-    await app.register(appleWebServiceRoutes, {
-      ctx,
-      prefix: '/apple',
-      passFetches: campaignModule.passFetches,
-      passAuthMap,
-    });
-    await app.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
-    await app.register(publicCardRoutes, { ctx });
-    await app.register(publicPageRoutes, {
-      ctx,
-      joinForm: { ...DEFAULT_JOIN_FORM_SETTINGS, ...deps.joinForm },
-      keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
-    });
-
-    await app.register(cabinetRoutes, {
-      ctx,
-      csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'),
-      auth: deps.cabinet,
-      campaigns: campaignModule.campaigns,
-      passwordReset,
-      imports: importModule.imports,
-    });
-    // The root is where a newcomer lands first: the cabinet (it asks to sign in), not a JSON 404.
-    app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/app', 302));
   }
 
-  app.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  /**
-   * Readiness: 200 when this instance can do its job (database reachable, job queue installed and
-   * running), 503 otherwise and while shutting down. The certificate's state is reported but does
-   * not make an instance unready: an expired certificate stops pushes and signing on every instance
-   * alike, and taking them all out of the load balancer would stop the POS API too.
-   */
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const [database, queue] = await Promise.all([
-      db
-        .selectFrom('program')
-        .select('id')
-        .limit(1)
-        .execute()
-        .then(() => 'ok' as const, () => 'unreachable' as const),
-      jobs.health(),
-    ]);
-    const report = certificates.report();
-    const passTypeId = report.certificates.find((c) => c.certificate === 'pass_type_id')!;
-    const ready = database === 'ok' && queue === 'ok' && !lifecycle.stopping;
-    return reply.status(ready ? 200 : 503).send({
-      status: ready ? 'ok' : lifecycle.stopping ? 'stopping' : 'unavailable',
-      role: config.ROLE,
-      database: database === 'ok' ? ctx.dbKind : database,
-      queue,
-      certificate: { state: report.state, expiresAt: passTypeId.notAfter.toISOString(), daysLeft: passTypeId.daysLeft },
-    });
-  });
-  // Prometheus metrics: behind METRICS_TOKEN when it is set; without it, off in production and open
-  // in development and test (spec: Configuration). The figures describe the business (campaigns,
-  // pushes, request rates per route): not for the public.
-  const metricsDigest = config.METRICS_TOKEN ? createHash('sha256').update(config.METRICS_TOKEN).digest() : undefined;
-  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
-    if (!metricsDigest && config.NODE_ENV === 'production') throw new AppError(404, 'route_not_found', 'No route GET /metrics');
-    if (metricsDigest) {
-      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-      const given = createHash('sha256').update(match?.[1] ?? '').digest();
-      if (!match || !timingSafeEqual(given, metricsDigest)) {
-        reply.header('www-authenticate', 'Bearer realm="metrics"');
-        throw new AppError(401, 'unauthorized', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>"');
-      }
+  // Everything else, and the 404 answer for what matches no route, with the edge hooks.
+  await app.register(async (edge) => {
+    withEdgeHooks(edge);
+    registerNotFoundHandler(edge);
+    if (serveApi) {
+      await edge.register(googleWalletRoutes, { ctx, google, verifier: deps.google?.verifier });
+      await edge.register(publicCardRoutes, { ctx });
+      await edge.register(publicPageRoutes, {
+        ctx,
+        joinForm: { ...DEFAULT_JOIN_FORM_SETTINGS, ...deps.joinForm },
+        keys: { form: deriveKey(deps.adminKey, 'join-form'), visitor: deriveKey(deps.adminKey, 'join-visitor') },
+      });
+
+      await edge.register(cabinetRoutes, {
+        ctx,
+        csrfKey: deriveKey(deps.adminKey, 'cabinet-csrf'),
+        auth: deps.cabinet,
+        campaigns: campaignModule.campaigns,
+        passwordReset,
+        imports: importModule.imports,
+      });
+      // The root is where a newcomer lands first: the cabinet (it asks to sign in), not a JSON 404.
+      edge.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/app', 302));
     }
-    return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.registry.metrics());
+
+    edge.get('/livez', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    /**
+     * Readiness: 200 when this instance can do its job (database reachable, job queue installed and
+     * running), 503 otherwise and while shutting down. The certificate's state is reported but does
+     * not make an instance unready: an expired certificate stops pushes and signing on every instance
+     * alike, and taking them all out of the load balancer would stop the POS API too.
+     */
+    edge.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+      const [database, queue] = await Promise.all([
+        db
+          .selectFrom('program')
+          .select('id')
+          .limit(1)
+          .execute()
+          .then(() => 'ok' as const, () => 'unreachable' as const),
+        jobs.health(),
+      ]);
+      const report = certificates.report();
+      const passTypeId = report.certificates.find((c) => c.certificate === 'pass_type_id')!;
+      const ready = database === 'ok' && queue === 'ok' && !lifecycle.stopping;
+      return reply.status(ready ? 200 : 503).send({
+        status: ready ? 'ok' : lifecycle.stopping ? 'stopping' : 'unavailable',
+        role: config.ROLE,
+        database: database === 'ok' ? ctx.dbKind : database,
+        queue,
+        certificate: { state: report.state, expiresAt: passTypeId.notAfter.toISOString(), daysLeft: passTypeId.daysLeft },
+      });
+    });
+    // Prometheus metrics: behind METRICS_TOKEN when it is set; without it, off in production and open
+    // in development and test (spec: Configuration). The figures describe the business (campaigns,
+    // pushes, request rates per route): not for the public.
+    const metricsDigest = config.METRICS_TOKEN ? createHash('sha256').update(config.METRICS_TOKEN).digest() : undefined;
+    edge.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+      if (!metricsDigest && config.NODE_ENV === 'production') throw new AppError(404, 'route_not_found', 'No route GET /metrics');
+      if (metricsDigest) {
+        const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+        const given = createHash('sha256').update(match?.[1] ?? '').digest();
+        if (!match || !timingSafeEqual(given, metricsDigest)) {
+          reply.header('www-authenticate', 'Bearer realm="metrics"');
+          throw new AppError(401, 'unauthorized', 'Send the metrics token as "Authorization: Bearer <METRICS_TOKEN>"');
+        }
+      }
+      return reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.registry.metrics());
+    });
   });
 
   return app as unknown as App;

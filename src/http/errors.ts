@@ -142,8 +142,11 @@ export function clientErrorProblem(error: NodeJS.ErrnoException, socket: Socket)
   socket.destroy(error);
 }
 
-/** The one error handler: every error leaves as RFC 9457 problem details. */
-export function registerErrorHandling(app: FastifyInstance) {
+/**
+ * The one error handler: every error leaves as RFC 9457 problem details. Set on the root, it is
+ * inherited by every context (404s: registerNotFoundHandler).
+ */
+export function registerErrorHandler(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
       const retryAfter = error.details?.retryAfterSeconds;
@@ -160,6 +163,14 @@ export function registerErrorHandling(app: FastifyInstance) {
     request.log.error({ err: error }, 'unhandled error');
     return sendProblem(reply, problem(request, 500, 'internal_error', 'Something went wrong on our side'));
   });
+}
+
+/**
+ * The 404 handler. Unmatched requests run the hooks of the instance it is set on: buildApp sets it
+ * in a context with the input guard and the metrics hook, so a 404 is checked and counted as before
+ * those hooks left the root (app.ts).
+ */
+export function registerNotFoundHandler(app: FastifyInstance) {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problem(request, 404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Executor } from '../../db/database.js';
 import type { Notifications } from '../../db/notifications.js';
@@ -9,6 +9,12 @@ export interface PassAuthEntry {
   id: string;
   updated_at: Date;
   tokenDigest: Buffer;
+  /**
+   * The pass's Last-Modified header value (`updated_at` cut to the second, as HTTP dates are) and
+   * its time in ms: computed once when the entry is loaded, not on every 304 (webservice.ts).
+   */
+  lastModified: string;
+  lastModifiedMs: number;
 }
 
 /** Channel of `notifyApplePassesChanged`: `card id:serial` items, comma-separated, or '*' (forget all). */
@@ -47,7 +53,8 @@ export async function notifyApplePassesChanged(executor: Executor, cardIds: read
      GROUP BY chunk`.execute(executor);
 }
 
-export const tokenDigest = (value: string) => createHash('sha256').update(value).digest();
+/** SHA-256 of a token (one-shot `crypto.hash`: no Hash object per request). */
+export const tokenDigest = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 /**
  * A card changed by this process is not answered from the map from the moment its change is
@@ -146,6 +153,15 @@ export class PassAuthMap {
     if (until > now) return true;
     this.#held.delete(id);
     return false;
+  }
+
+  /**
+   * The serial's entry when the map may answer for it right now (present, fresh, listening, the
+   * card not held), else undefined — synchronously: the 304 fast path asks on every poll.
+   */
+  peek(serial: string): PassAuthEntry | undefined {
+    const entry = this.#map.peek(serial);
+    return entry !== undefined && !this.#isHeld(entry.id, Date.now()) ? entry : undefined;
   }
 
   /** The serial's entry: from the map when it may answer, else `load()` (kept when safe). */

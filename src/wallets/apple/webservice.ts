@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { sql } from 'kysely';
 import type { AppContext } from '../../app-context.js';
 import { findApplePassAuth, findCardWithProgramVersion, type ApplePassAuth, type CardWithProgramVersion } from '../../cards/repository.js';
@@ -9,7 +9,7 @@ import { AppError } from '../../http/errors.js';
 import { trackAppleRegistrations } from '../../enrollment/funnel.js';
 import type { PassFetchRecorder } from './pass-fetches.js';
 import { findProgram } from '../../programs/repository.js';
-import { tokenDigest as digest, type PassAuthMap } from './not-modified-map.js';
+import { tokenDigest as digest, type PassAuthEntry, type PassAuthMap } from './not-modified-map.js';
 
 /**
  * The PassKit web service (Apple: "Wallet Passes – PassKit web service"; reference section 1 and
@@ -62,6 +62,18 @@ async function findRetiredPassAuth(db: AppContext['db'], serial: string) {
 }
 
 
+/** `Authorization: ApplePass <authenticationToken>` (reference 1.2). */
+const APPLE_PASS_AUTHORIZATION = /^ApplePass (\S+)$/;
+
+/** A pass's Last-Modified in ms: its `updated_at` cut to the second (HTTP dates carry no fraction). */
+const lastModifiedMsOf = (updatedAt: Date) => Math.floor(updatedAt.getTime() / 1000) * 1000;
+
+/** The 304 map's entry for a card read from the database (Last-Modified computed once, here). */
+function passAuthEntry(row: ApplePassAuth): PassAuthEntry {
+  const lastModifiedMs = lastModifiedMsOf(row.updated_at);
+  return { id: row.id, updated_at: row.updated_at, tokenDigest: digest(row.apple_auth_token), lastModified: new Date(lastModifiedMs).toUTCString(), lastModifiedMs };
+}
+
 /** Update tags are decimal strings of a bigint sequence; anything else counts as "no tag" (reference 1.3). */
 export function parseUpdateTag(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
@@ -79,7 +91,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
     if (!passAuthMap) return findApplePassAuth(db, serial);
     const entry = await passAuthMap.lookup(serial, async () => {
       const row = await findApplePassAuth(db, serial);
-      return row && { id: row.id, updated_at: row.updated_at, tokenDigest: digest(row.apple_auth_token) };
+      return row && passAuthEntry(row);
     });
     // The token itself is not kept: the check below compares digests.
     return entry && { id: entry.id, updated_at: entry.updated_at, apple_auth_token: '', tokenDigest: entry.tokenDigest };
@@ -108,7 +120,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
         }
       }
       const header = request.headers.authorization;
-      const match = typeof header === 'string' ? /^ApplePass (\S+)$/.exec(header) : null;
+      const match = typeof header === 'string' ? APPLE_PASS_AUTHORIZATION.exec(header) : null;
       const serial = match && params.passTypeIdentifier === passTypeIdentifier ? params.serialNumber : undefined;
       // A taken-over card's old serial (enrollment/takeover.ts) still answers its old token, with a voided pass.
       const card: (ApplePassAuth & { retired?: RetiredPass; tokenDigest?: Buffer }) | undefined = serial
@@ -129,6 +141,35 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
   const authenticatePassDownload = passAuthentication((serial, request) =>
     request.headers['if-modified-since'] === undefined ? findCardWithProgramVersion(db, serial) : findPassAuthForNotModified(serial),
   );
+
+  /**
+   * The poll of an unchanged pass, answered from the 304 map in the route's first hook (issue #14):
+   * `If-Modified-Since` at or after the pass's Last-Modified (seconds; reference 1.2 "Get pass" and
+   * the 304 rule in section 1.3: 304 when lastModified ≤ Date.parse(If-Modified-Since)), the pass in
+   * the map and the token matching. It is the answer the route would give — the same checks on the same map entry, the
+   * same status and headers — without the rest of the pipeline (the hooks after this one, the
+   * schema, the handler): devices poll this far more often than passes change. Anything else
+   * (no map entry, a wrong token, a changed pass, a bad path) goes on to the full route below,
+   * which answers it as before. GET and HEAD have no body, so nothing is skipped that could refuse
+   * the request; the input guard and the metrics hook run as for every request.
+   */
+  const ownTypeIsIdentifier = IDENTIFIER_RE.test(passTypeIdentifier);
+  const notModifiedFromMap =
+    passAuthMap &&
+    ((request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+      const since = request.headers['if-modified-since'];
+      const header = request.headers.authorization;
+      const params = request.params as { passTypeIdentifier?: unknown; serialNumber?: unknown };
+      const serial = params.serialNumber;
+      if (typeof since !== 'string' || typeof header !== 'string' || !ownTypeIsIdentifier || params.passTypeIdentifier !== passTypeIdentifier) return done();
+      if (typeof serial !== 'string' || !IDENTIFIER_RE.test(serial)) return done();
+      const entry = passAuthMap.peek(serial);
+      // The device sends back the Last-Modified it was given: a string compare; else parsed as the route does.
+      if (entry === undefined || (since !== entry.lastModified && !(Date.parse(since) >= entry.lastModifiedMs))) return done();
+      const match = APPLE_PASS_AUTHORIZATION.exec(header);
+      if (match === null || !timingSafeEqual(digest(match[1]!), entry.tokenDigest)) return done();
+      reply.header('last-modified', entry.lastModified).header('cache-control', 'no-cache').status(304).send();
+    });
 
   // Register a device for a pass; a repeat replaces the push token (reference 1.2: "Register").
   app.post(
@@ -241,7 +282,8 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
         .where('r.pass_type_identifier', '=', passTypeIdentifier);
       if (since !== undefined) retired = retired.where('p.update_tag', '>', since);
       // The voided pass of a taken-over card is listed like any changed pass, with its retirement tag.
-      const rows = [...(await query.execute()), ...(await retired.execute())];
+      // One statement for both (a round trip less on every poll and on every campaign re-fetch).
+      const rows = await query.unionAll(retired).execute();
       if (rows.length === 0) return reply.status(204).send();
       const lastUpdated = Math.max(...rows.map((r) => r.update_tag));
       // lastUpdated must be a string: a JSON number stopped updates (reference 1.3, Forums 694992).
@@ -254,14 +296,18 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
   // The current pass. HEAD is answered by Fastify from this GET route (Wallet sends HEAD too).
   app.get(
     '/v1/passes/:passTypeIdentifier/:serialNumber',
-    { preValidation: authenticatePassDownload, logLevel: 'warn', schema: { tags: ['apple'], params: PassParams } },
+    {
+      ...(notModifiedFromMap ? { onRequest: notModifiedFromMap } : {}),
+      preValidation: authenticatePassDownload,
+      logLevel: 'warn',
+      schema: { tags: ['apple'], params: PassParams },
+    },
     async (request, reply) => {
-      const lastModifiedOf = (updatedAt: Date) => new Date(Math.floor(updatedAt.getTime() / 1000) * 1000);
-      const lastModified = lastModifiedOf(request.applePassCard!.updated_at);
-      reply.header('last-modified', lastModified.toUTCString()).header('cache-control', 'no-cache');
+      const lastModifiedMs = lastModifiedMsOf(request.applePassCard!.updated_at);
+      reply.header('last-modified', new Date(lastModifiedMs).toUTCString()).header('cache-control', 'no-cache');
       const since = request.headers['if-modified-since'];
       const sinceMs = typeof since === 'string' ? Date.parse(since) : Number.NaN;
-      if (!Number.isNaN(sinceMs) && lastModified.getTime() <= sinceMs) return reply.status(304).send();
+      if (!Number.isNaN(sinceMs) && lastModifiedMs <= sinceMs) return reply.status(304).send();
       const retired = request.applePassCard!.retired;
       if (retired) {
         const card = await db.selectFrom('card').selectAll().where('id', '=', request.applePassCard!.id).executeTakeFirst();
@@ -276,7 +322,7 @@ export const appleWebServiceRoutes: FastifyPluginAsyncTypebox<{ ctx: AppContext;
         'program_version' in request.applePassCard! ? (request.applePassCard as CardWithProgramVersion) : await findCardWithProgramVersion(db, request.params.serialNumber);
       if (!found) return reply.status(401).send();
       const { program_version: programVersion, ...card } = found;
-      reply.header('last-modified', lastModifiedOf(card.updated_at).toUTCString());
+      reply.header('last-modified', new Date(lastModifiedMsOf(card.updated_at)).toUTCString());
       // The program row is the same for every card of a campaign: read once per version of it.
       const program = await passes.programAt(card.program_id, programVersion);
       if (!program) return reply.status(401).send();
