@@ -12,7 +12,9 @@
  *   - speed is not the problem. `npm run bench:apns`, best of 3 rounds (the machine is shared; single
  *     rounds vary up to 2x): bare node:http2 19,000 pushes/s, this sender 14,900/s (ratio 0.78),
  *     node-apn 9,600/s with Provider.send in chunks of 1,000 (13,400/s in an earlier run) and 9,350/s
- *     with one send() per token.
+ *     with one send() per token. Issue #14 (docs/benchmarks.md "APNs sender"): interleaved rounds,
+ *     medians, same run: node-apn 5,044/s and 76 µs CPU per push vs this sender 5,486/s and 74 µs,
+ *     bare node:http2 6,762/s and 60 µs; node-apn is still not the faster choice.
  *   - GOAWAY is: APNs closes connections with GOAWAY (parse-community/node-apn#140, PR #202 still open).
  *     With the same stand-in sending GOAWAY after 500 of 3,000 in-flight pushes, a plain node:http2
  *     client got all 3,000 answered (the server still answers streams up to its last-stream-id), while
