@@ -12,7 +12,9 @@
  *   - speed is not the problem. `npm run bench:apns`, best of 3 rounds (the machine is shared; single
  *     rounds vary up to 2x): bare node:http2 19,000 pushes/s, this sender 14,900/s (ratio 0.78),
  *     node-apn 9,600/s with Provider.send in chunks of 1,000 (13,400/s in an earlier run) and 9,350/s
- *     with one send() per token.
+ *     with one send() per token. Issue #14 (docs/benchmarks.md "APNs sender"): interleaved rounds,
+ *     medians, same run: node-apn 5,044/s and 76 µs CPU per push vs this sender 5,486/s and 74 µs,
+ *     bare node:http2 6,762/s and 60 µs; node-apn is still not the faster choice.
  *   - GOAWAY is: APNs closes connections with GOAWAY (parse-community/node-apn#140, PR #202 still open).
  *     With the same stand-in sending GOAWAY after 500 of 3,000 in-flight pushes, a plain node:http2
  *     client got all 3,000 answered (the server still answers streams up to its last-stream-id), while
@@ -110,7 +112,10 @@ export interface ApnsSenderOptions {
   caPem?: string;
   /** Requests in flight at once (default 100; the reference suggests 100–500 per connection). */
   concurrency?: number;
-  /** Tokens handed to the request pool at a time (default 1,000; see push()). */
+  /**
+   * No longer used (accepted and validated so existing configurations keep working): push() now runs one
+   * sliding window of `concurrency` requests over the whole call instead of chunks (issue #14).
+   */
   chunkSize?: number;
   /** Per-request timeout, from getting a stream slot to the end of the answer; also the connect and PING timeout (default 10,000). */
   requestTimeoutMs?: number;
@@ -214,6 +219,10 @@ interface Connection {
 /** What one push() call has seen: it gives up on the connection only after a failed attempt of its own. */
 interface CallState {
   connectFailuresAtStart: number;
+  /** apns-topic: the pass type identifier. */
+  topic: string;
+  /** apns-expiration, fixed once per call. */
+  expiration: string;
 }
 
 class TransportError extends Error {
@@ -224,7 +233,7 @@ class TransportError extends Error {
 
 export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
   const concurrency = positiveInteger('concurrency', opts.concurrency, DEFAULTS.concurrency);
-  const chunkSize = positiveInteger('chunkSize', opts.chunkSize, DEFAULTS.chunkSize);
+  positiveInteger('chunkSize', opts.chunkSize, DEFAULTS.chunkSize); // validated only, see the option
   const requestTimeoutMs = positiveInteger('requestTimeoutMs', opts.requestTimeoutMs, DEFAULTS.requestTimeoutMs);
   const maxRetries = positiveInteger('maxRetries', opts.maxRetries, DEFAULTS.maxRetries, 0);
   const retryBaseDelayMs = positiveInteger('retryBaseDelayMs', opts.retryBaseDelayMs, DEFAULTS.retryBaseDelayMs, 0);
@@ -414,17 +423,24 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
     }
   }
 
-  /** A connection with a reserved stream slot: inFlight < min(concurrency, server's max concurrent streams). */
+  /**
+   * Reserves a stream slot on `conn` when it has one free: inFlight < min(concurrency, the server's
+   * SETTINGS_MAX_CONCURRENT_STREAMS).
+   */
+  function takeSlot(conn: Connection): boolean {
+    const serverLimit = conn.session.remoteSettings.maxConcurrentStreams ?? concurrency;
+    if (conn.inFlight >= Math.max(1, Math.min(concurrency, serverLimit))) return false;
+    conn.inFlight += 1;
+    return true;
+  }
+
+  /** A connection with a reserved stream slot (see takeSlot), waiting for a connection or a slot as needed. */
   async function acquire(call: CallState): Promise<Connection> {
     for (;;) {
       if (closed) throw new TransportError(CLOSED, 'sender closed');
       const conn = await connection(call);
       if (!conn.usable) continue;
-      const serverLimit = conn.session.remoteSettings.maxConcurrentStreams ?? concurrency;
-      if (conn.inFlight < Math.max(1, Math.min(concurrency, serverLimit))) {
-        conn.inFlight += 1;
-        return conn;
-      }
+      if (takeSlot(conn)) return conn;
       await new Promise<void>((resolve) => conn.waiters.push(resolve));
     }
   }
@@ -434,11 +450,18 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
     conn.waiters.shift()?.();
   }
 
-  function sendOnce(conn: Connection, token: string, headers: http2.OutgoingHttpHeaders): Promise<PushOutcome> {
+  function sendOnce(conn: Connection, token: string, call: CallState): Promise<PushOutcome> {
     return new Promise<PushOutcome>((resolve) => {
       let stream: ClientHttp2Stream;
       try {
-        stream = conn.session.request({ ...headers, ':path': `/3/device/${encodeURIComponent(token)}` });
+        // One literal per request (not a spread of a shared object): the cheapest form for node:http2.
+        stream = conn.session.request({
+          ':method': 'POST',
+          ':path': `/3/device/${encodeURIComponent(token)}`,
+          'apns-topic': call.topic, // always set: the default would be the certificate subject (reference section 2)
+          'apns-priority': '10',
+          'apns-expiration': call.expiration,
+        });
       } catch (error) {
         // ERR_HTTP2_GOAWAY_SESSION / ERR_HTTP2_INVALID_SESSION: the connection went away between acquire and here.
         release(conn);
@@ -491,18 +514,22 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
     });
   }
 
-  async function pushOne(token: string, headers: http2.OutgoingHttpHeaders, call: CallState): Promise<PushOutcome> {
+  async function pushOne(token: string, call: CallState): Promise<PushOutcome> {
     for (let attempt = 0; ; attempt++) {
-      let conn: Connection;
+      // The usual case, a usable connection with a free slot, is taken without awaiting anything: the
+      // request goes out in the same tick, with no promise for acquire()/connection() (issue #14 profile).
+      // Not while others wait for a slot: they were first (another call, or above the server's limit).
+      let conn: Connection | undefined = current;
+      if (closed || !conn?.usable || conn.waiters.length > 0 || !takeSlot(conn)) conn = undefined;
       try {
         // Waiting for a connection costs the token no attempt: only an answer (or its absence) does.
-        conn = await acquire(call);
+        conn ??= await acquire(call);
       } catch (error) {
         // Sender closed, or APNs unreachable for maxConnectAttempts connects in a row: this token was not
         // sent; the caller keeps it pending (a breaker: 50,000 tokens do not each wait out an outage).
         return { token, status: 0, reason: error instanceof TransportError ? error.reason : CONNECTION_ERROR };
       }
-      const outcome = await sendOnce(conn, token, headers);
+      const outcome = await sendOnce(conn, token, call);
       if (!isRetryable(outcome) || attempt >= maxRetries) return outcome;
       // 503 ServiceUnavailable/Shutdown and IdleTimeout: this connection is done; use a new one (reference section 2).
       if (outcome.status === 503 || outcome.reason === 'IdleTimeout') drain(conn);
@@ -553,28 +580,26 @@ export function createApnsSender(opts: ApnsSenderOptions): ApnsSender {
       if (closed) throw new Error('APNs sender is closed');
       if (!topic) throw new RangeError('topic (the pass type identifier) is required');
       const unique = [...new Set(tokens)];
-      const headers: http2.OutgoingHttpHeaders = {
-        ':method': 'POST',
-        'apns-topic': topic, // always set: the default would be the certificate subject (reference section 2)
-        'apns-priority': '10',
-        'apns-expiration': String(Math.floor(Date.now() / 1000) + EXPIRATION_SECONDS),
-      };
       const outcomes = new Array<PushOutcome>(unique.length);
-      const call: CallState = { connectFailuresAtStart: connectFailuresTotal };
-      // Chunks: a huge call is handed to the pool chunkSize tokens at a time, so it never has more than
-      // chunkSize pending promises (node-apn#142 failed with tens of thousands of streams at once). The
-      // pool bounds requests in flight either way; the pause at each chunk boundary costs little (see bench).
-      for (let start = 0; start < unique.length; start += chunkSize) {
-        const end = Math.min(unique.length, start + chunkSize);
-        let next = start;
-        const worker = async () => {
-          while (next < end) {
-            const i = next++;
-            outcomes[i] = await pushOne(unique[i]!, headers, call);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(concurrency, end - start) }, worker));
-      }
+      const call: CallState = {
+        connectFailuresAtStart: connectFailuresTotal,
+        topic,
+        expiration: String(Math.floor(Date.now() / 1000) + EXPIRATION_SECONDS),
+      };
+      // One sliding window over the whole call: `workers` loops each take the next token as soon as their
+      // previous one is done, so the connection stays at `concurrency` requests in flight from the first
+      // token to the last. Pending promises are bounded by the worker count (node-apn#142 failed with tens
+      // of thousands of streams opened at once). Until issue #14 the tokens went in chunks of `chunkSize`
+      // with a barrier between chunks: every barrier drained the window to 0 and refilled it, and a token
+      // in backoff held up its whole chunk.
+      let next = 0;
+      const worker = async () => {
+        while (next < unique.length) {
+          const i = next++;
+          outcomes[i] = await pushOne(unique[i]!, call);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
       report(outcomes, topic);
       return outcomes;
     },
