@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Executor } from '../db/database.js';
+import { CompiledStatement } from '../db/compiled-statement.js';
 import type { CardRow } from '../db/schema.js';
 
 export function findCardInProgram(executor: Executor, programId: string, cardId: string) {
@@ -22,17 +23,22 @@ export function lockCardInProgram(executor: Executor, programId: string, cardId:
  * the caller can take the program from the cache without a round trip of its own (issue #14). Only
  * the card row is locked.
  */
-export function lockCardWithProgramVersion(executor: Executor, programId: string, cardId: string) {
-  return executor
+export async function lockCardWithProgramVersion(executor: Executor, programId: string, cardId: string) {
+  const { rows } = await lockCardWithProgramVersionStatement.execute(executor, { programId, cardId });
+  return rows[0];
+}
+
+// Every purchase runs it: built once (src/db/compiled-statement.ts).
+const lockCardWithProgramVersionStatement = new CompiledStatement((executor, slots: { programId: string; cardId: string }) =>
+  executor
     .selectFrom('card as c')
     .innerJoin('program as p', 'p.id', 'c.program_id')
     .selectAll('c')
     .select(sql<string>`p.xmin::text`.as('program_version'))
-    .where('c.id', '=', cardId)
-    .where('c.program_id', '=', programId)
-    .forUpdate(['c'])
-    .executeTakeFirst();
-}
+    .where('c.id', '=', slots.cardId)
+    .where('c.program_id', '=', slots.programId)
+    .forUpdate(['c']),
+);
 
 export function findCardByNumber(executor: Executor, programId: string, number: string) {
   return executor.selectFrom('card').selectAll().where('program_id', '=', programId).where('number', '=', number).executeTakeFirst();

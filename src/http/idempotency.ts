@@ -3,6 +3,7 @@ import type { Db, Executor } from '../db/database.js';
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { AppError } from './errors.js';
+import { CompiledStatement } from '../db/compiled-statement.js';
 
 export interface StoredResponse<T = unknown> {
   status: number;
@@ -89,13 +90,8 @@ export async function runIdempotent<T>(
   if (key === undefined) return db.transaction().execute(async (trx) => ({ ...(await work(trx, NO_KEY)), replayed: false }));
   const fingerprint = requestFingerprint(options.operation, options.body);
   const outcome = await db.transaction().execute(async (trx): Promise<StoredResponse<T> | { refused: AppError }> => {
-    const claimed = await trx
-      .insertInto('idempotency_record')
-      .values({ scope, key, request_hash: fingerprint, status_code: null, response: null })
-      .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (!claimed) return replay<T>(trx, scope, key, fingerprint);
+    const { rows: claimed } = await claimStatement.execute(trx, { scope, key, fingerprint });
+    if (claimed.length === 0) return replay<T>(trx, scope, key, fingerprint);
     let savepoint = false;
     let answer: { status: number; body: unknown } | undefined;
     const idempotent: IdempotentWork = {
@@ -143,6 +139,15 @@ export async function runIdempotent<T>(
   if ('refused' in outcome) throw outcome.refused;
   return outcome;
 }
+
+// Every keyed request runs it: built once (src/db/compiled-statement.ts).
+const claimStatement = new CompiledStatement((executor, slots: { scope: string; key: string; fingerprint: string }) =>
+  executor
+    .insertInto('idempotency_record')
+    .values({ scope: slots.scope, key: slots.key, request_hash: slots.fingerprint, status_code: null, response: null })
+    .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+    .returning('key'),
+);
 
 /** A refusal by the rules (4xx) is stored and replayed; a reused key's 422 is about the key itself, not stored. */
 function isStorableRefusal(error: unknown): error is AppError {
