@@ -184,7 +184,9 @@ describe(`ledger guarantees (${TEST_DATABASE_KIND} database)`, () => {
 
     // What the hourly schedule does, now: the job runs in the app's worker.
     await t.app.ctx.jobs.send(db(), RETENTION_QUEUE, {});
+    // The job prunes idempotency records first and phone verifications in a later statement: wait for both.
     await waitFor(async () => !(await db().selectFrom('idempotency_record').select('key').where('key', '=', 'old-key').executeTakeFirst()), { what: 'the old record pruned' });
+    await waitFor(async () => !(await db().selectFrom('phone_verification').select('id').where('id', '=', verification.id).executeTakeFirst()), { what: 'the old verification pruned' });
     expect(await db().selectFrom('idempotency_record').select('key').where('key', '=', 'recent-key').executeTakeFirst()).toBeDefined();
     expect(await db().selectFrom('phone_verification').select('id').where('id', '=', verification.id).executeTakeFirst()).toBeUndefined();
     // The recent key still replays; the pruned one is free again (a new purchase).
