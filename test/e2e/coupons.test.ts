@@ -241,7 +241,7 @@ describe(`coupons (${TEST_DATABASE_KIND} database)`, () => {
     // Redeemed, then its validity ends, then the purchase is refunded: the coupon stays expired.
     const bought = await purchase(as, card.id, { amount: 10_000, couponCode: expiring.code });
     expect(bought.statusCode).toBe(201);
-    await db.updateTable('card_coupons').set({ expires_at: new Date(Date.now() - 60_000) }).where('code', '=', expiring.code).execute();
+    await db.updateTable('card_coupons').set({ expires_at: new Date(now.getTime() - 60_000) }).where('code', '=', expiring.code).execute();
     const refund = await t.app.inject({ method: 'POST', url: `/api/v1/purchases/${bought.json().purchaseId}/refund`, headers: as('pos') });
     expect(refund.json().coupon).toEqual({ code: expiring.code, status: 'expired' });
     const expired = await purchase(as, card.id, { amount: 10_000, couponCode: expiring.code });
@@ -249,7 +249,7 @@ describe(`coupons (${TEST_DATABASE_KIND} database)`, () => {
     expect(expired.json().code).toBe('coupon_expired');
 
     // An issued coupon past its expiry is refused as expired too, and lists as expired.
-    await db.updateTable('card_coupons').set({ expires_at: new Date(Date.now() - 60_000) }).where('code', '=', category.code).execute();
+    await db.updateTable('card_coupons').set({ expires_at: new Date(now.getTime() - 60_000) }).where('code', '=', category.code).execute();
     const late = await purchase(as, card.id, { amount: 10_000, couponCode: category.code });
     expect(late.statusCode).toBe(422);
     expect(late.json().code).toBe('coupon_expired');
